@@ -1,0 +1,25 @@
+# Images for compose.yaml. Build machines here have no Docker engine: compose.yaml is checked
+# statically by `cargo test` (bench/tests/compose.rs); this file is for machines that have one.
+
+# 1. Build every target in release.
+FROM rust:1.89-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --workspace --bins \
+ && mkdir /out \
+ && for bin in tokio-axum tokio-actix tokio-hyper; do cp "target/release/$bin" /out/; done
+
+# 2. The targets: one image, the binary chosen by compose's `command`.
+FROM debian:bookworm-slim AS targets
+COPY --from=build /out/ /usr/local/bin/
+ENV LISTEN=0.0.0.0:8000
+EXPOSE 8000
+
+# 3. nginx with the echo module, for the upstream page and the reverse proxy.
+FROM debian:bookworm-slim AS nginx
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nginx-light libnginx-mod-http-echo \
+ && rm -rf /var/lib/apt/lists/*
+COPY nginx/*.template /etc/rust-web-perf/
+COPY nginx/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]

@@ -1,0 +1,331 @@
+//! The database of the stack: a private PostgreSQL cluster, or the one the user names.
+//!
+//! The private cluster is made once per `target/` folder as a template (initdb, settings,
+//! `sql/` loaded, about 15 s) and copied for each run, so that runs never share state and a
+//! test run does not pay the load again. It listens on a free port on 127.0.0.1 only, with
+//! `max_connections` 1100 and `pg_stat_statements` preloaded, and runs as an unprivileged user
+//! when we are root.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::process::{find_program, free_port, tail, Process, RunAs};
+
+pub const SCHEMA_SQL: &str = include_str!("../../../sql/schema.sql");
+pub const DATA_SQL: &str = include_str!("../../../sql/data.sql");
+pub const STATS_SQL: &str = include_str!("../../../sql/stats.sql");
+
+/// Roles with passwords, for testing clients' authentication. pg_hba asks them for MD5 and
+/// SCRAM-SHA-256 respectively; every other role is trusted on loopback.
+pub const MD5_ROLE: &str = "bench_md5";
+pub const SCRAM_ROLE: &str = "bench_scram";
+
+/// Settings of the private cluster. `fsync` is off: the data is regenerated at will, and the
+/// benchmark reads only.
+const SETTINGS: &str = "
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+max_connections = 1100
+shared_buffers = 256MB
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = top
+pg_stat_statements.max = 1000
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_wal_size = 256MB
+min_wal_size = 32MB
+log_min_messages = warning
+log_connections = off
+password_encryption = 'scram-sha-256'
+";
+
+const HBA: &str = "
+# rust-web-perf private cluster: loopback only.
+host all bench_md5 127.0.0.1/32 md5
+host all bench_scram 127.0.0.1/32 scram-sha-256
+host all all 127.0.0.1/32 trust
+";
+
+/// Where the database is, and the server process when it is ours.
+pub struct Postgres {
+    pub url: String,
+    pub port: u16,
+    server: Option<Process>,
+    data_dir: Option<PathBuf>,
+}
+
+impl Postgres {
+    /// Uses the database at `url`: loads `sql/` into it (a no-op when loaded). Without
+    /// pg_stat_statements, only the statement-count check cannot run.
+    pub fn external(url: &str) -> Result<Postgres> {
+        let parsed = shared::DatabaseUrl::parse(url)
+            .map_err(|e| anyhow::anyhow!("bad --database-url: {e}"))?;
+        load_sql(url).with_context(|| format!("cannot prepare the database at {parsed}"))?;
+        let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+        if let Err(e) = client.batch_execute(STATS_SQL) {
+            eprintln!("bench: warning: sql/stats.sql failed on {parsed} ({e}); statements cannot be counted");
+        }
+        Ok(Postgres {
+            url: url.to_string(),
+            port: parsed.port,
+            server: None,
+            data_dir: None,
+        })
+    }
+
+    /// Starts a private cluster in `run_dir`, copied from the template under `root`.
+    pub fn embedded(root: &Path, run_dir: &Path, pids_file: &Path) -> Result<Postgres> {
+        let bin = postgres_bin_dir()?;
+        let run_as = RunAs::unprivileged()?;
+        let template = ensure_template(root, &bin, run_as)?;
+        let data_dir = run_dir.join("pgdata");
+        copy_dir(&template, &data_dir)?;
+        let mut last_error = None;
+        for _ in 0..3 {
+            let port = free_port()?;
+            let log = run_dir.join("postgres.log");
+            match start_server(&bin, &data_dir, port, run_as, &log, pids_file) {
+                Ok(server) => {
+                    return Ok(Postgres {
+                        url: url_for(port),
+                        port,
+                        server: Some(server),
+                        data_dir: Some(data_dir),
+                    })
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("PostgreSQL did not start")))
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.server.is_some()
+    }
+
+    pub fn connect(&self) -> Result<postgres::Client> {
+        postgres::Client::connect(&self.url, postgres::NoTls)
+            .with_context(|| format!("cannot connect to {}", self.url))
+    }
+
+    /// Creates (or resets) a role with a password, hashed as `encryption` (`md5` or
+    /// `scram-sha-256`): what a client's authentication test needs.
+    pub fn create_password_role(&self, role: &str, password: &str, encryption: &str) -> Result<()> {
+        let mut client = self.connect()?;
+        let quoted_password = password.replace('\'', "''");
+        client.batch_execute(&format!(
+            "SET password_encryption = '{encryption}';
+             DO $$ BEGIN
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                 CREATE ROLE {role} LOGIN;
+               END IF;
+             END $$;
+             ALTER ROLE {role} PASSWORD '{quoted_password}';
+             GRANT SELECT ON test TO {role};"
+        ))?;
+        Ok(())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.stop();
+        }
+        if let Some(dir) = self.data_dir.take() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn url_for(port: u16) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/postgres")
+}
+
+/// The folder with initdb and postgres: PATH first, then Debian's versioned folders.
+fn postgres_bin_dir() -> Result<PathBuf> {
+    let mut extra: Vec<String> = Vec::new();
+    if let Ok(entries) = fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries.flatten().map(|e| e.path().join("bin")).collect();
+        versions.sort();
+        versions.reverse();
+        extra.extend(versions.iter().map(|p| p.display().to_string()));
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let initdb = find_program("initdb", &extra).context(
+        "initdb not found: install the PostgreSQL server (Debian: apt-get install postgresql), or pass --database-url",
+    )?;
+    let dir = initdb
+        .canonicalize()
+        .unwrap_or(initdb)
+        .parent()
+        .map(Path::to_path_buf)
+        .context("initdb has no folder")?;
+    if !dir.join("postgres").is_file() {
+        bail!("found initdb in {} but no postgres beside it: install the PostgreSQL server (Debian: apt-get install postgresql)", dir.display());
+    }
+    Ok(dir)
+}
+
+/// A fingerprint of what the template holds: rebuilt when sql/ or the settings change.
+fn template_fingerprint(bin: &Path) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [
+        SCHEMA_SQL,
+        DATA_SQL,
+        STATS_SQL,
+        SETTINGS,
+        HBA,
+        &bin.display().to_string(),
+    ] {
+        for byte in part.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// Builds the template cluster under `root` unless a current one exists. A file lock keeps
+/// two processes from building it at once.
+fn ensure_template(root: &Path, bin: &Path, run_as: Option<RunAs>) -> Result<PathBuf> {
+    fs::create_dir_all(root)?;
+    let lock = fs::File::create(root.join("pg-template.lock"))?;
+    lock.lock().context("cannot lock the template")?;
+    let template = root.join("pg-template");
+    let ready = template.join("READY");
+    let fingerprint = template_fingerprint(bin);
+    if fs::read_to_string(&ready).ok().as_deref() == Some(fingerprint.as_str()) {
+        return Ok(template);
+    }
+    eprintln!(
+        "bench: building the PostgreSQL template in {} (once; about 15 s)",
+        template.display()
+    );
+    let _ = fs::remove_dir_all(&template);
+    fs::create_dir_all(&template)?;
+    if let Some(user) = run_as {
+        user.chown(&template)?;
+    }
+    let log = root.join("pg-template.log");
+    let mut initdb = Command::new(bin.join("initdb"));
+    initdb.arg("-D").arg(&template).args([
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+    ]);
+    if let Some(user) = run_as {
+        user.apply(&mut initdb);
+    }
+    let output = initdb.output().context("cannot run initdb")?;
+    if !output.status.success() {
+        bail!(
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let conf = template.join("postgresql.conf");
+    let mut settings = fs::read_to_string(&conf)?;
+    settings.push_str("\n# rust-web-perf\n");
+    settings.push_str(SETTINGS);
+    fs::write(&conf, settings)?;
+    fs::write(template.join("pg_hba.conf"), HBA)?;
+
+    let pids = root.join("pg-template.pids");
+    let port = free_port()?;
+    let mut server = start_server(bin, &template, port, run_as, &log, &pids)?;
+    let url = url_for(port);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    client
+        .batch_execute(STATS_SQL)
+        .context("sql/stats.sql failed")?;
+    drop(client);
+    load_sql(&url)?;
+    let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    // One statement per call: VACUUM cannot run in the implicit transaction of a batch.
+    client.batch_execute("VACUUM (FREEZE, ANALYZE) test")?;
+    client.batch_execute("CHECKPOINT")?;
+    drop(client);
+    server.set_grace(Duration::from_secs(30));
+    server.stop();
+    fs::write(&ready, &fingerprint)?;
+    Ok(template)
+}
+
+/// Loads `sql/schema.sql` and `sql/data.sql`; both are no-ops when already loaded.
+pub fn load_sql(url: &str) -> Result<()> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)
+        .with_context(|| format!("cannot connect to {url}"))?;
+    client
+        .batch_execute(SCHEMA_SQL)
+        .context("sql/schema.sql failed")?;
+    client
+        .batch_execute(DATA_SQL)
+        .context("sql/data.sql failed")?;
+    Ok(())
+}
+
+fn start_server(
+    bin: &Path,
+    data_dir: &Path,
+    port: u16,
+    run_as: Option<RunAs>,
+    log: &Path,
+    pids_file: &Path,
+) -> Result<Process> {
+    if let Some(user) = run_as {
+        // The server appends to its log as the unprivileged user.
+        fs::OpenOptions::new().create(true).append(true).open(log)?;
+        user.chown(log)?;
+    }
+    let mut command = Command::new(bin.join("postgres"));
+    command
+        .arg("-D")
+        .arg(data_dir)
+        .args(["-p", &port.to_string()]);
+    if let Some(user) = run_as {
+        user.apply(&mut command);
+    }
+    // SIGINT is PostgreSQL's fast shutdown: sessions are ended, nothing waits.
+    let mut server = Process::spawn("postgres", command, log, pids_file, libc::SIGINT)?;
+    let url = url_for(port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        server.ensure_running()?;
+        match postgres::Client::connect(&url, postgres::NoTls) {
+            Ok(_) => return Ok(server),
+            Err(e) if Instant::now() > deadline => bail!(
+                "PostgreSQL did not accept connections on port {port} within 30 s: {e}\n{}",
+                tail(log, 20)
+            ),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Copies a cluster folder, keeping ownership and modes.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg("--reflink=auto")
+        .arg(from)
+        .arg(to)
+        .status()
+        .context("cannot run cp")?;
+    if !status.success() {
+        bail!("cannot copy {} to {}", from.display(), to.display());
+    }
+    let _ = fs::remove_file(to.join("READY"));
+    let _ = fs::remove_file(to.join("postmaster.pid"));
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! Child processes of the stack: spawning (as an unprivileged user where a tool refuses root),
+//! stopping with a grace period, free ports, and a sweep of what a killed run left behind.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// A process the stack started. Dropping it stops it: SIGTERM (or the signal given), then
+/// SIGKILL after the grace period.
+pub struct Process {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+    stop_signal: i32,
+    grace: Duration,
+}
+
+impl Process {
+    /// Spawns `command` with stdout and stderr appended to `log`, recording its pid in
+    /// `pids_file` for the sweep.
+    pub fn spawn(
+        name: &str,
+        mut command: Command,
+        log: &Path,
+        pids_file: &Path,
+        stop_signal: i32,
+    ) -> Result<Process> {
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("cannot open log {}", log.display()))?;
+        let err = out.try_clone()?;
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", command.get_program()))?;
+        let line = format!("{} {}\n", child.id(), name);
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(pids_file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
+            .with_context(|| format!("cannot record pid in {}", pids_file.display()))?;
+        Ok(Process {
+            name: name.to_string(),
+            child,
+            log: log.to_path_buf(),
+            stop_signal,
+            grace: Duration::from_secs(10),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Some(status)` once the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Fails with the log's tail when the process has exited.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        if let Some(status) = self.exited() {
+            bail!(
+                "{} exited ({status}); last lines of {}:\n{}",
+                self.name,
+                self.log.display(),
+                tail(&self.log, 20)
+            );
+        }
+        Ok(())
+    }
+
+    pub fn set_grace(&mut self, grace: Duration) {
+        self.grace = grace;
+    }
+
+    /// Stops the process and waits for it.
+    pub fn stop(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        signal(self.child.id(), self.stop_signal);
+        let deadline = Instant::now() + self.grace;
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+/// Whether `pid` is a live process (a zombie, dead but not yet reaped, is not).
+pub fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The user to run PostgreSQL as: ourselves, or `postgres` (else `nobody`) when we are root,
+/// since PostgreSQL refuses to run as root.
+#[derive(Clone, Copy, Debug)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RunAs {
+    pub fn unprivileged() -> Result<Option<RunAs>> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Ok(None);
+        }
+        for name in ["postgres", "nobody"] {
+            if let Some(user) = lookup_user(name) {
+                return Ok(Some(user));
+            }
+        }
+        bail!("running as root, and neither a `postgres` nor a `nobody` user exists to run PostgreSQL as; create one (useradd --system postgres)")
+    }
+
+    pub fn apply(self, command: &mut Command) {
+        command.uid(self.uid).gid(self.gid);
+    }
+
+    pub fn chown(self, path: &Path) -> Result<()> {
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
+            .with_context(|| format!("cannot chown {}", path.display()))
+    }
+}
+
+fn lookup_user(name: &str) -> Option<RunAs> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() > 3 && fields[0] == name {
+            Some(RunAs {
+                uid: fields[2].parse().ok()?,
+                gid: fields[3].parse().ok()?,
+            })
+        } else {
+            None
+        }
+    })
+}
+
+/// A free TCP port on 127.0.0.1. Another process could take it before we bind it again; the
+/// callers retry a failed start on a new port.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Waits until `addr` accepts TCP connections, while `process` runs.
+pub fn wait_for_port(process: &mut Process, addr: SocketAddr, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        process.ensure_running()?;
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} did not listen on {addr} within {timeout:?}; last lines of {}:\n{}",
+                process.name,
+                process.log.display(),
+                tail(&process.log, 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let Ok(mut file) = fs::File::open(path) else {
+        return String::from("(no log)");
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Finds a program on PATH or in the given extra folders.
+pub fn find_program(name: &str, extra_dirs: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra_dirs.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Stops what earlier runs left behind: a run folder whose owning process is gone has its
+/// recorded processes killed and is removed.
+pub fn sweep_stale_runs(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if !dir.is_dir() || !entry.file_name().to_string_lossy().starts_with("run-") {
+            continue;
+        }
+        let owner = fs::read_to_string(dir.join("owner.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if owner.is_some_and(alive) {
+            continue;
+        }
+        if let Ok(pids) = fs::read_to_string(dir.join("pids")) {
+            for line in pids.lines() {
+                let Some((pid, name)) = line.split_once(' ') else {
+                    continue;
+                };
+                let Ok(pid) = pid.parse::<u32>() else {
+                    continue;
+                };
+                // Only a process that still looks like ours: pids get reused.
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let program = name.split(':').next().unwrap_or(name);
+                if String::from_utf8_lossy(&cmdline).contains(program) {
+                    kill_tree(pid);
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// SIGKILLs a process and its descendants (nginx's workers outlive a killed master).
+pub fn kill_tree(pid: u32) {
+    let mut victims = vec![pid];
+    let mut i = 0;
+    while i < victims.len() {
+        let parent = victims[i];
+        victims.extend(children_of(parent));
+        i += 1;
+    }
+    for pid in victims {
+        signal(pid, libc::SIGKILL);
+    }
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The ppid is the second field after the parenthesised command name.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok())
+                == Some(parent)
+        })
+        .collect()
+}

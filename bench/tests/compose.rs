@@ -1,0 +1,226 @@
+//! compose.yaml, checked statically: this machine has no Docker engine to run it.
+//!
+//! It must parse; every target in the workspace has a service whose variables are all contract
+//! names; the images it builds are stages of the Dockerfile; the files it mounts exist; and the
+//! nginx configs its entrypoint renders from our templates pass `nginx -t`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bench::stack::target::CONTRACT_ENV;
+use serde_norway::Value;
+use shared::Binary;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn compose() -> Value {
+    let text = std::fs::read_to_string(root().join("compose.yaml")).expect("compose.yaml");
+    serde_norway::from_str(&text).expect("compose.yaml parses as YAML")
+}
+
+fn services(compose: &Value) -> &serde_norway::Mapping {
+    compose["services"]
+        .as_mapping()
+        .expect("a services mapping")
+}
+
+/// The targets this workspace builds: a folder in servers/ per binary.
+fn workspace_targets() -> Vec<Binary> {
+    Binary::ALL
+        .into_iter()
+        .filter(|b| root().join("servers").join(b.name()).is_dir())
+        .collect()
+}
+
+fn environment_keys(service: &Value) -> BTreeSet<String> {
+    match &service["environment"] {
+        Value::Mapping(map) => map
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+        Value::Sequence(list) => list
+            .iter()
+            .filter_map(|item| item.as_str())
+            .map(|item| item.split('=').next().unwrap_or("").to_string())
+            .collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+#[test]
+fn every_target_has_a_service_with_contract_variables_only() {
+    let compose = compose();
+    let services = services(&compose);
+    for binary in workspace_targets() {
+        let service = &services[binary.name()];
+        assert!(
+            service.is_mapping(),
+            "no service {} in compose.yaml",
+            binary.name()
+        );
+        assert_eq!(
+            service["command"][0].as_str(),
+            Some(binary.name()),
+            "{}: command must run the binary",
+            binary.name()
+        );
+        let keys = environment_keys(service);
+        assert!(
+            keys.contains("DATABASE_URL"),
+            "{}: no DATABASE_URL",
+            binary.name()
+        );
+        for key in &keys {
+            assert!(
+                CONTRACT_ENV.contains(&key.as_str()),
+                "{}: {key} is not a contract variable ({CONTRACT_ENV:?})",
+                binary.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn services_with_a_listen_variable_are_targets_or_nginx() {
+    let compose = compose();
+    for (name, service) in services(&compose) {
+        let name = name.as_str().unwrap_or_default();
+        let is_target = Binary::from_name(name).is_some();
+        let is_nginx = matches!(name, "upstream" | "proxy");
+        if environment_keys(service).contains("LISTEN") {
+            assert!(is_target || is_nginx, "{name} has LISTEN but is neither");
+        }
+    }
+}
+
+#[test]
+fn postgres_loads_sql_in_order_and_pgbouncer_is_a_session_pool_under_a_profile() {
+    let compose = compose();
+    let services = services(&compose);
+    let mounts: Vec<&str> = services["postgres"]["volumes"]
+        .as_sequence()
+        .expect("postgres volumes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut init_names = Vec::new();
+    for mount in &mounts {
+        let source = mount.split(':').next().unwrap_or_default();
+        assert!(
+            root().join(source).is_file(),
+            "mounted file {source} does not exist"
+        );
+        init_names.push(mount.split(':').nth(1).unwrap_or_default().to_string());
+    }
+    let mut sorted = init_names.clone();
+    sorted.sort();
+    assert_eq!(init_names, sorted, "init scripts run in name order");
+    assert!(
+        init_names[0].ends_with("schema.sql"),
+        "schema.sql must load first"
+    );
+
+    let pgbouncer = &services["pgbouncer"];
+    assert_eq!(pgbouncer["profiles"][0].as_str(), Some("pgbouncer"));
+    assert_eq!(
+        pgbouncer["environment"]["POOL_MODE"].as_str(),
+        Some("session")
+    );
+}
+
+#[test]
+fn built_images_are_dockerfile_stages_and_copy_every_target() {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
+    let stages: BTreeSet<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .filter_map(|l| l.split(" AS ").nth(1))
+        .map(str::trim)
+        .collect();
+    let compose = compose();
+    for (name, service) in services(&compose) {
+        if let Some(stage) = service["build"]["target"].as_str() {
+            assert!(
+                stages.contains(stage),
+                "{name:?} builds stage {stage}, not in the Dockerfile"
+            );
+        }
+    }
+    for binary in workspace_targets() {
+        assert!(
+            dockerfile.contains(binary.name()),
+            "the Dockerfile does not copy {}",
+            binary.name()
+        );
+    }
+}
+
+/// The proxy's TARGETS, with the Docker host names swapped for loopback so nginx -t can
+/// resolve them.
+fn proxy_targets_on_loopback(compose: &Value) -> String {
+    let targets = services(compose)["proxy"]["environment"]["TARGETS"]
+        .as_str()
+        .expect("proxy TARGETS");
+    targets
+        .split_whitespace()
+        .map(|entry| {
+            let parts: Vec<&str> = entry.split('=').collect();
+            assert_eq!(
+                parts.len(),
+                3,
+                "TARGETS entry {entry} is not name=host:port=port"
+            );
+            let port = parts[1].rsplit(':').next().unwrap_or("8000");
+            format!("{}=127.0.0.1:{port}={}", parts[0], parts[2])
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn the_proxy_fronts_every_target_service() {
+    let compose = compose();
+    let targets = proxy_targets_on_loopback(&compose);
+    for binary in workspace_targets() {
+        assert!(
+            targets
+                .split_whitespace()
+                .any(|t| t.starts_with(&format!("{}=", binary.name()))),
+            "the proxy does not front {}",
+            binary.name()
+        );
+    }
+}
+
+#[test]
+fn the_entrypoint_renders_configs_that_nginx_accepts() {
+    let Some(_) = bench::stack::process::find_program("nginx", &["/usr/sbin"]) else {
+        panic!("nginx is needed for this test: apt-get install nginx-light libnginx-mod-http-echo");
+    };
+    let compose = compose();
+    let run_dir = std::env::temp_dir().join(format!("compose-test-{}", std::process::id()));
+    std::fs::create_dir_all(&run_dir).unwrap();
+    for (role, targets) in [
+        ("upstream", String::new()),
+        ("proxy", proxy_targets_on_loopback(&compose)),
+    ] {
+        let output = Command::new("sh")
+            .arg(root().join("nginx/docker-entrypoint.sh"))
+            .env("ROLE", role)
+            .env("TARGETS", &targets)
+            .env("TEMPLATES", root().join("nginx"))
+            .env("RUN_DIR", &run_dir)
+            .env("NGINX_TEST", "1")
+            .output()
+            .expect("sh runs");
+        assert!(
+            output.status.success(),
+            "{role}: nginx -t failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&run_dir);
+}

@@ -1,0 +1,69 @@
+//! tokio-axum: axum on a tokio multi-thread runtime.
+//!
+//! - Threads: `--workers` tokio worker threads; each connection is a task, each request a
+//!   future on it, scheduled by work stealing.
+//! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
+//!   the worker thread to another task.
+//! - Bound: `--pool-size` DB connections; the number of tasks is unbounded.
+//! - Python analog: aiohttp, or Starlette on uvicorn.
+//!
+//! The whole app is one fallback handler: routing and validation live in the shared crate, so
+//! that every target answers the same 400, 404 and 405. axum contributes the serving loop.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{Method, Uri};
+use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
+use axum::Router;
+use shared::tokio_stack::AsyncApp;
+use shared::{Binary, Config};
+
+fn main() -> ExitCode {
+    let config = Config::from_env(Binary::TokioAxum);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tokio-axum: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tokio-axum: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let app = Arc::new(AsyncApp::new(&config)?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    eprintln!("{}", config.summary());
+    tokio::spawn({
+        let app = app.clone();
+        async move { app.check_database().await }
+    });
+
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let router = Router::new().fallback(handle).with_state(app);
+    axum::serve(listener, router)
+        .await
+        .map_err(|e| format!("server failed: {e}"))
+}
+
+async fn handle(State(app): State<Arc<AsyncApp>>, method: Method, uri: Uri) -> impl IntoResponse {
+    let reply = app.respond(method.as_str(), uri.path(), uri.query()).await;
+    app.http_response(reply)
+}

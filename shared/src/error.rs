@@ -1,0 +1,169 @@
+//! The one error type of the suite, and the one place where errors become status codes.
+//!
+//! Every target turns a failure into an `AppError` and answers `error.status()` with the body
+//! `{"error":"<one line>"}`. Messages say what went wrong and, where it helps, what to do.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::render::json_escape_into;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppError {
+    /// A query parameter is unknown, repeated or has a bad value.
+    BadParameter(String),
+    /// The request itself could not be parsed.
+    MalformedRequest(String),
+    /// No route for this path.
+    NoRoute(String),
+    /// The row asked for does not exist.
+    NoSuchRow(i32),
+    /// A known path with a method other than GET.
+    MethodNotAllowed(String),
+    /// The request carried a body, which no route accepts.
+    BodyTooLarge,
+    /// The request line and headers exceed the limit.
+    HeadersTooLarge,
+    /// No DB connection became free within `--pool-timeout-ms`.
+    PoolTimeout { waited_ms: u64 },
+    /// The database could not be reached, or the connection broke.
+    DbUnavailable(String),
+    /// The database answered with an error (a bug or a misconfigured schema).
+    DbError(String),
+    /// The upstream could not be reached or gave a bad answer.
+    UpstreamFailed(String),
+    /// The upstream did not answer in time.
+    UpstreamTimeout { waited_ms: u64 },
+}
+
+impl AppError {
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::BadParameter(_) | AppError::MalformedRequest(_) => 400,
+            AppError::NoRoute(_) | AppError::NoSuchRow(_) => 404,
+            AppError::MethodNotAllowed(_) => 405,
+            AppError::BodyTooLarge => 413,
+            AppError::HeadersTooLarge => 431,
+            AppError::DbError(_) => 500,
+            AppError::UpstreamFailed(_) => 502,
+            AppError::PoolTimeout { .. } | AppError::DbUnavailable(_) => 503,
+            AppError::UpstreamTimeout { .. } => 504,
+        }
+    }
+
+    /// `{"error":"<message>"}`, the body of every error response.
+    pub fn body(&self) -> Bytes {
+        let message = self.to_string();
+        let mut body = Vec::with_capacity(message.len() + 12);
+        body.extend_from_slice(br#"{"error":""#);
+        json_escape_into(&mut body, &message);
+        body.extend_from_slice(br#""}"#);
+        Bytes::from(body)
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::BadParameter(msg) | AppError::MalformedRequest(msg) => f.write_str(msg),
+            AppError::NoRoute(path) => write!(
+                f,
+                "no route for {}; try /test, /json or /health",
+                truncate(path)
+            ),
+            AppError::NoSuchRow(id) => write!(f, "no row with id {id}"),
+            AppError::MethodNotAllowed(method) => {
+                write!(f, "method {} not allowed; use GET", truncate(method))
+            }
+            AppError::BodyTooLarge => f.write_str("request bodies are not accepted"),
+            AppError::HeadersTooLarge => {
+                f.write_str("request line and headers exceed 8 KiB")
+            }
+            AppError::PoolTimeout { waited_ms } => write!(
+                f,
+                "no database connection free after {waited_ms} ms; raise --pool-size or --pool-timeout-ms, or lower the load"
+            ),
+            AppError::DbUnavailable(msg) => write!(f, "database unavailable: {msg}"),
+            AppError::DbError(msg) => write!(f, "database error: {msg}"),
+            AppError::UpstreamFailed(msg) => write!(f, "upstream failed: {msg}"),
+            AppError::UpstreamTimeout { waited_ms } => {
+                write!(f, "upstream gave no answer within {waited_ms} ms")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+/// Keeps echoed client input short in messages.
+pub(crate) fn truncate(input: &str) -> String {
+    const MAX: usize = 64;
+    if input.len() <= MAX {
+        return input.to_string();
+    }
+    let mut end = MAX;
+    while !input.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &input[..end])
+}
+
+/// Collapses a multi-line driver message into one line.
+pub fn one_line(message: impl fmt::Display) -> String {
+    message
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_its_contract_status() {
+        let cases = [
+            (AppError::BadParameter("x".into()), 400),
+            (AppError::MalformedRequest("x".into()), 400),
+            (AppError::NoRoute("/x".into()), 404),
+            (AppError::NoSuchRow(3), 404),
+            (AppError::MethodNotAllowed("POST".into()), 405),
+            (AppError::BodyTooLarge, 413),
+            (AppError::HeadersTooLarge, 431),
+            (AppError::DbError("x".into()), 500),
+            (AppError::UpstreamFailed("x".into()), 502),
+            (AppError::PoolTimeout { waited_ms: 5 }, 503),
+            (AppError::DbUnavailable("x".into()), 503),
+            (AppError::UpstreamTimeout { waited_ms: 5 }, 504),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status(), status, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn error_bodies_are_one_json_line() {
+        let body = AppError::BadParameter("bad \"id\"\nvalue".into()).body();
+        let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(parsed["error"], "bad \"id\"\nvalue");
+        assert!(!body.contains(&b'\n'));
+        assert_eq!(
+            &AppError::NoSuchRow(7).body()[..],
+            br#"{"error":"no row with id 7"}"#
+        );
+    }
+
+    #[test]
+    fn long_client_input_is_truncated_in_messages() {
+        let path = format!("/{}", "é".repeat(100));
+        let message = AppError::NoRoute(path).to_string();
+        assert!(message.len() < 120, "{message}");
+    }
+
+    #[test]
+    fn one_line_joins_driver_messages() {
+        assert_eq!(one_line("a\n  b\tc"), "a b c");
+    }
+}

@@ -1,0 +1,41 @@
+//! What the `postgres` and `tokio-postgres` drivers share: connection settings and the mapping
+//! of their errors to the contract's status codes. (`postgres` is a blocking wrapper around
+//! `tokio-postgres`, so the two drivers have one error type.)
+
+use tokio_postgres::error::SqlState;
+
+use crate::error::{one_line, AppError};
+use crate::{sql, Config};
+
+/// Connection settings for either driver, from `--database-url`, with `application_name` set to
+/// the binary's name.
+pub fn driver_config(config: &Config) -> tokio_postgres::Config {
+    let db = &config.database;
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&db.host)
+        .port(db.port)
+        .user(&db.user)
+        .dbname(&db.dbname)
+        .application_name(sql::application_name(config.binary))
+        .connect_timeout(config.pool_timeout);
+    if let Some(password) = &db.password {
+        pg.password(password);
+    }
+    pg
+}
+
+/// Maps a driver error: a broken or refused connection, or a server shutting down, is 503
+/// (the pool replaces the connection); any other server error is 500.
+pub fn map_error(error: &tokio_postgres::Error) -> AppError {
+    let message = one_line(error);
+    let Some(db_error) = error.as_db_error() else {
+        return AppError::DbUnavailable(message);
+    };
+    let code = db_error.code();
+    let connection_class = code.code().starts_with("08") || code.code().starts_with("57");
+    if connection_class || *code == SqlState::TOO_MANY_CONNECTIONS {
+        AppError::DbUnavailable(message)
+    } else {
+        AppError::DbError(message)
+    }
+}

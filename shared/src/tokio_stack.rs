@@ -1,0 +1,240 @@
+//! The async I/O that tokio-axum, tokio-actix and tokio-hyper share: a `deadpool-postgres` pool
+//! and a pooled keep-alive hyper-util client. The three targets differ only in their HTTP
+//! layer and runtime layout; how a request waits for PostgreSQL or nginx is this module.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use http_body_util::{BodyExt, Empty};
+use hyper::header::{HeaderValue, HOST};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio_postgres::NoTls;
+
+use crate::error::{one_line, AppError};
+use crate::request::{Reply, UpstreamReply, Work};
+use crate::upstream::upstream_timeout;
+use crate::{pg, sql, Config, RequestDefaults, Row, UpstreamUrl};
+
+/// What a tokio target serves a request with. Each request is a task; it waits for a pool
+/// slot, for PostgreSQL or for nginx at an `.await`, which hands the worker thread to another
+/// task. That is the whole async model.
+pub struct AsyncApp {
+    pub server: &'static str,
+    pub defaults: RequestDefaults,
+    pub db: Database,
+    pub upstream: Upstream,
+}
+
+impl AsyncApp {
+    pub fn new(config: &Config) -> Result<AsyncApp, String> {
+        Ok(AsyncApp {
+            server: config.binary.name(),
+            defaults: config.defaults,
+            db: Database::new(config)?,
+            upstream: Upstream::new(config)?,
+        })
+    }
+
+    /// The reply to one request.
+    pub async fn respond(&self, method: &str, path: &str, query: Option<&str>) -> Reply {
+        match crate::plan(&self.defaults, method, path, query) {
+            Work::Reply(reply) => reply,
+            Work::FetchRow { id, delay_ms } => {
+                Reply::from_row(self.db.fetch_row(id, delay_ms).await)
+            }
+            Work::FetchUpstream { delay_ms } => {
+                Reply::from_upstream(self.upstream.fetch(delay_ms).await)
+            }
+        }
+    }
+
+    /// The reply as an `http` response, for the hyper-based layers (hyper and axum). The HTTP
+    /// layer adds `Content-Length` and `Date`.
+    pub fn http_response(&self, reply: Reply) -> hyper::Response<http_body_util::Full<Bytes>> {
+        use hyper::header::{ALLOW, CONTENT_TYPE, SERVER};
+        let mut response = hyper::Response::new(http_body_util::Full::new(reply.body));
+        *response.status_mut() = hyper::StatusCode::from_u16(reply.status)
+            .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(SERVER, HeaderValue::from_static(self.server));
+        if let Some(allow) = reply.allow {
+            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+
+    /// Opens one DB connection at start-up (no statement), so that a wrong URL or a stopped
+    /// database is reported at once. It is not fatal: the pool keeps trying, and /test answers
+    /// 503 until the database is reachable.
+    pub async fn check_database(&self) {
+        if let Err(error) = self.db.connect().await {
+            eprintln!(
+                "{}: warning: {error}; /test will answer {} until this is fixed",
+                self.server,
+                error.status()
+            );
+        }
+    }
+}
+
+/// The `deadpool-postgres` pool: at most `--pool-size` connections, a wait of at most
+/// `--pool-timeout-ms` for one (then 503). Connections are opened on first use.
+pub struct Database {
+    pool: Pool,
+    timeout: Duration,
+}
+
+impl Database {
+    pub fn new(config: &Config) -> Result<Database, String> {
+        let manager = Manager::from_config(
+            pg::driver_config(config),
+            NoTls,
+            // Fast recycling checks only that the connection is open: no extra round trip per
+            // request, and a connection that broke (say, the DB restarted) is dropped and
+            // replaced on the next checkout.
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .wait_timeout(Some(config.pool_timeout))
+            .create_timeout(Some(config.pool_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| format!("cannot build the DB pool: {e}"))?;
+        Ok(Database {
+            pool,
+            timeout: config.pool_timeout,
+        })
+    }
+
+    /// Checks out a connection, opening it if the pool has none.
+    pub async fn connect(&self) -> Result<(), AppError> {
+        self.pool
+            .get()
+            .await
+            .map(drop)
+            .map_err(|e| self.pool_error(e))
+    }
+
+    /// One row, with `delay_ms` of `pg_sleep` in the same statement. The statement is prepared
+    /// once per connection and cached by deadpool.
+    pub async fn fetch_row(&self, id: i32, delay_ms: u32) -> Result<Row, AppError> {
+        let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
+        let found = if delay_ms == 0 {
+            let statement = client
+                .prepare_cached(sql::SELECT_ROW)
+                .await
+                .map_err(|e| pg::map_error(&e))?;
+            client.query_opt(&statement, &[&id]).await
+        } else {
+            let statement = client
+                .prepare_cached(sql::SELECT_ROW_AFTER_SLEEP)
+                .await
+                .map_err(|e| pg::map_error(&e))?;
+            let seconds = sql::sleep_seconds(delay_ms);
+            client.query_opt(&statement, &[&id, &seconds]).await
+        };
+        let row = found
+            .map_err(|e| pg::map_error(&e))?
+            .ok_or(AppError::NoSuchRow(id))?;
+        Ok(Row {
+            a: row.try_get(0).map_err(|e| AppError::DbError(one_line(e)))?,
+            b: row.try_get(1).map_err(|e| AppError::DbError(one_line(e)))?,
+        })
+    }
+
+    fn pool_error(&self, error: PoolError) -> AppError {
+        match error {
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => AppError::PoolTimeout {
+                waited_ms: self.timeout.as_millis() as u64,
+            },
+            PoolError::Timeout(_) => AppError::DbUnavailable(format!(
+                "no connection within {} ms",
+                self.timeout.as_millis()
+            )),
+            PoolError::Backend(e) => pg::map_error(&e),
+            other => AppError::DbUnavailable(one_line(other)),
+        }
+    }
+}
+
+/// A pooled keep-alive HTTP/1.1 client for the upstream page.
+pub struct Upstream {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    url: UpstreamUrl,
+    host: HeaderValue,
+}
+
+impl Upstream {
+    pub fn new(config: &Config) -> Result<Upstream, String> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(crate::upstream::UPSTREAM_GRACE));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        let host = HeaderValue::from_str(&config.upstream.authority)
+            .map_err(|_| format!("bad upstream host {:?}", config.upstream.authority))?;
+        Ok(Upstream {
+            client,
+            url: config.upstream.clone(),
+            host,
+        })
+    }
+
+    /// One GET with `?delay_ms=N`; the body is read to the end and counted.
+    pub async fn fetch(&self, delay_ms: u32) -> Result<UpstreamReply, AppError> {
+        let started = Instant::now();
+        let deadline = upstream_timeout(delay_ms);
+        // The address was resolved at start-up; the Host header keeps the configured name.
+        let uri = format!("http://{}{}", self.url.addr, self.url.target(delay_ms));
+        let request = hyper::Request::get(uri)
+            .header(HOST, self.host.clone())
+            .body(Empty::new())
+            .map_err(|e| AppError::UpstreamFailed(one_line(e)))?;
+        let fetch = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                let what = if e.is_connect() {
+                    "cannot connect"
+                } else {
+                    "request failed"
+                };
+                AppError::UpstreamFailed(format!("{what}: {}", one_line(error_chain(&e))))
+            })?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| AppError::UpstreamFailed(one_line(e)))?;
+            Ok(UpstreamReply {
+                status,
+                bytes: body.to_bytes().len(),
+            })
+        };
+        match tokio::time::timeout(deadline, fetch).await {
+            Ok(result) => result,
+            Err(_) => Err(AppError::UpstreamTimeout {
+                waited_ms: started.elapsed().as_millis() as u64,
+            }),
+        }
+    }
+}
+
+/// hyper-util's errors say "client error (Connect)"; the cause says why.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,460 @@
+//! The upstream fetch, as protocol: the request bytes and a response reader for HTTP/1.1.
+//!
+//! The reader is generic over `std::io::Read`, so the blocking client (a `std::net::TcpStream`)
+//! and may-green's cooperative client (a `may::net::TcpStream`, whose reads park the coroutine)
+//! share it. How each one waits is its model; the bytes on the wire are the same.
+//!
+//! It counts the body rather than keeping it: the contract's answer is `{"status":S,"bytes":N}`.
+//! It understands `Content-Length`, `Transfer-Encoding: chunked` (what nginx's echo module sends
+//! to an HTTP/1.1 client) and read-to-close, and says whether the connection can be reused.
+
+use std::io::{self, Read};
+use std::time::Duration;
+
+use crate::config::UpstreamUrl;
+use crate::error::{one_line, AppError};
+use crate::request::UpstreamReply;
+
+/// How long a fetch may take beyond the delay it asks for, before it is a 504.
+pub const UPSTREAM_GRACE: Duration = Duration::from_secs(3);
+
+/// The most response header bytes the reader accepts.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// The deadline of one fetch: the delay asked of the upstream plus [`UPSTREAM_GRACE`].
+pub fn upstream_timeout(delay_ms: u32) -> Duration {
+    Duration::from_millis(u64::from(delay_ms)) + UPSTREAM_GRACE
+}
+
+/// The request bytes of one fetch, keep-alive.
+pub fn request_bytes(url: &UpstreamUrl, delay_ms: u32) -> Vec<u8> {
+    format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: rust-web-perf\r\nAccept: */*\r\n\r\n",
+        url.target(delay_ms),
+        url.authority
+    )
+    .into_bytes()
+}
+
+/// Maps an I/O error of a fetch: a timeout is 504, anything else 502.
+pub fn io_error(error: &io::Error, waited: Duration) -> AppError {
+    match error.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => AppError::UpstreamTimeout {
+            waited_ms: waited.as_millis() as u64,
+        },
+        _ => AppError::UpstreamFailed(one_line(error)),
+    }
+}
+
+/// A parsed response: what the contract reports, and whether the connection may be reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub reply: UpstreamReply,
+    pub reusable: bool,
+}
+
+/// Why a response could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The socket failed or timed out.
+    Io(io::Error),
+    /// The peer closed the connection before sending a single byte: on a reused keep-alive
+    /// connection this means the server had already closed it, and the request may be retried.
+    ClosedBeforeResponse,
+    /// The bytes were not a valid HTTP/1.1 response.
+    Protocol(String),
+}
+
+impl ReadError {
+    pub fn into_app_error(self, waited: Duration) -> AppError {
+        match self {
+            ReadError::Io(e) => io_error(&e, waited),
+            ReadError::ClosedBeforeResponse => {
+                AppError::UpstreamFailed("the upstream closed the connection".into())
+            }
+            ReadError::Protocol(msg) => AppError::UpstreamFailed(format!("bad response: {msg}")),
+        }
+    }
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// Reads one response from `stream`. `buf` is scratch space the caller may keep across calls.
+pub fn read_response(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<Response, ReadError> {
+    read_response_capturing(stream, buf, None, false)
+}
+
+/// What a caller that inspects responses (the harness's checks) keeps of one: the raw head and
+/// the decoded body.
+#[derive(Clone, Debug, Default)]
+pub struct Captured {
+    pub head: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
+/// Reads one response, keeping its head and body in `capture` when given. `after_head` says
+/// the request was a HEAD, whose response has headers only.
+pub fn read_response_capturing(
+    stream: &mut impl Read,
+    buf: &mut Vec<u8>,
+    mut capture: Option<&mut Captured>,
+    after_head: bool,
+) -> Result<Response, ReadError> {
+    buf.clear();
+    if let Some(capture) = capture.as_deref_mut() {
+        capture.head.clear();
+        capture.body.clear();
+    }
+    let mut input = Cursor {
+        stream,
+        buf,
+        pos: 0,
+        sink: None,
+    };
+    // The head.
+    let (status, framing, keep_alive) = loop {
+        if !input.fill()? {
+            return Err(if input.buf.is_empty() {
+                ReadError::ClosedBeforeResponse
+            } else {
+                ReadError::Protocol("connection closed inside the headers".into())
+            });
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(input.buf) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                let http10 = response.version == Some(0);
+                let status = response.code.unwrap_or(0);
+                let (mut framing, keep_alive) = framing_of(response.headers, http10)?;
+                if after_head || status == 204 || status == 304 || status < 200 {
+                    framing = Framing::Length(0);
+                }
+                input.pos = head_len;
+                break (status, framing, keep_alive);
+            }
+            Ok(httparse::Status::Partial) if input.buf.len() > MAX_HEAD => {
+                return Err(ReadError::Protocol("response headers over 16 KiB".into()))
+            }
+            Ok(httparse::Status::Partial) => continue,
+            Err(e) => return Err(ReadError::Protocol(e.to_string())),
+        }
+    };
+    // The body, counted, and kept only when captured.
+    if let Some(capture) = capture {
+        capture.head.extend_from_slice(&input.buf[..input.pos]);
+        input.sink = Some(&mut capture.body);
+    }
+    let (bytes, reusable) = match framing {
+        Framing::Length(len) => {
+            input.skip(len)?;
+            // Bytes past the body would be a response nobody asked for: don't reuse.
+            (len, keep_alive && input.pos == input.buf.len())
+        }
+        Framing::Chunked => (input.chunked_body()?, keep_alive),
+        Framing::UntilClose => {
+            let mut total = 0;
+            loop {
+                let available = input.buf.len() - input.pos;
+                input.skip(available)?;
+                total += available;
+                if !input.fill()? {
+                    break;
+                }
+            }
+            (total, false)
+        }
+    };
+    Ok(Response {
+        reply: UpstreamReply { status, bytes },
+        reusable,
+    })
+}
+
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+fn framing_of(headers: &[httparse::Header], http10: bool) -> Result<(Framing, bool), ReadError> {
+    let mut framing = Framing::UntilClose;
+    let mut keep_alive = !http10;
+    for header in headers {
+        let value = std::str::from_utf8(header.value).unwrap_or("").trim();
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let len = value
+                .parse()
+                .map_err(|_| ReadError::Protocol(format!("bad Content-Length {value:?}")))?;
+            if !matches!(framing, Framing::Chunked) {
+                framing = Framing::Length(len);
+            }
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            if value.to_ascii_lowercase().ends_with("chunked") {
+                framing = Framing::Chunked;
+            } else {
+                return Err(ReadError::Protocol(format!(
+                    "unsupported Transfer-Encoding {value:?}"
+                )));
+            }
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            let value = value.to_ascii_lowercase();
+            if value.contains("close") {
+                keep_alive = false;
+            } else if value.contains("keep-alive") {
+                keep_alive = true;
+            }
+        }
+    }
+    Ok((framing, keep_alive))
+}
+
+/// The unread part of a response: `buf[pos..]`, refilled from `stream` on demand. Consumed bytes
+/// are dropped on each refill, so a large body never grows the buffer. Skipped body bytes go
+/// to `sink` when there is one.
+struct Cursor<'a, R> {
+    stream: &'a mut R,
+    buf: &'a mut Vec<u8>,
+    pos: usize,
+    sink: Option<&'a mut Vec<u8>>,
+}
+
+impl<R: Read> Cursor<'_, R> {
+    /// Reads more bytes; `false` when the peer has closed.
+    fn fill(&mut self) -> Result<bool, ReadError> {
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        let mut chunk = [0u8; 4096];
+        let n = loop {
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
+    }
+
+    fn fill_or_fail(&mut self, inside: &str) -> Result<(), ReadError> {
+        if self.fill()? {
+            Ok(())
+        } else {
+            Err(ReadError::Protocol(format!(
+                "connection closed inside {inside}"
+            )))
+        }
+    }
+
+    /// Consumes `n` bytes of body.
+    fn skip(&mut self, mut n: usize) -> Result<(), ReadError> {
+        loop {
+            let take = n.min(self.buf.len() - self.pos);
+            if let Some(sink) = self.sink.as_deref_mut() {
+                sink.extend_from_slice(&self.buf[self.pos..self.pos + take]);
+            }
+            self.pos += take;
+            n -= take;
+            if n == 0 {
+                return Ok(());
+            }
+            self.fill_or_fail("the body")?;
+        }
+    }
+
+    /// Consumes one CRLF-terminated line and returns it without the CRLF.
+    fn line(&mut self) -> Result<String, ReadError> {
+        loop {
+            if let Some(i) = self.buf[self.pos..].windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[self.pos..self.pos + i]).into_owned();
+                self.pos += i + 2;
+                return Ok(line);
+            }
+            if self.buf.len() - self.pos > 1024 {
+                return Err(ReadError::Protocol(
+                    "line over 1 KiB in a chunked body".into(),
+                ));
+            }
+            self.fill_or_fail("a chunked body")?;
+        }
+    }
+
+    /// Counts the data of a chunked body, through its trailers.
+    fn chunked_body(&mut self) -> Result<usize, ReadError> {
+        let mut total = 0usize;
+        loop {
+            let line = self.line()?;
+            let size_text = line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_text, 16)
+                .map_err(|_| ReadError::Protocol(format!("bad chunk size {size_text:?}")))?;
+            if size == 0 {
+                while !self.line()?.is_empty() {}
+                return Ok(total);
+            }
+            self.skip(size)?;
+            if !self.line()?.is_empty() {
+                return Err(ReadError::Protocol(
+                    "chunk data not followed by CRLF".into(),
+                ));
+            }
+            total += size;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out its bytes a few at a time, like a slow socket.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(self.data.len()).min(out.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn read_all_ways(raw: &[u8]) -> Vec<Result<Response, String>> {
+        [1, 2, 3, 7, 64, 4096]
+            .into_iter()
+            .map(|step| {
+                let mut stream = Trickle { data: raw, step };
+                read_response(&mut stream, &mut Vec::new()).map_err(|e| format!("{e:?}"))
+            })
+            .collect()
+    }
+
+    fn reply(status: u16, bytes: usize, reusable: bool) -> Response {
+        Response {
+            reply: UpstreamReply { status, bytes },
+            reusable,
+        }
+    }
+
+    #[test]
+    fn content_length_bodies_are_counted() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        for result in read_all_ways(raw) {
+            assert_eq!(result.unwrap(), reply(200, 5, true));
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_are_counted_across_any_split() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        for result in read_all_ways(raw) {
+            assert_eq!(result.unwrap(), reply(200, 31, true));
+        }
+    }
+
+    #[test]
+    fn large_chunks_do_not_need_to_fit_in_the_buffer() {
+        let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        raw.extend_from_slice(format!("{:x}\r\n", 100_000).as_bytes());
+        raw.extend(std::iter::repeat_n(b'x', 100_000));
+        raw.extend_from_slice(b"\r\n3\r\nabc\r\n0\r\n\r\n");
+        for result in read_all_ways(&raw) {
+            assert_eq!(result.unwrap(), reply(200, 100_003, true));
+        }
+    }
+
+    #[test]
+    fn close_delimited_and_connection_close_are_not_reused() {
+        let raw = b"HTTP/1.0 404 Not Found\r\n\r\n0123456789";
+        for result in read_all_ways(raw) {
+            assert_eq!(result.unwrap(), reply(404, 10, false));
+        }
+        let raw = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+        for result in read_all_ways(raw) {
+            assert_eq!(result.unwrap(), reply(200, 2, false));
+        }
+    }
+
+    #[test]
+    fn broken_responses_are_errors_not_panics() {
+        for raw in [
+            &b""[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"NOT HTTP\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX: y",
+        ] {
+            for result in read_all_ways(raw) {
+                assert!(result.is_err(), "{raw:?} gave {result:?}");
+            }
+        }
+        let mut stream = Trickle { data: b"", step: 1 };
+        assert!(matches!(
+            read_response(&mut stream, &mut Vec::new()),
+            Err(ReadError::ClosedBeforeResponse)
+        ));
+    }
+
+    #[test]
+    fn captured_responses_keep_head_and_decoded_body() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        for step in [1, 5, 4096] {
+            let mut stream = Trickle { data: raw, step };
+            let mut captured = Captured::default();
+            let response =
+                read_response_capturing(&mut stream, &mut Vec::new(), Some(&mut captured), false)
+                    .unwrap();
+            assert_eq!(response.reply.bytes, 5);
+            assert_eq!(captured.body, b"abcde");
+            assert!(captured.head.ends_with(b"chunked\r\n\r\n"));
+        }
+        let raw = b"HTTP/1.0 200 OK\r\n\r\nuntil close";
+        let mut stream = Trickle { data: raw, step: 3 };
+        let mut captured = Captured::default();
+        read_response_capturing(&mut stream, &mut Vec::new(), Some(&mut captured), false).unwrap();
+        assert_eq!(captured.body, b"until close");
+    }
+
+    #[test]
+    fn head_responses_have_no_body() {
+        let raw = b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 20\r\n\r\n";
+        let mut stream = Trickle { data: raw, step: 4 };
+        let response = read_response_capturing(&mut stream, &mut Vec::new(), None, true).unwrap();
+        assert_eq!(
+            response.reply,
+            UpstreamReply {
+                status: 405,
+                bytes: 0
+            }
+        );
+    }
+
+    #[test]
+    fn requests_ask_for_the_delay_and_name_the_host() {
+        let url = UpstreamUrl::parse("http://127.0.0.1:8090/upstream").unwrap();
+        let request = String::from_utf8(request_bytes(&url, 250)).unwrap();
+        assert!(
+            request.starts_with("GET /upstream?delay_ms=250 HTTP/1.1\r\nHost: 127.0.0.1:8090\r\n")
+        );
+        assert!(request.ends_with("\r\n\r\n"));
+        assert_eq!(upstream_timeout(250), Duration::from_millis(3250));
+    }
+
+    #[test]
+    fn timeouts_are_504_and_other_failures_502() {
+        let timeout = io::Error::from(io::ErrorKind::TimedOut);
+        assert_eq!(io_error(&timeout, Duration::from_millis(7)).status(), 504);
+        let would_block = io::Error::from(io::ErrorKind::WouldBlock);
+        assert_eq!(io_error(&would_block, Duration::ZERO).status(), 504);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(io_error(&refused, Duration::ZERO).status(), 502);
+    }
+}
