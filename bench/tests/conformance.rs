@@ -10,12 +10,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{ensure, Context, Result};
 use bench::checks::{self, Subject};
+use bench::client;
 use bench::stack::{flags, Nginx, Stack, StackOptions, Target};
 use libtest_mimic::{Arguments, Failed, Trial};
 use shared::Binary;
 
 /// The targets under test.
-const TARGETS: &[Binary] = &[Binary::TokioAxum, Binary::TokioActix, Binary::TokioHyper];
+const TARGETS: &[Binary] = &[
+    Binary::SyncThread,
+    Binary::SyncPool,
+    Binary::TokioAxum,
+    Binary::TokioActix,
+    Binary::TokioHyper,
+];
 
 /// N concurrent requests with a delay, and the peak the model must show (CONTRACT.md,
 /// "Concurrency semantics").
@@ -29,15 +36,62 @@ struct Counting {
     expected_peak: i64,
 }
 
+const SLEEP_300: &str = "/test?delay_ms=300";
+const FETCH_300: &str = "/test?backend=upstream&delay_ms=300";
+
 fn counting_cases() -> Vec<Counting> {
-    let mut cases = Vec::new();
-    for &binary in TARGETS {
+    use Binary::*;
+    let mut cases = vec![
+        // sync-pool: a worker serves one request at a time, whatever the pool allows.
+        Counting {
+            name: "sync_pool_never_runs_more_queries_than_workers",
+            binary: SyncPool,
+            flags: &[("--workers", "4"), ("--pool-size", "20")],
+            target: SLEEP_300,
+            requests: 20,
+            expected_peak: 4,
+        },
+        Counting {
+            name: "sync_pool_never_fetches_more_pages_than_workers",
+            binary: SyncPool,
+            flags: &[("--workers", "4")],
+            target: FETCH_300,
+            requests: 20,
+            expected_peak: 4,
+        },
+        // sync-thread: a thread per connection, bounded by the pool and by --max-threads.
+        Counting {
+            name: "sync_thread_queries_are_bounded_by_the_pool",
+            binary: SyncThread,
+            flags: &[("--pool-size", "8")],
+            target: SLEEP_300,
+            requests: 20,
+            expected_peak: 8,
+        },
+        Counting {
+            name: "sync_thread_queries_are_bounded_by_max_threads",
+            binary: SyncThread,
+            flags: &[("--pool-size", "20"), ("--max-threads", "6")],
+            target: SLEEP_300,
+            requests: 20,
+            expected_peak: 6,
+        },
+        Counting {
+            name: "sync_thread_overlaps_a_fetch_per_connection",
+            binary: SyncThread,
+            flags: &[],
+            target: FETCH_300,
+            requests: 20,
+            expected_peak: 20,
+        },
+    ];
+    for &binary in TARGETS.iter().filter(|b| b.name().starts_with("tokio-")) {
         // Async: one worker thread overlaps every request, up to the pool.
         cases.push(Counting {
             name: "one_worker_overlaps_20_sleeps_with_pool_20",
             binary,
             flags: &[("--workers", "1"), ("--pool-size", "20")],
-            target: "/test?delay_ms=300",
+            target: SLEEP_300,
             requests: 20,
             expected_peak: 20,
         });
@@ -45,7 +99,7 @@ fn counting_cases() -> Vec<Counting> {
             name: "pool_of_5_caps_sleeps_at_5",
             binary,
             flags: &[("--workers", "1"), ("--pool-size", "5")],
-            target: "/test?delay_ms=300",
+            target: SLEEP_300,
             requests: 20,
             expected_peak: 5,
         });
@@ -53,7 +107,7 @@ fn counting_cases() -> Vec<Counting> {
             name: "one_worker_overlaps_20_upstream_fetches",
             binary,
             flags: &[("--workers", "1")],
-            target: "/test?backend=upstream&delay_ms=300",
+            target: FETCH_300,
             requests: 20,
             expected_peak: 20,
         });
@@ -156,6 +210,122 @@ fn pool_timeout_is_503(world: &World, binary: Binary) -> Result<()> {
     Ok(())
 }
 
+fn expect_json_error(response: &bench::client::Response, status: u16, what: &str) -> Result<()> {
+    ensure!(
+        response.status == status,
+        "{what}: expected {status}, got {} {}",
+        response.status,
+        response.text()
+    );
+    let body: serde_json::Value = serde_json::from_slice(&response.body)
+        .with_context(|| format!("{what}: body is not JSON: {}", response.text()))?;
+    ensure!(
+        body["error"].is_string(),
+        "{what}: no error in {}",
+        response.text()
+    );
+    Ok(())
+}
+
+/// With the database down, /test answers 503 with a JSON error, and the rest keeps serving.
+fn db_unreachable_is_503_while_health_stays_200(world: &World, binary: Binary) -> Result<()> {
+    let stack = world.stack()?;
+    let nobody = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres",
+        bench::stack::process::free_port()?
+    );
+    let target = stack.launch(
+        binary,
+        &flags(&[("--database-url", &nobody), ("--pool-timeout-ms", "500")]),
+    )?;
+    for _ in 0..3 {
+        let response = client::get(target.addr, "/test?id=1")?;
+        expect_json_error(&response, 503, "/test with the database down")?;
+    }
+    for path in ["/health", "/json"] {
+        let response = client::get(target.addr, path)?;
+        ensure!(
+            response.status == 200,
+            "{path} with the database down: {}",
+            response.status
+        );
+    }
+    Ok(())
+}
+
+/// An upstream that refuses connections is a 502; one that accepts and never answers is a
+/// 504 once the delay plus the grace period has passed.
+fn upstream_failures_are_502_and_504(world: &World, binary: Binary) -> Result<()> {
+    let stack = world.stack()?;
+    let refused = format!(
+        "http://127.0.0.1:{}/upstream",
+        bench::stack::process::free_port()?
+    );
+    let target = stack.launch(binary, &flags(&[("--upstream-url", &refused)]))?;
+    let response = client::get(target.addr, "/test?backend=upstream")?;
+    expect_json_error(&response, 502, "an upstream that refuses connections")?;
+    drop(target);
+
+    // Accepts connections and holds them, saying nothing.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let silent_url = format!("http://{}/upstream", silent.local_addr()?);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().take(8) {
+            held.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    });
+    let target = stack.launch(binary, &flags(&[("--upstream-url", &silent_url)]))?;
+    let response = client::get(target.addr, "/test?backend=upstream&delay_ms=0")?;
+    expect_json_error(&response, 504, "an upstream that never answers")?;
+    let health = client::get(target.addr, "/health")?;
+    ensure!(
+        health.status == 200,
+        "/health after a 504: {}",
+        health.status
+    );
+    Ok(())
+}
+
+/// The database restarts under a target with a full pool: every request afterwards succeeds
+/// (TechEmpower issue #8790: 13 of the top 20 frameworks did not recover by themselves).
+fn recovers_after_the_database_restarts(world: &World, binary: Binary) -> Result<()> {
+    let stack = world.stack()?;
+    if !stack.postgres.is_embedded() {
+        eprintln!("  skipped: the database is not ours to restart");
+        return Ok(());
+    }
+    let target = stack.launch(binary, &flags(&[("--pool-size", "4"), ("--workers", "4")]))?;
+    // Open every pooled connection.
+    let warm = checks::burst(target.addr, "/test?id=1&delay_ms=100", 4);
+    ensure!(
+        warm.iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.status == 200)),
+        "warm-up failed"
+    );
+    stack.postgres.restart()?;
+    for id in 1..=12 {
+        let response = client::get(target.addr, &format!("/test?id={id}"))?;
+        ensure!(
+            response.status == 200,
+            "request {id} after the restart: {} {}",
+            response.status,
+            response.text()
+        );
+    }
+    let burst = checks::burst(target.addr, "/test?id=2&delay_ms=50", 4);
+    let statuses: Vec<u16> = burst
+        .iter()
+        .map(|r| r.as_ref().map_or(0, |r| r.status))
+        .collect();
+    ensure!(
+        statuses.iter().all(|s| *s == 200),
+        "concurrent requests after the restart: {statuses:?}"
+    );
+    Ok(())
+}
+
 fn run_counting(world: &World, case: &Counting) -> Result<()> {
     let stack = world.stack()?;
     let target = stack.launch(case.binary, &flags(case.flags))?;
@@ -166,7 +336,7 @@ fn run_counting(world: &World, case: &Counting) -> Result<()> {
         "not every request succeeded: {:?}",
         burst.statuses()
     );
-    let peak = if case.target.contains("backend=upstream") {
+    let peak = if case.target == FETCH_300 {
         burst.upstream_in_flight.context("no upstream sampler")?
     } else {
         burst.db.in_sleep
@@ -187,6 +357,9 @@ fn run_counting(world: &World, case: &Counting) -> Result<()> {
     );
     Ok(())
 }
+
+/// A test that starts its own instance of a target.
+type TargetTest = fn(&World, Binary) -> Result<()>;
 
 fn trial(
     world: &Arc<World>,
@@ -217,11 +390,27 @@ fn main() {
                 move |w| run_check(w, binary, check),
             ));
         }
-        trials.push(trial(
-            &world,
-            format!("{binary}::pool_timeout_is_503"),
-            move |w| pool_timeout_is_503(w, binary),
-        ));
+        // Each starts its own instance with the flags it needs.
+        let special: [(&str, TargetTest); 4] = [
+            ("pool_timeout_is_503", pool_timeout_is_503),
+            (
+                "db_unreachable_is_503_while_health_stays_200",
+                db_unreachable_is_503_while_health_stays_200,
+            ),
+            (
+                "upstream_failures_are_502_and_504",
+                upstream_failures_are_502_and_504,
+            ),
+            (
+                "recovers_after_the_database_restarts",
+                recovers_after_the_database_restarts,
+            ),
+        ];
+        for (name, test) in special {
+            trials.push(trial(&world, format!("{binary}::{name}"), move |w| {
+                test(w, binary)
+            }));
+        }
     }
     for case in counting_cases() {
         let name = format!("{}::{}", case.binary, case.name);

@@ -25,6 +25,8 @@ pub enum AppError {
     BodyTooLarge,
     /// The request line and headers exceed the limit.
     HeadersTooLarge,
+    /// A request did not arrive whole within the limit (a slow client).
+    RequestTimeout { waited_ms: u64 },
     /// No DB connection became free within `--pool-timeout-ms`.
     PoolTimeout { waited_ms: u64 },
     /// The database could not be reached, or the connection broke.
@@ -43,6 +45,7 @@ impl AppError {
             AppError::BadParameter(_) | AppError::MalformedRequest(_) => 400,
             AppError::NoRoute(_) | AppError::NoSuchRow(_) => 404,
             AppError::MethodNotAllowed(_) => 405,
+            AppError::RequestTimeout { .. } => 408,
             AppError::BodyTooLarge => 413,
             AppError::HeadersTooLarge => 431,
             AppError::DbError(_) => 500,
@@ -79,6 +82,9 @@ impl fmt::Display for AppError {
             AppError::BodyTooLarge => f.write_str("request bodies are not accepted"),
             AppError::HeadersTooLarge => {
                 f.write_str("request line and headers exceed 8 KiB")
+            }
+            AppError::RequestTimeout { waited_ms } => {
+                write!(f, "the request did not arrive whole within {waited_ms} ms")
             }
             AppError::PoolTimeout { waited_ms } => write!(
                 f,
@@ -130,6 +136,7 @@ mod tests {
             (AppError::NoRoute("/x".into()), 404),
             (AppError::NoSuchRow(3), 404),
             (AppError::MethodNotAllowed("POST".into()), 405),
+            (AppError::RequestTimeout { waited_ms: 5 }, 408),
             (AppError::BodyTooLarge, 413),
             (AppError::HeadersTooLarge, 431),
             (AppError::DbError("x".into()), 500),

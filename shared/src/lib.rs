@@ -18,11 +18,14 @@
 pub mod config;
 pub mod date;
 pub mod error;
+pub mod http;
 pub mod render;
 pub mod request;
 pub mod sql;
 pub mod upstream;
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 #[cfg(any(feature = "blocking", feature = "tokio"))]
 pub mod pg;
 #[cfg(feature = "tokio")]

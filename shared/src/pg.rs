@@ -27,10 +27,15 @@ pub fn driver_config(config: &Config) -> tokio_postgres::Config {
 /// Maps a driver error: a broken or refused connection, or a server shutting down, is 503
 /// (the pool replaces the connection); any other server error is 500.
 pub fn map_error(error: &tokio_postgres::Error) -> AppError {
-    let message = one_line(error);
     let Some(db_error) = error.as_db_error() else {
-        return AppError::DbUnavailable(message);
+        return AppError::DbUnavailable(one_line(describe(error)));
     };
+    let message = one_line(format!(
+        "{} {}: {}",
+        db_error.severity(),
+        db_error.code().code(),
+        db_error.message()
+    ));
     let code = db_error.code();
     let connection_class = code.code().starts_with("08") || code.code().starts_with("57");
     if connection_class || *code == SqlState::TOO_MANY_CONNECTIONS {
@@ -38,4 +43,19 @@ pub fn map_error(error: &tokio_postgres::Error) -> AppError {
     } else {
         AppError::DbError(message)
     }
+}
+
+/// The driver's message with its causes: "error connecting to server: Connection refused".
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

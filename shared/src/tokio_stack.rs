@@ -2,6 +2,8 @@
 //! and a pooled keep-alive hyper-util client. The three targets differ only in their HTTP
 //! layer and runtime layout; how a request waits for PostgreSQL or nginx is this module.
 
+use std::future::Future;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,6 +19,45 @@ use crate::error::{one_line, AppError};
 use crate::request::{Reply, UpstreamReply, Work};
 use crate::upstream::upstream_timeout;
 use crate::{pg, sql, Config, RequestDefaults, Row, UpstreamUrl};
+
+/// Runs `serve(config)` on a tokio multi-thread runtime with `--workers` worker threads, the
+/// layout of tokio-axum and tokio-hyper, and turns a start-up failure into a message and a
+/// failing exit code.
+pub fn run_multi_thread<F>(config: Config, serve: impl FnOnce(Config) -> F) -> ExitCode
+where
+    F: Future<Output = Result<(), String>>,
+{
+    let name = config.binary.name();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers)
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(serve(config)),
+        Err(e) => Err(format!("cannot start the runtime: {e}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Binds the listener, prints the start-up line, and checks the database in the background.
+pub async fn start(
+    config: &Config,
+    app: &std::sync::Arc<AsyncApp>,
+) -> Result<tokio::net::TcpListener, String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    eprintln!("{}", config.summary());
+    let app = app.clone();
+    tokio::spawn(async move { app.check_database().await });
+    Ok(listener)
+}
 
 /// What a tokio target serves a request with. Each request is a task; it waits for a pool
 /// slot, for PostgreSQL or for nginx at an `.await`, which hands the worker thread to another
@@ -86,6 +127,7 @@ impl AsyncApp {
 pub struct Database {
     pool: Pool,
     timeout: Duration,
+    max_size: usize,
 }
 
 impl Database {
@@ -110,6 +152,7 @@ impl Database {
         Ok(Database {
             pool,
             timeout: config.pool_timeout,
+            max_size: config.pool_size,
         })
     }
 
@@ -123,30 +166,37 @@ impl Database {
     }
 
     /// One row, with `delay_ms` of `pg_sleep` in the same statement. The statement is prepared
-    /// once per connection and cached by deadpool.
+    /// once per connection and cached by deadpool. A connection found closed when used (the
+    /// server restarted under it) is dropped and the next one tried, up to the pool size.
     pub async fn fetch_row(&self, id: i32, delay_ms: u32) -> Result<Row, AppError> {
-        let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
-        let found = if delay_ms == 0 {
-            let statement = client
-                .prepare_cached(sql::SELECT_ROW)
-                .await
-                .map_err(|e| pg::map_error(&e))?;
-            client.query_opt(&statement, &[&id]).await
-        } else {
-            let statement = client
-                .prepare_cached(sql::SELECT_ROW_AFTER_SLEEP)
-                .await
-                .map_err(|e| pg::map_error(&e))?;
-            let seconds = sql::sleep_seconds(delay_ms);
-            client.query_opt(&statement, &[&id, &seconds]).await
-        };
-        let row = found
-            .map_err(|e| pg::map_error(&e))?
-            .ok_or(AppError::NoSuchRow(id))?;
-        Ok(Row {
-            a: row.try_get(0).map_err(|e| AppError::DbError(one_line(e)))?,
-            b: row.try_get(1).map_err(|e| AppError::DbError(one_line(e)))?,
-        })
+        let mut attempts = 0;
+        loop {
+            let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
+            let found = if delay_ms == 0 {
+                match client.prepare_cached(sql::SELECT_ROW).await {
+                    Ok(statement) => client.query_opt(&statement, &[&id]).await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                let seconds = sql::sleep_seconds(delay_ms);
+                match client.prepare_cached(sql::SELECT_ROW_AFTER_SLEEP).await {
+                    Ok(statement) => client.query_opt(&statement, &[&id, &seconds]).await,
+                    Err(e) => Err(e),
+                }
+            };
+            match found {
+                // deadpool drops a closed connection instead of recycling it.
+                Err(_) if client.is_closed() && attempts < self.max_size => attempts += 1,
+                Err(e) => return Err(pg::map_error(&e)),
+                Ok(None) => return Err(AppError::NoSuchRow(id)),
+                Ok(Some(row)) => {
+                    return Ok(Row {
+                        a: row.try_get(0).map_err(|e| AppError::DbError(one_line(e)))?,
+                        b: row.try_get(1).map_err(|e| AppError::DbError(one_line(e)))?,
+                    })
+                }
+            }
+        }
     }
 
     fn pool_error(&self, error: PoolError) -> AppError {

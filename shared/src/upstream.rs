@@ -83,7 +83,8 @@ impl From<io::Error> for ReadError {
     }
 }
 
-/// Reads one response from `stream`. `buf` is scratch space the caller may keep across calls.
+/// Reads one response from `stream`. `buf` carries bytes read past a response to the next call:
+/// keep it with the connection.
 pub fn read_response(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<Response, ReadError> {
     read_response_capturing(stream, buf, None, false)
 }
@@ -104,7 +105,6 @@ pub fn read_response_capturing(
     mut capture: Option<&mut Captured>,
     after_head: bool,
 ) -> Result<Response, ReadError> {
-    buf.clear();
     if let Some(capture) = capture.as_deref_mut() {
         capture.head.clear();
         capture.body.clear();
@@ -115,15 +115,17 @@ pub fn read_response_capturing(
         pos: 0,
         sink: None,
     };
-    // The head.
+    // The head, from bytes left by the previous response first.
+    let mut need_more = input.buf.is_empty();
     let (status, framing, keep_alive) = loop {
-        if !input.fill()? {
+        if need_more && !input.fill()? {
             return Err(if input.buf.is_empty() {
                 ReadError::ClosedBeforeResponse
             } else {
                 ReadError::Protocol("connection closed inside the headers".into())
             });
         }
+        need_more = true;
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut response = httparse::Response::new(&mut headers);
         match response.parse(input.buf) {
@@ -152,8 +154,7 @@ pub fn read_response_capturing(
     let (bytes, reusable) = match framing {
         Framing::Length(len) => {
             input.skip(len)?;
-            // Bytes past the body would be a response nobody asked for: don't reuse.
-            (len, keep_alive && input.pos == input.buf.len())
+            (len, keep_alive)
         }
         Framing::Chunked => (input.chunked_body()?, keep_alive),
         Framing::UntilClose => {
@@ -169,6 +170,9 @@ pub fn read_response_capturing(
             (total, false)
         }
     };
+    // Leave only the unread bytes for the next call.
+    let pos = input.pos;
+    input.buf.drain(..pos);
     Ok(Response {
         reply: UpstreamReply { status, bytes },
         reusable,
@@ -421,6 +425,20 @@ mod tests {
         let mut captured = Captured::default();
         read_response_capturing(&mut stream, &mut Vec::new(), Some(&mut captured), false).unwrap();
         assert_eq!(captured.body, b"until close");
+    }
+
+    #[test]
+    fn pipelined_responses_are_read_one_after_the_other() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx";
+        for step in [1, 7, 4096] {
+            let mut stream = Trickle { data: raw, step };
+            let mut buf = Vec::new();
+            let replies: Vec<u16> = (0..3)
+                .map(|_| read_response(&mut stream, &mut buf).unwrap().reply.status)
+                .collect();
+            assert_eq!(replies, [200, 404, 200]);
+            assert!(buf.is_empty());
+        }
     }
 
     #[test]

@@ -55,8 +55,17 @@ host all all 127.0.0.1/32 trust
 pub struct Postgres {
     pub url: String,
     pub port: u16,
-    server: Option<Process>,
+    server: std::sync::Mutex<Option<Process>>,
     data_dir: Option<PathBuf>,
+    /// How to start the server again: its binaries, user, log and pid files.
+    restart: Option<Restart>,
+}
+
+struct Restart {
+    bin: PathBuf,
+    run_as: Option<RunAs>,
+    log: PathBuf,
+    pids_file: PathBuf,
 }
 
 impl Postgres {
@@ -73,8 +82,9 @@ impl Postgres {
         Ok(Postgres {
             url: url.to_string(),
             port: parsed.port,
-            server: None,
+            server: std::sync::Mutex::new(None),
             data_dir: None,
+            restart: None,
         })
     }
 
@@ -94,8 +104,14 @@ impl Postgres {
                     return Ok(Postgres {
                         url: url_for(port),
                         port,
-                        server: Some(server),
+                        server: std::sync::Mutex::new(Some(server)),
                         data_dir: Some(data_dir),
+                        restart: Some(Restart {
+                            bin,
+                            run_as,
+                            log,
+                            pids_file: pids_file.to_path_buf(),
+                        }),
                     })
                 }
                 Err(e) => last_error = Some(e),
@@ -105,7 +121,29 @@ impl Postgres {
     }
 
     pub fn is_embedded(&self) -> bool {
-        self.server.is_some()
+        self.restart.is_some()
+    }
+
+    /// Stops the private cluster (fast shutdown: every session is ended) and starts it again on
+    /// the same port and data, as a database restart in production would.
+    pub fn restart(&self) -> Result<()> {
+        let (Some(restart), Some(data_dir)) = (self.restart.as_ref(), self.data_dir.as_ref())
+        else {
+            bail!("only the private cluster can be restarted");
+        };
+        let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut old) = server.take() {
+            old.stop();
+        }
+        *server = Some(start_server(
+            &restart.bin,
+            data_dir,
+            self.port,
+            restart.run_as,
+            &restart.log,
+            &restart.pids_file,
+        )?);
+        Ok(())
     }
 
     pub fn connect(&self) -> Result<postgres::Client> {
@@ -134,7 +172,8 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        if let Some(mut server) = self.server.take() {
+        let server = self.server.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut server) = server.take() {
             server.stop();
         }
         if let Some(dir) = self.data_dir.take() {

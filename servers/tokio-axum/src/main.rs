@@ -18,45 +18,20 @@ use axum::http::{Method, Uri};
 use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
 use axum::Router;
-use shared::tokio_stack::AsyncApp;
+use shared::tokio_stack::{self, AsyncApp};
 use shared::{Binary, Config};
 
 fn main() -> ExitCode {
     let config = Config::from_env(Binary::TokioAxum);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("tokio-axum: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("tokio-axum: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    tokio_stack::run_multi_thread(config, serve)
 }
 
 async fn serve(config: Config) -> Result<(), String> {
     let app = Arc::new(AsyncApp::new(&config)?);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    eprintln!("{}", config.summary());
-    tokio::spawn({
-        let app = app.clone();
-        async move { app.check_database().await }
-    });
-
-    let listener = listener.tap_io(|tcp| {
+    let listener = tokio_stack::start(&config, &app).await?.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // axum's serving loop spawns a task per connection.
     let router = Router::new().fallback(handle).with_state(app);
     axum::serve(listener, router)
         .await

@@ -22,43 +22,19 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use shared::tokio_stack::AsyncApp;
+use shared::tokio_stack::{self, AsyncApp};
 use shared::{Binary, Config};
-use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
     let config = Config::from_env(Binary::TokioHyper);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("tokio-hyper: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("tokio-hyper: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    tokio_stack::run_multi_thread(config, serve)
 }
 
 async fn serve(config: Config) -> Result<(), String> {
     let app = Arc::new(AsyncApp::new(&config)?);
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    eprintln!("{}", config.summary());
-    tokio::spawn({
-        let app = app.clone();
-        async move { app.check_database().await }
-    });
+    let listener = tokio_stack::start(&config, &app).await?;
 
+    // Our own accept loop: a task per connection, hyper's HTTP/1.1 state machine in it.
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _peer)) => stream,

@@ -1,0 +1,92 @@
+//! sync-thread: one OS thread per connection.
+//!
+//! - Threads: the main thread accepts; every connection gets its own OS thread, which serves
+//!   that connection's requests (keep-alive) until it closes or idles out.
+//! - Waiting: a request waits inside a blocking call (the pool's checkout, PostgreSQL's answer,
+//!   nginx's answer); the kernel parks the thread and runs others.
+//! - Bound: `--max-threads` live connection threads; at the cap the accept loop stops
+//!   accepting, so new connections wait in the listen backlog. DB work is bounded by
+//!   `--pool-size`.
+//! - Python analog: Flask's threaded server, gunicorn's gthread worker.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::sync::{Arc, Condvar, Mutex};
+
+use shared::blocking::BlockingApp;
+use shared::{http, Binary, Config};
+
+fn main() -> ExitCode {
+    let config = Config::from_env(Binary::SyncThread);
+    let listener = match TcpListener::bind(config.listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("sync-thread: cannot listen on {}: {e}", config.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = Arc::new(BlockingApp::new(&config));
+    eprintln!("{} max-threads={}", config.summary(), config.max_threads);
+    std::thread::spawn({
+        let app = app.clone();
+        move || app.check_database()
+    });
+
+    let threads = Arc::new(ThreadCap::new(config.max_threads));
+    loop {
+        // At the cap, stop accepting: the backlog holds new connections until a thread ends.
+        threads.wait_for_room();
+        let stream = http::accept(&listener, app.server);
+        let app = app.clone();
+        let slot = threads.take();
+        let spawned = std::thread::Builder::new()
+            .name("connection".into())
+            .spawn(move || {
+                let _slot = slot;
+                // keep-alive: this thread serves the connection until it closes or idles out.
+                app.serve(stream, true);
+            });
+        if let Err(e) = spawned {
+            // The connection is closed, and its slot freed, with the closure.
+            eprintln!("sync-thread: cannot start a thread: {e}");
+        }
+    }
+}
+
+/// Counts live connection threads; `take` hands out a slot that frees itself on drop.
+struct ThreadCap {
+    live: Mutex<usize>,
+    freed: Condvar,
+    max: usize,
+}
+
+impl ThreadCap {
+    fn new(max: usize) -> ThreadCap {
+        ThreadCap {
+            live: Mutex::new(0),
+            freed: Condvar::new(),
+            max,
+        }
+    }
+
+    fn wait_for_room(&self) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        while *live >= self.max {
+            live = self.freed.wait(live).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn take(self: &Arc<Self>) -> Slot {
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Slot(self.clone())
+    }
+}
+
+struct Slot(Arc<ThreadCap>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *self.0.live.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
+}

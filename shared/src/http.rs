@@ -1,0 +1,724 @@
+//! A blocking HTTP/1.1 server layer over `std::io`, on httparse: what sync-thread and sync-pool
+//! serve connections with.
+//!
+//! One call of [`serve_connection`] owns one connection and answers its requests in order, on
+//! the calling thread. It handles keep-alive and `Connection: close` (HTTP/1.0 and 1.1),
+//! pipelined requests, requests split across any number of reads, and bad input:
+//!
+//! - request line and headers over 8 KiB, or over 100 headers: 431, then close;
+//! - a body (no route takes one): up to 8 KiB is read and ignored, more is 413, chunked is
+//!   400, then close;
+//! - malformed bytes: 400, then close;
+//! - a request still incomplete 10 s after its first byte (slowloris): 408, then close;
+//! - no new request within 5 s on a kept-alive connection: closed silently.
+//!
+//! A thread is the scarce thing in the sync models, so the timeouts are what stop a slow or
+//! idle client from holding one forever. Error answers carry the contract's JSON body.
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::error::AppError;
+use crate::request::Reply;
+
+/// The most bytes of request line and headers.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// The most body bytes read and ignored.
+pub const MAX_BODY: usize = 8 * 1024;
+const MAX_HEADERS: usize = 100;
+
+/// Limits and timeouts of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_head: usize,
+    pub max_body: usize,
+    /// From a request's first byte to its last header.
+    pub request_timeout: Duration,
+    /// Between requests on a kept-alive connection.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_head: MAX_HEAD,
+            max_body: MAX_BODY,
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the layer needs of a socket beyond `Read + Write`.
+pub trait Transport: Read + Write {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl Transport for std::net::TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, timeout)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+/// A request line with what the layer decided from the headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// The client asked to keep the connection open.
+    pub keep_alive: bool,
+    /// Body bytes that follow the head.
+    pub body_len: usize,
+}
+
+/// The outcome of parsing the start of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parse<'a> {
+    /// More bytes are needed.
+    Partial,
+    /// A whole head of `head_len` bytes.
+    Complete { head: Head<'a>, head_len: usize },
+    /// The request cannot be served; answer the error and close.
+    Invalid(AppError),
+}
+
+/// Parses a request head at the start of `buf`.
+pub fn parse_head<'a>(buf: &'a [u8], limits: &Limits) -> Parse<'a> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let head_len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
+            return Parse::Invalid(AppError::HeadersTooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Parse::Partial,
+        Err(httparse::Error::TooManyHeaders) => return Parse::Invalid(AppError::HeadersTooLarge),
+        Err(e) => {
+            return Parse::Invalid(AppError::MalformedRequest(format!(
+                "malformed request: {e}"
+            )))
+        }
+    };
+    if head_len > limits.max_head {
+        return Parse::Invalid(AppError::HeadersTooLarge);
+    }
+    let (Some(method), Some(target), Some(version)) =
+        (request.method, request.path, request.version)
+    else {
+        return Parse::Invalid(AppError::MalformedRequest("incomplete request line".into()));
+    };
+    let mut content_length: Option<usize> = None;
+    let mut connection_close = false;
+    let mut connection_keep_alive = false;
+    for header in request.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value).unwrap_or("").trim();
+            let parsed = match value.parse::<usize>() {
+                Ok(n) if value.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => {
+                    return Parse::Invalid(AppError::MalformedRequest("bad Content-Length".into()))
+                }
+            };
+            if content_length.is_some_and(|n| n != parsed) {
+                return Parse::Invalid(AppError::MalformedRequest(
+                    "conflicting Content-Length headers".into(),
+                ));
+            }
+            content_length = Some(parsed);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parse::Invalid(AppError::MalformedRequest(
+                "Transfer-Encoding request bodies are not accepted".into(),
+            ));
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            for token in std::str::from_utf8(header.value).unwrap_or("").split(',') {
+                let token = token.trim();
+                connection_close |= token.eq_ignore_ascii_case("close");
+                connection_keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        }
+    }
+    let body_len = content_length.unwrap_or(0);
+    if body_len > limits.max_body {
+        return Parse::Invalid(AppError::BodyTooLarge);
+    }
+    let keep_alive = if version == 1 {
+        !connection_close
+    } else {
+        connection_keep_alive && !connection_close
+    };
+    Parse::Complete {
+        head: Head {
+            method,
+            target,
+            version,
+            keep_alive,
+            body_len,
+        },
+        head_len,
+    }
+}
+
+/// Whether the response closes the connection, and how it says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionHeader {
+    /// HTTP/1.1 keep-alive: no header needed.
+    None,
+    /// An HTTP/1.0 client that asked for keep-alive.
+    KeepAlive,
+    /// The server closes after this response.
+    Close,
+}
+
+/// Appends a whole response to `out`. A response to HEAD has no body.
+pub fn write_response(
+    out: &mut Vec<u8>,
+    server: &str,
+    reply: &Reply,
+    connection: ConnectionHeader,
+    head_request: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(reply.status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reply.reason().as_bytes());
+    out.extend_from_slice(b"\r\nServer: ");
+    out.extend_from_slice(server.as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(&crate::date::http_date());
+    out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+    out.extend_from_slice(reply.body.len().to_string().as_bytes());
+    if let Some(allow) = reply.allow {
+        out.extend_from_slice(b"\r\nAllow: ");
+        out.extend_from_slice(allow.as_bytes());
+    }
+    match connection {
+        ConnectionHeader::None => {}
+        ConnectionHeader::KeepAlive => out.extend_from_slice(b"\r\nConnection: keep-alive"),
+        ConnectionHeader::Close => out.extend_from_slice(b"\r\nConnection: close"),
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    if !head_request {
+        out.extend_from_slice(&reply.body);
+    }
+}
+
+/// Accepts the next connection. When accept fails (out of file descriptors, most likely), it
+/// says so and backs off 10 ms instead of spinning.
+pub fn accept(listener: &std::net::TcpListener, server: &str) -> std::net::TcpStream {
+    loop {
+        match listener.accept() {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
+            Err(e) => {
+                eprintln!("{server}: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Serves one connection until it closes. `keep_alive` false gives one request per connection
+/// (gunicorn's sync worker); `handle(method, path, query)` makes each reply.
+pub fn serve_connection<T, H>(
+    stream: &mut T,
+    server: &str,
+    keep_alive: bool,
+    limits: &Limits,
+    mut handle: H,
+) -> io::Result<()>
+where
+    T: Transport,
+    H: FnMut(&str, &str, Option<&str>) -> Reply,
+{
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::with_capacity(512);
+    loop {
+        // Wait for a whole head: idle time first, then the request timeout from its first byte.
+        let mut started = (!buf.is_empty()).then(Instant::now);
+        let (head_len, body_len) = loop {
+            match parse_head(&buf, limits) {
+                Parse::Complete { head, head_len } => break (head_len, head.body_len),
+                Parse::Invalid(error) => return answer_and_close(stream, server, &error),
+                Parse::Partial => {}
+            }
+            let timeout = match started {
+                None => limits.idle_timeout,
+                Some(t) => limits.request_timeout.saturating_sub(t.elapsed()),
+            };
+            match read_more(stream, &mut buf, timeout) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {
+                    started.get_or_insert_with(Instant::now);
+                }
+                Err(e) if is_timeout(&e) => {
+                    return match started {
+                        // Idle keep-alive connection: close without a word.
+                        None => Ok(()),
+                        Some(_) => answer_and_close(stream, server, &request_timeout(limits)),
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // Read any (small) body, so that the next request starts where it should.
+        while buf.len() < head_len + body_len {
+            let timeout = limits
+                .request_timeout
+                .saturating_sub(started.map_or(Duration::ZERO, |t| t.elapsed()));
+            match read_more(stream, &mut buf, timeout) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => {
+                    return answer_and_close(stream, server, &request_timeout(limits))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let Parse::Complete { head, .. } = parse_head(&buf, limits) else {
+            unreachable!("a head that parsed once parses again");
+        };
+        let (path, query) = crate::request::split_target(head.target);
+        let reply = handle(head.method, path, query);
+        let keep = keep_alive && head.keep_alive;
+        let connection = match (keep, head.version) {
+            (false, _) => ConnectionHeader::Close,
+            (true, 0) => ConnectionHeader::KeepAlive,
+            (true, _) => ConnectionHeader::None,
+        };
+        out.clear();
+        write_response(&mut out, server, &reply, connection, head.method == "HEAD");
+        stream.write_all(&out)?;
+        buf.drain(..head_len + body_len);
+        if !keep {
+            close_gracefully(stream, !buf.is_empty());
+            return Ok(());
+        }
+    }
+}
+
+fn request_timeout(limits: &Limits) -> AppError {
+    AppError::RequestTimeout {
+        waited_ms: limits.request_timeout.as_millis() as u64,
+    }
+}
+
+/// Reads what is there (at least one byte, or 0 at end of stream) into `buf`.
+fn read_more<T: Transport>(
+    stream: &mut T,
+    buf: &mut Vec<u8>,
+    timeout: Duration,
+) -> io::Result<usize> {
+    if timeout.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    stream.set_read_timeout(Some(timeout))?;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Answers a request that cannot be served, then closes.
+fn answer_and_close<T: Transport>(
+    stream: &mut T,
+    server: &str,
+    error: &AppError,
+) -> io::Result<()> {
+    let mut out = Vec::with_capacity(256);
+    write_response(
+        &mut out,
+        server,
+        &Reply::error(error),
+        ConnectionHeader::Close,
+        false,
+    );
+    stream.write_all(&out)?;
+    close_gracefully(stream, true);
+    Ok(())
+}
+
+/// Closes our side, and when the client may still be sending, reads a little of it first:
+/// closing a socket with unread bytes resets it, and the reset can destroy the response in
+/// flight. Bounded to 50 ms and 64 KiB.
+fn close_gracefully<T: Transport>(stream: &mut T, unread: bool) {
+    let _ = stream.flush();
+    let _ = stream.shutdown_write();
+    if !unread {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_millis(50);
+    let mut drained = 0;
+    let mut chunk = [0u8; 4096];
+    while drained < 64 * 1024 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+/// What the fuzz target and the corpus replay run: any bytes, split at any point, must give
+/// well-formed responses and never a panic.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// A scripted socket: reads hand out the chunks in order, then end of stream.
+    pub struct Scripted {
+        pub chunks: std::collections::VecDeque<Vec<u8>>,
+        pub written: Vec<u8>,
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let Some(mut chunk) = self.chunks.pop_front() else {
+                return Ok(0);
+            };
+            let n = chunk.len().min(out.len());
+            out[..n].copy_from_slice(&chunk[..n]);
+            if n < chunk.len() {
+                self.chunks.push_front(chunk.split_off(n));
+            }
+            Ok(n)
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.written.extend_from_slice(data);
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Transport for Scripted {
+        fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+
+        fn shutdown_write(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `data` through the layer, split in two at a point the data picks, and checks the
+    /// output: a sequence of complete responses, each 200 or a 4xx, each with our headers.
+    pub fn fuzz_one(data: &[u8]) {
+        let split = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
+        let mut stream = Scripted {
+            chunks: [data[..split].to_vec(), data[split..].to_vec()]
+                .into_iter()
+                .collect(),
+            written: Vec::new(),
+        };
+        let limits = Limits::default();
+        // The methods of the requests the handler saw, in order: their responses come first,
+        // then at most one error from the layer itself.
+        let mut methods: Vec<String> = Vec::new();
+        let _ = serve_connection(&mut stream, "fuzz", true, &limits, |method, path, query| {
+            methods.push(method.to_string());
+            let defaults = crate::RequestDefaults {
+                backend: crate::Backend::Db,
+                delay_ms: 0,
+                rows: 10,
+            };
+            match crate::plan(&defaults, method, path, query) {
+                crate::Work::Reply(reply) => reply,
+                _ => Reply::ok(bytes::Bytes::from_static(b"{}")),
+            }
+        });
+        let mut rest = &stream.written[..];
+        let mut responses = 0usize;
+        while !rest.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut response = httparse::Response::new(&mut headers);
+            let head_len = match response.parse(rest) {
+                Ok(httparse::Status::Complete(len)) => len,
+                other => panic!(
+                    "unparseable response {other:?}: {:?}",
+                    String::from_utf8_lossy(rest)
+                ),
+            };
+            let status = response.code.unwrap_or(0);
+            assert!(
+                status == 200 || (400..500).contains(&status),
+                "status {status}"
+            );
+            let length: usize = response
+                .headers
+                .iter()
+                .find(|h| h.name == "Content-Length")
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                .expect("every response has a Content-Length");
+            assert!(response
+                .headers
+                .iter()
+                .any(|h| h.name == "Server" && h.value == b"fuzz"));
+            // A response to HEAD has no body; its Content-Length says what GET would get.
+            let after_head = methods.get(responses).is_some_and(|m| m == "HEAD");
+            let body = if after_head { 0 } else { length };
+            assert!(rest.len() >= head_len + body, "response cut short");
+            rest = &rest[head_len + body..];
+            responses += 1;
+        }
+        assert!(
+            responses <= methods.len() + 1,
+            "{responses} responses to {} requests",
+            methods.len()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fuzzing::Scripted;
+    use super::*;
+
+    /// Serves `chunks` (then end of stream) with a handler that echoes the route as JSON, and
+    /// returns what the server wrote and how the call ended.
+    fn serve(chunks: &[&[u8]], keep_alive: bool) -> (String, io::Result<()>) {
+        let mut stream = Scripted {
+            chunks: chunks.iter().map(|c| c.to_vec()).collect(),
+            written: Vec::new(),
+        };
+        let result = serve_connection(
+            &mut stream,
+            "t",
+            keep_alive,
+            &Limits::default(),
+            |m, p, q| {
+                Reply::ok(bytes::Bytes::from(format!(
+                    r#"{{"m":"{m}","p":"{p}","q":"{}"}}"#,
+                    q.unwrap_or("")
+                )))
+            },
+        );
+        (
+            String::from_utf8_lossy(&stream.written).into_owned(),
+            result,
+        )
+    }
+
+    fn statuses(written: &str) -> Vec<&str> {
+        written
+            .split("HTTP/1.1 ")
+            .skip(1)
+            .map(|r| r.split(' ').next().unwrap_or(""))
+            .collect()
+    }
+
+    #[test]
+    fn keep_alive_serves_requests_in_sequence() {
+        let (out, result) = serve(
+            &[
+                b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"GET /b?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            ],
+            true,
+        );
+        result.unwrap();
+        assert_eq!(statuses(&out), ["200", "200"]);
+        assert!(out.contains(r#"{"m":"GET","p":"/a","q":""}"#));
+        assert!(out.contains(r#"{"m":"GET","p":"/b","q":"x=1"}"#));
+        assert!(!out.contains("Connection: close"));
+        assert!(out.contains("Server: t\r\n"));
+        assert!(out.contains("Content-Type: application/json\r\n"));
+        assert!(out.contains("Date: "));
+    }
+
+    #[test]
+    fn connection_close_gets_one_response_that_says_so() {
+        let (out, _) = serve(
+            &[b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n"],
+            true,
+        );
+        assert_eq!(statuses(&out), ["200"]);
+        assert!(out.contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn http10_closes_unless_it_asks_for_keep_alive() {
+        let (out, _) = serve(&[b"GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.0\r\n\r\n"], true);
+        assert_eq!(statuses(&out), ["200"]);
+        let (out, _) = serve(
+            &[b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n"],
+            true,
+        );
+        assert_eq!(statuses(&out), ["200", "200"]);
+        assert!(out.contains("Connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn one_request_per_connection_when_keep_alive_is_off() {
+        let (out, _) = serve(&[b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"], false);
+        assert_eq!(statuses(&out), ["200"]);
+        assert!(out.contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order() {
+        let (out, _) = serve(
+            &[b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n"],
+            true,
+        );
+        let first = out.find(r#""p":"/1""#).unwrap();
+        let second = out.find(r#""p":"/2""#).unwrap();
+        let third = out.find(r#""p":"/3""#).unwrap();
+        assert!(first < second && second < third);
+    }
+
+    #[test]
+    fn requests_split_across_many_reads_are_reassembled() {
+        let raw = b"GET /split?q=1 HTTP/1.1\r\nHost: example\r\nAccept: */*\r\n\r\n";
+        let chunks: Vec<&[u8]> = raw.chunks(1).collect();
+        let (out, _) = serve(&chunks, true);
+        assert_eq!(statuses(&out), ["200"]);
+        assert!(out.contains(r#""p":"/split","q":"q=1""#));
+    }
+
+    #[test]
+    fn oversized_heads_are_431() {
+        let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(9000));
+        let (out, _) = serve(&[big.as_bytes()], true);
+        assert_eq!(statuses(&out), ["431"]);
+        // Too large even before it ends.
+        let unfinished = format!("GET / HTTP/1.1\r\nX-Big: {}", "a".repeat(9000));
+        let (out, _) = serve(&[unfinished.as_bytes()], true);
+        assert_eq!(statuses(&out), ["431"]);
+        let many: String = (0..120).map(|i| format!("X-{i}: y\r\n")).collect();
+        let (out, _) = serve(&[format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()], true);
+        assert_eq!(statuses(&out), ["431"]);
+        assert!(out.contains(r#"{"error":"#));
+    }
+
+    #[test]
+    fn small_bodies_are_skipped_and_large_ones_refused() {
+        let (out, _) = serve(
+            &[
+                b"GET /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel",
+                b"loGET /b HTTP/1.1\r\n\r\n",
+            ],
+            true,
+        );
+        assert_eq!(statuses(&out), ["200", "200"]);
+        assert!(out.contains(r#""p":"/b""#));
+        let (out, _) = serve(
+            &[b"GET /a HTTP/1.1\r\nContent-Length: 100000\r\n\r\n"],
+            true,
+        );
+        assert_eq!(statuses(&out), ["413"]);
+        let (out, _) = serve(
+            &[b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
+            true,
+        );
+        assert_eq!(statuses(&out), ["400"]);
+        let (out, _) = serve(&[b"GET /a HTTP/1.1\r\nContent-Length: -1\r\n\r\n"], true);
+        assert_eq!(statuses(&out), ["400"]);
+        let (out, _) = serve(
+            &[b"GET /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"],
+            true,
+        );
+        assert_eq!(statuses(&out), ["400"]);
+    }
+
+    #[test]
+    fn malformed_input_is_400_and_closes() {
+        for raw in [
+            &b"GARBAGE\r\n\r\n"[..],
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+            b"\x00\x01\x02\r\n\r\n",
+            b"GET /a HTTP/1.1\r\n\r\n\x16\x03\x01",
+        ] {
+            let (out, result) = serve(&[raw], true);
+            result.unwrap();
+            assert_eq!(statuses(&out).last(), Some(&"400"), "{raw:?}: {out}");
+            assert!(out.ends_with(r#""}"#) || out.contains("Connection: close"));
+        }
+    }
+
+    #[test]
+    fn head_requests_get_no_body() {
+        let (out, _) = serve(&[b"HEAD /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"], true);
+        assert_eq!(statuses(&out), ["200", "200"]);
+        assert!(!out.contains(r#""p":"/a""#));
+        assert!(out.contains(r#""p":"/b""#));
+    }
+
+    #[test]
+    fn fuzz_harness_accepts_valid_and_invalid_input() {
+        fuzzing::fuzz_one(b"\x05GET /test?id=1 HTTP/1.1\r\n\r\nGET /json HTTP/1.1\r\n\r\n");
+        fuzzing::fuzz_one(b"");
+        fuzzing::fuzz_one(b"\xff\xfe garbage");
+        fuzzing::fuzz_one(b"\x03HEAD /json HTTP/1.1\r\n\r\n");
+    }
+
+    /// Over real sockets: a client that stops mid-request gets a 408; an idle kept-alive one is
+    /// closed; neither holds the thread past its timeout.
+    #[test]
+    fn slow_and_idle_clients_are_timed_out_on_real_sockets() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            request_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        };
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut stream, _) = listener.accept().unwrap();
+                let _ = serve_connection(&mut stream, "t", true, &limits, |_, _, _| {
+                    Reply::ok(bytes::Bytes::from_static(b"{}"))
+                });
+            }
+        });
+        // Slowloris: half a request, then nothing.
+        let mut slow = TcpStream::connect(addr).unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        slow.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let mut answer = String::new();
+        slow.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        // Idle: one request, then silence; the server closes after the idle timeout.
+        let mut idle = TcpStream::connect(addr).unwrap();
+        idle.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        idle.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        idle.read_to_string(&mut answer).unwrap();
+        assert_eq!(statuses(&answer), ["200"]);
+        server.join().unwrap();
+    }
+}
