@@ -1,7 +1,8 @@
-//! The `bench` command line: `up`, `verify` (and, with the harness, `run`, `compare`,
-//! `scenarios`). Each command is a thin layer over the library.
+//! The `bench` command line: `up`, `verify`, `run`, `compare` and `scenarios`. Each command is
+//! a thin layer over the library.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use shared::Binary;
 
 use crate::checks::{self, Subject};
+use crate::harness::{self, report, run::Plan, scenario, tools};
 use crate::stack::{Stack, StackOptions, Target};
 
 #[derive(Parser, Debug)]
@@ -32,6 +34,161 @@ enum Command {
     Up(UpArgs),
     /// Check the contract against targets: started here, or one already running (--url).
     Verify(VerifyArgs),
+    /// Run a scenario against each target in turn and write results.json, results.csv,
+    /// report.md and SVG charts.
+    Run(RunArgs),
+    /// A and B in turn (A B A B …) for --rounds rounds each, with the ratio per pair and its
+    /// min/median/max.
+    Compare(CompareArgs),
+    /// List the presets, their parameters and the article each comes from.
+    Scenarios,
+}
+
+/// Flags that override a scenario's settings.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Overrides {
+    /// Concurrent client connections.
+    #[arg(long)]
+    pub connections: Option<u32>,
+    /// Open loop at this many requests per second (needs --tool oha or hey).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Measured load per target, e.g. 10s or 1m.
+    #[arg(long, value_parser = parse_seconds)]
+    pub duration: Option<u32>,
+    /// Warm-up before the measured load, e.g. 2s (0 for none).
+    #[arg(long, value_parser = parse_seconds)]
+    pub warmup: Option<u32>,
+    /// Delay per request, in milliseconds (pg_sleep, or nginx's echo_sleep).
+    #[arg(long)]
+    pub delay_ms: Option<u32>,
+    /// What /test does.
+    #[arg(long, value_parser = ["db", "upstream"])]
+    pub backend: Option<String>,
+    /// DB sessions: every target's --pool-size (sync-pool: at most its workers).
+    #[arg(long)]
+    pub pool_size: Option<u32>,
+    /// --workers of every target that has them (sync-pool and the async and green ones).
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Load the targets directly or through nginx.
+    #[arg(long, value_parser = ["nginx", "direct"])]
+    pub via: Option<String>,
+    /// nginx keeps connections to the target open.
+    #[arg(long, value_enum)]
+    pub upstream_keepalive: Option<OnOff>,
+    /// The load tool keeps its connections open.
+    #[arg(long, value_enum)]
+    pub client_keepalive: Option<OnOff>,
+    /// Put pgbouncer (session mode, --pool-size server sessions in total) in front of PostgreSQL.
+    #[arg(long)]
+    pub pgbouncer: bool,
+    /// Pin the target to CPU 0 and the load tool to the other CPUs.
+    #[arg(long)]
+    pub pin: bool,
+    /// Rounds per target; rows keep the median and the min–max.
+    #[arg(long)]
+    pub rounds: Option<u32>,
+}
+
+impl Overrides {
+    pub fn apply(&self, settings: &mut scenario::Settings) {
+        if let Some(v) = self.connections {
+            settings.connections = v;
+        }
+        if let Some(v) = self.rate {
+            settings.rate = Some(v);
+        }
+        if let Some(v) = self.duration {
+            settings.duration_s = v;
+        }
+        if let Some(v) = self.warmup {
+            settings.warmup_s = v;
+        }
+        if let Some(v) = self.delay_ms {
+            settings.delay_ms = v;
+        }
+        if let Some(v) = &self.backend {
+            settings.backend = if v == "upstream" { "upstream" } else { "db" };
+        }
+        if let Some(v) = self.pool_size {
+            settings.sessions = v;
+        }
+        if let Some(v) = self.workers {
+            settings.sync_workers = Some(v);
+            settings.async_workers = Some(v);
+        }
+        if let Some(v) = &self.via {
+            settings.via = if v == "direct" { "direct" } else { "nginx" };
+        }
+        if let Some(v) = self.upstream_keepalive {
+            settings.upstream_keepalive = v.is_on();
+        }
+        if let Some(v) = self.client_keepalive {
+            settings.client_keepalive = v.is_on();
+        }
+        settings.pgbouncer |= self.pgbouncer;
+        settings.pin |= self.pin;
+        if let Some(v) = self.rounds {
+            settings.rounds = v.max(1);
+        }
+    }
+}
+
+/// `10`, `10s` or `2m`, in seconds.
+fn parse_seconds(text: &str) -> Result<u32, String> {
+    let (number, unit) = match text.strip_suffix('m') {
+        Some(n) => (n, 60),
+        None => (text.strip_suffix('s').unwrap_or(text), 1),
+    };
+    number
+        .parse::<u32>()
+        .map(|n| n * unit)
+        .map_err(|_| format!("{text:?} is not a duration: write e.g. 10s or 2m"))
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// The preset (see `bench scenarios`).
+    #[arg(long, default_value = "grinberg")]
+    scenario: String,
+    /// The load tool: wrk (default), oha, ab or hey.
+    #[arg(long)]
+    tool: Option<String>,
+    /// Results folder [default: results/<scenario>-<time>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The target every row's `relative` is measured against.
+    #[arg(long, default_value = "sync-pool")]
+    baseline: String,
+    /// Skip the contract checks before the load (they refuse a broken target).
+    #[arg(long)]
+    no_verify: bool,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// The first target (the ratio's numerator).
+    a: String,
+    /// The second target.
+    b: String,
+    /// The preset whose configuration both run (see `bench scenarios`).
+    #[arg(long, default_value = "grinberg")]
+    scenario: String,
+    #[arg(long)]
+    tool: Option<String>,
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    no_verify: bool,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(flatten)]
+    overrides: Overrides,
 }
 
 /// Which targets, and the stack to run them on.
@@ -90,8 +247,9 @@ struct VerifyArgs {
     rows: i32,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum OnOff {
+    #[default]
     On,
     Off,
 }
@@ -108,6 +266,12 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => up(args, &interrupted),
         Command::Verify(args) => verify(args),
+        Command::Run(args) => run(args, &interrupted),
+        Command::Compare(args) => compare(args, &interrupted),
+        Command::Scenarios => {
+            print_scenarios();
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -297,4 +461,175 @@ fn exit_code(failures: usize) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn print_scenarios() {
+    println!(
+        "{:<13} {:<5} {:>5} {:>8} {:>8} {:>6}  what it runs  [source]",
+        "scenario", "tool", "c", "delay", "backend", "#DB"
+    );
+    for s in scenario::all() {
+        let c = &s.settings;
+        println!(
+            "{:<13} {:<5} {:>5} {:>6}ms {:>8} {:>6}  {}  [{}]",
+            s.name, c.tool, c.connections, c.delay_ms, c.backend, c.sessions, s.summary, s.source
+        );
+    }
+    println!("\nOverride any parameter with flags, e.g. `bench run --scenario grinberg --duration 30s --rounds 3`.");
+}
+
+/// The targets to run: the ones named, or every built one (the rest are listed as missing).
+fn chosen_targets(stack: &Stack, names: &[String]) -> Result<(Vec<Binary>, Vec<String>)> {
+    let built = harness::built_targets(stack.bin_dir());
+    if names.is_empty() {
+        let missing = Binary::ALL
+            .into_iter()
+            .filter(|b| !built.contains(b))
+            .map(|b| b.name().to_string())
+            .collect::<Vec<_>>();
+        if !missing.is_empty() {
+            eprintln!("bench: not built, skipped: {}", missing.join(", "));
+        }
+        return Ok((built, missing));
+    }
+    let chosen = parse_targets(names)?;
+    for binary in &chosen {
+        if !built.contains(binary) {
+            bail!(
+                "{} is not built in {}: run `cargo build --release --workspace`",
+                binary.name(),
+                stack.bin_dir().display()
+            );
+        }
+    }
+    Ok((chosen, Vec::new()))
+}
+
+fn plan_settings(
+    scenario_name: &str,
+    tool: Option<&str>,
+    overrides: &Overrides,
+) -> Result<(scenario::Scenario, scenario::Settings, tools::Tool)> {
+    let scenario = scenario::find(scenario_name)?;
+    let mut settings = scenario.settings.clone();
+    overrides.apply(&mut settings);
+    let tool_name = tool.unwrap_or(settings.tool);
+    if !tools::NAMES.contains(&tool_name) {
+        bail!(
+            "unknown tool {tool_name:?}; valid tools: {}",
+            tools::NAMES.join(", ")
+        );
+    }
+    if settings.rate.is_some() && matches!(tool_name, "wrk" | "ab") {
+        bail!("{tool_name} is a closed-loop tool and cannot hold --rate: use --tool oha");
+    }
+    let tool = tools::locate(tool_name)?;
+    settings.tool = tool.name;
+    Ok((scenario, settings, tool))
+}
+
+fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
+    let (scenario, settings, tool) =
+        plan_settings(&args.scenario, args.tool.as_deref(), &args.overrides)?;
+    let baseline = parse_targets(std::slice::from_ref(&args.baseline))?[0];
+    parse_targets(&args.stack.targets)?;
+    let out = harness::run::default_out(scenario.name, args.out.as_deref())?;
+    eprintln!("bench: starting the stack");
+    let stack = Stack::start(&args.stack.stack_options())?;
+    let (targets, missing_targets) = chosen_targets(&stack, &args.stack.targets)?;
+    let plan = Plan {
+        scenario,
+        settings,
+        targets,
+        missing_targets,
+        baseline,
+        verify: !args.no_verify,
+        out: out.clone(),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    eprintln!(
+        "bench: {} ({}), {} via {}",
+        plan.scenario.name, plan.scenario.summary, plan.settings.tool, plan.settings.via
+    );
+    let outcome = harness::run::run(&stack, &plan, tool, interrupted)?;
+    println!("{}", report::table(&outcome.rows, &outcome.meta.baseline));
+    println!(
+        "Results: {}/report.md (results.json, results.csv, throughput.svg, latency.svg)",
+        out.display()
+    );
+    if outcome.interrupted {
+        bail!(
+            "interrupted; the rows measured so far are in {}",
+            out.display()
+        );
+    }
+    let bad = outcome.rows.iter().filter(|r| r.status != "ok").count();
+    if bad > 0 {
+        eprintln!("bench: {bad} row(s) failed or were refused; see the table");
+    }
+    Ok(exit_code(bad))
+}
+
+fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
+    let (scenario, mut settings, tool) =
+        plan_settings(&args.scenario, args.tool.as_deref(), &args.overrides)?;
+    if args.overrides.rounds.is_none() {
+        settings.rounds = 3;
+    }
+    if settings.rounds < 3 {
+        bail!("--rounds must be at least 3: one pair says nothing about the noise");
+    }
+    let targets = parse_targets(&[args.a.clone(), args.b.clone()])?;
+    if targets[0] == targets[1] {
+        eprintln!(
+            "bench: comparing {} with itself: the ratio shows the noise alone",
+            targets[0]
+        );
+    }
+    let out = harness::run::default_out(
+        &format!("compare-{}-{}", args.a, args.b),
+        args.out.as_deref(),
+    )?;
+    eprintln!("bench: starting the stack");
+    let options = StackArgs {
+        targets: Vec::new(),
+        database_url: args.database_url.clone(),
+    }
+    .stack_options();
+    let stack = Stack::start(&options)?;
+    let plan = Plan {
+        scenario,
+        settings,
+        targets: targets.clone(),
+        missing_targets: Vec::new(),
+        baseline: targets[1],
+        verify: !args.no_verify,
+        out: out.clone(),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let (a, b) = (targets[0].name(), targets[1].name());
+    println!("{:<6} {:>12} {:>12} {:>8}", "round", a, b, "A/B");
+    let comparison = harness::run::compare(&stack, &plan, tool, interrupted, &|round, pair| {
+        println!(
+            "{round:<6} {:>12.0} {:>12.0} {:>8}",
+            pair.a_rps,
+            pair.b_rps,
+            pair.ratio.map_or("–".into(), |r| format!("{r:.3}"))
+        );
+    })?;
+    let r = comparison.ratio;
+    println!(
+        "\n{a} / {b}: median {:.3}, min {:.3}, max {:.3} over {} rounds",
+        r.median,
+        r.min,
+        r.max,
+        comparison.rounds.len()
+    );
+    println!(
+        "noise between rounds ((max − min) / median): {a} {:.1}%, {b} {:.1}%",
+        comparison.a_noise * 100.0,
+        comparison.b_noise * 100.0
+    );
+    println!("Results: {}/compare.json", out.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -4,5 +4,6 @@
 pub mod checks;
 pub mod cli;
 pub mod client;
+pub mod harness;
 pub mod observe;
 pub mod stack;

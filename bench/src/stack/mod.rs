@@ -9,6 +9,7 @@
 //! `target/stack/run-<pid>-<n>/` (one run: its cluster copy, configs, logs).
 
 pub mod nginx;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
 pub mod target;
@@ -22,6 +23,7 @@ use anyhow::{Context, Result};
 use shared::Binary;
 
 pub use self::nginx::{Nginx, ProxyRoute};
+pub use self::pgbouncer::Pgbouncer;
 pub use self::postgres::Postgres;
 pub use self::target::Target;
 
@@ -130,6 +132,17 @@ impl Stack {
             flags,
         )
         .with_context(|| format!("cannot start {}", binary.name()))
+    }
+
+    /// Starts pgbouncer (session mode, at most `server_sessions`) in front of the database;
+    /// targets get its URL as `--database-url`.
+    pub fn pgbouncer(&self, server_sessions: u32) -> Result<Pgbouncer> {
+        Pgbouncer::start(
+            &self.run_dir,
+            &self.pids_file,
+            self.database_url(),
+            server_sessions,
+        )
     }
 
     /// Starts a reverse proxy with one port per target.

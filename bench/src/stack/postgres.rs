@@ -120,6 +120,12 @@ impl Postgres {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("PostgreSQL did not start")))
     }
 
+    /// The postmaster's pid, for CPU accounting (private cluster only).
+    pub fn server_pid(&self) -> Option<u32> {
+        let server = self.server.lock().unwrap_or_else(|e| e.into_inner());
+        server.as_ref().map(Process::pid)
+    }
+
     pub fn is_embedded(&self) -> bool {
         self.restart.is_some()
     }

@@ -1,0 +1,156 @@
+//! What the kernel knows about a process: CPU time and memory, read from `/proc`.
+//!
+//! CPU is `utime + stime` of a process (all its threads) and, for PostgreSQL and nginx, of its
+//! children too (backends, workers), read before and after the measured load. Children that
+//! exit during the load take their CPU with them; with pooled connections they do not.
+
+use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Clock ticks per second for `/proc/*/stat` times.
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+/// (ppid, utime + stime in ticks) of `pid`.
+fn stat(pid: u32) -> Option<(u32, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: split after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): ppid is field 4, utime 14, stime 15.
+    let ppid = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((ppid, utime + stime))
+}
+
+/// CPU seconds used so far by `pid` and, with `children`, its live direct children.
+pub fn cpu_seconds(pid: u32, children: bool) -> Option<f64> {
+    let (_, own) = stat(pid)?;
+    let mut ticks = own;
+    if children {
+        if let Ok(entries) = fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                if let Some((ppid, t)) = stat(child) {
+                    if ppid == pid {
+                        ticks += t;
+                    }
+                }
+            }
+        }
+    }
+    Some(ticks as f64 / ticks_per_second())
+}
+
+/// Resident memory of `pid` in MiB, and its thread count.
+pub fn rss_and_threads(pid: u32) -> Option<(f64, u64)> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let value = |key: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((value("VmRSS:")? as f64 / 1024.0, value("Threads:")?))
+}
+
+/// Peaks of a process's memory and threads, sampled on a thread.
+pub struct MemorySampler {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<(f64, u64)>,
+}
+
+impl MemorySampler {
+    pub fn start(pid: u32, interval: Duration) -> MemorySampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let (mut rss, mut threads) = (0.0f64, 0u64);
+                loop {
+                    if let Some((r, t)) = rss_and_threads(pid) {
+                        rss = rss.max(r);
+                        threads = threads.max(t);
+                    }
+                    if stop.load(Ordering::SeqCst) {
+                        return (rss, threads);
+                    }
+                    std::thread::sleep(interval);
+                }
+            }
+        });
+        MemorySampler { stop, handle }
+    }
+
+    /// Peak RSS in MiB and peak thread count.
+    pub fn finish(self) -> (f64, u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().unwrap_or((0.0, 0))
+    }
+}
+
+/// Pins every thread of `pid` to `cpus`; threads it starts later inherit the mask.
+pub fn pin(pid: u32, cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: a valid set of the size we pass.
+        let rc =
+            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The CPU count this process may use.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_cpu_time_memory_and_threads() {
+        let pid = std::process::id();
+        // Burn a little CPU so the counter moves past zero.
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = x.wrapping_add(i ^ (x >> 3));
+        }
+        assert!(x != 1);
+        assert!(cpu_seconds(pid, false).unwrap() > 0.0);
+        let (rss, threads) = rss_and_threads(pid).unwrap();
+        assert!(rss > 1.0 && threads >= 1);
+        assert!(cpu_seconds(u32::MAX, false).is_none());
+    }
+}

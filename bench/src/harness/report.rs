@@ -1,0 +1,301 @@
+//! The run's output: `results.json` (rows plus machine, versions and configuration),
+//! `results.csv`, `report.md` (a Grinberg-style table with the bound, #DB, RSS and CPU
+//! columns) and the SVG charts.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::scenario::Settings;
+use super::Row;
+
+/// Everything about a run but its rows.
+#[derive(Clone, Debug, Serialize)]
+pub struct Meta {
+    pub suite: &'static str,
+    pub bench_version: &'static str,
+    pub scenario: String,
+    pub source: String,
+    pub started: String,
+    pub finished: String,
+    pub settings: Settings,
+    pub baseline: String,
+    pub machine: Machine,
+    pub versions: Vec<(String, String)>,
+    /// Targets that were asked for but not built.
+    pub missing_targets: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+    pub kernel: String,
+    pub os: String,
+}
+
+impl Machine {
+    pub fn read() -> Machine {
+        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_kib: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        let os = fs::read_to_string("/etc/os-release")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpus: super::procfs::cpus(),
+            cpu_model,
+            memory_gib: (memory_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            os,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Results<'a> {
+    #[serde(flatten)]
+    meta: &'a Meta,
+    results: &'a [Row],
+}
+
+/// Writes every output file into `dir`.
+pub fn write_all(dir: &Path, meta: &Meta, rows: &[Row]) -> Result<()> {
+    let json = serde_json::to_string_pretty(&Results {
+        meta,
+        results: rows,
+    })?;
+    fs::write(dir.join("results.json"), json + "\n")
+        .with_context(|| format!("cannot write {}", dir.display()))?;
+    fs::write(dir.join("results.csv"), csv(rows))?;
+    fs::write(dir.join("report.md"), markdown(meta, rows))?;
+    super::chart::throughput(&dir.join("throughput.svg"), &meta.scenario, rows)?;
+    super::chart::latency(&dir.join("latency.svg"), &meta.scenario, rows)?;
+    Ok(())
+}
+
+fn opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or(String::new(), |v| format!("{v:.decimals$}"))
+}
+
+fn dash(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("–".into(), |v| format!("{v:.decimals$}"))
+}
+
+const CSV_COLUMNS: &str = "target,binary,group,status,tool,loop,path,backend,delay_ms,connections,rate,via,upstream_keepalive,client_keepalive,sessions,flags,ok_responses,seconds,requests_per_sec,requests_per_sec_min,requests_per_sec_max,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,errors_total,errors_connect,errors_read,errors_write,errors_timeout,errors_non_2xx,errors_other,achieved_rate,saturated,db_sessions_peak,threads_peak,rss_peak_mib,cpu_ms_per_request,postgres_cpu_ms_per_request,nginx_cpu_ms_per_request,bound_rps,efficiency,relative,failure";
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+pub fn csv(rows: &[Row]) -> String {
+    let mut out = String::from(CSV_COLUMNS);
+    out.push('\n');
+    for r in rows {
+        let c = &r.config;
+        let e = &r.errors;
+        let fields = [
+            csv_field(&r.target),
+            r.binary.unwrap_or("").to_string(),
+            csv_field(&r.group),
+            r.status.to_string(),
+            r.tool.clone(),
+            r.loop_kind.to_string(),
+            c.path.to_string(),
+            c.backend.to_string(),
+            c.delay_ms.to_string(),
+            c.connections.to_string(),
+            c.rate.map_or(String::new(), |v| v.to_string()),
+            c.via.to_string(),
+            c.upstream_keepalive.to_string(),
+            c.client_keepalive.to_string(),
+            c.sessions.to_string(),
+            csv_field(&r.flags.join(" ")),
+            r.ok_responses.to_string(),
+            format!("{:.3}", r.seconds),
+            format!("{:.1}", r.requests_per_sec),
+            format!("{:.1}", r.requests_per_sec_min),
+            format!("{:.1}", r.requests_per_sec_max),
+            opt(r.p50_ms, 3),
+            opt(r.p90_ms, 3),
+            opt(r.p99_ms, 3),
+            opt(r.p999_ms, 3),
+            opt(r.max_ms, 3),
+            e.total.to_string(),
+            e.connect.to_string(),
+            e.read.to_string(),
+            e.write.to_string(),
+            e.timeout.to_string(),
+            e.non_2xx.to_string(),
+            e.other.to_string(),
+            opt(r.achieved_rate, 1),
+            r.saturated.map_or(String::new(), |v| v.to_string()),
+            r.db_sessions_peak.map_or(String::new(), |v| v.to_string()),
+            r.threads_peak.map_or(String::new(), |v| v.to_string()),
+            opt(r.rss_peak_mib, 1),
+            opt(r.cpu_ms_per_request, 4),
+            opt(r.postgres_cpu_ms_per_request, 4),
+            opt(r.nginx_cpu_ms_per_request, 4),
+            opt(r.bound_rps, 1),
+            opt(r.efficiency, 3),
+            opt(r.relative, 2),
+            csv_field(r.failure.as_deref().unwrap_or("")),
+        ];
+        out += &fields.join(",");
+        out.push('\n');
+    }
+    out
+}
+
+/// The table for the terminal and report.md.
+pub fn table(rows: &[Row], baseline: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| target | req/s | vs {baseline} | P50 ms | P99 ms | P99.9 ms | max ms | errors | bound req/s | efficiency | #DB | RSS MiB | CPU ms/req | PG CPU ms/req | nginx CPU ms/req |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    );
+    for r in rows {
+        if r.status != "ok" {
+            let why = r
+                .failure
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("");
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |  |  |  |  |  |  |  |  |  |  |  |  |",
+                r.target,
+                r.status.to_uppercase(),
+                why.replace('|', "/")
+            );
+            continue;
+        }
+        let spread = if r.rounds_rps.len() > 1 {
+            format!(
+                " ({:.0}–{:.0})",
+                r.requests_per_sec_min, r.requests_per_sec_max
+            )
+        } else {
+            String::new()
+        };
+        let saturated = if r.saturated == Some(true) {
+            " saturated"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.0}{spread}{saturated} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.target,
+            r.requests_per_sec,
+            dash(r.relative, 2),
+            dash(r.p50_ms, 1),
+            dash(r.p99_ms, 1),
+            dash(r.p999_ms, 1),
+            dash(r.max_ms, 1),
+            r.errors.total,
+            dash(r.bound_rps, 0),
+            dash(r.efficiency, 2),
+            r.db_sessions_peak.map_or("–".into(), |v| v.to_string()),
+            dash(r.rss_peak_mib, 1),
+            dash(r.cpu_ms_per_request, 3),
+            dash(r.postgres_cpu_ms_per_request, 3),
+            dash(r.nginx_cpu_ms_per_request, 3),
+        );
+    }
+    out
+}
+
+pub fn markdown(meta: &Meta, rows: &[Row]) -> String {
+    let s = &meta.settings;
+    let mut out = String::new();
+    let _ = writeln!(out, "# rust-web-perf: `{}`\n", meta.scenario);
+    let _ = writeln!(out, "From: {}.\n", meta.source);
+    let _ = writeln!(
+        out,
+        "Load: {} {} connections{}, {} s measured after {} s warm-up, {} round(s); `{}` backend{}, delay {} ms; via {} (upstream keep-alive {}), client keep-alive {}; {} DB sessions{}; sync-pool workers {}, async workers {}{}.\n",
+        s.tool,
+        s.connections,
+        s.rate.map_or(String::new(), |r| format!(" at {r} req/s (open loop)")),
+        s.duration_s,
+        s.warmup_s,
+        s.rounds,
+        s.backend,
+        if s.path == "/test" { String::new() } else { format!(" ({})", s.path) },
+        s.delay_ms,
+        s.via,
+        on_off(s.upstream_keepalive),
+        on_off(s.client_keepalive),
+        s.sessions,
+        if s.pgbouncer { " through pgbouncer" } else { "" },
+        s.sync_workers.map_or("default".into(), |w| w.to_string()),
+        s.async_workers.map_or("default".into(), |w| w.to_string()),
+        if s.pin { "; target pinned to CPU 0" } else { "" },
+    );
+    let m = &meta.machine;
+    let _ = writeln!(
+        out,
+        "Machine: {} CPUs ({}), {} GiB, {}, Linux {}. Started {}, finished {}.\n",
+        m.cpus, m.cpu_model, m.memory_gib, m.os, m.kernel, meta.started, meta.finished
+    );
+    out += &table(rows, &meta.baseline);
+    let _ = writeln!(
+        out,
+        "\n- **req/s** counts 2xx responses only; with several rounds, the median and (min–max).\n\
+         - **bound** is Little's law, min(clients, what limits the model: pool, workers, threads) / delay; \
+         **efficiency** = req/s / bound. No bound without a delay.\n\
+         - **#DB** is the peak of the target's sessions in `pg_stat_activity`, sampled every 100 ms.\n\
+         - **CPU ms/req** is the target's user + system CPU over the measured load, per response; \
+         PG and nginx the same for PostgreSQL's backends and the proxy.\n"
+    );
+    if !meta.missing_targets.is_empty() {
+        let _ = writeln!(
+            out,
+            "Not built, so not measured: {}.\n",
+            meta.missing_targets.join(", ")
+        );
+    }
+    out += "Versions:\n\n";
+    for (name, version) in &meta.versions {
+        let _ = writeln!(out, "- {name}: {version}");
+    }
+    out += "\nCharts: [throughput](throughput.svg), [latency](latency.svg).\n";
+    out
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}

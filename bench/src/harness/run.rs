@@ -1,0 +1,374 @@
+//! `bench run` and `bench compare` over a started stack: verify, measure each case, write the
+//! results. The CLI only parses flags into [`Plan`] and prints.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use shared::Binary;
+
+use super::report::{self, Machine, Meta};
+use super::scenario::{self, Case, Extra, Scenario, Settings};
+use super::tools::{self, Tool};
+use super::{refused_row, set_relative, Row, Runner};
+use crate::stack::Stack;
+
+/// What to run.
+pub struct Plan {
+    pub scenario: Scenario,
+    pub settings: Settings,
+    pub targets: Vec<Binary>,
+    pub missing_targets: Vec<String>,
+    pub baseline: Binary,
+    pub verify: bool,
+    pub out: PathBuf,
+    pub progress: bool,
+}
+
+/// Runs the contract checks on `targets`; returns each failing target with its first failure.
+pub fn verify(stack: &Stack, targets: &[Binary]) -> Result<Vec<(Binary, String)>> {
+    let mut refused = Vec::new();
+    for &binary in targets {
+        let target = stack.launch(binary, &[])?;
+        let (_proxy, routes) = stack.proxy(&[(binary.name().to_string(), target.addr)], true, 1)?;
+        let subject = crate::checks::Subject {
+            binary,
+            direct: target.addr,
+            proxied: Some(routes[0].listen),
+            database_url: stack.database_url().to_string(),
+            upstream: Some(stack.upstream_addr),
+            rows: 1_000_000,
+        };
+        let outcomes = crate::checks::run_all(&subject);
+        let failures: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| {
+                o.result
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("{}: {e:#}", o.check))
+            })
+            .collect();
+        eprintln!(
+            "bench: verify {:<12} {}/{} checks pass",
+            binary.name(),
+            outcomes.len() - failures.len(),
+            outcomes.len()
+        );
+        if let Some(first) = failures.first() {
+            refused.push((binary, format!("failed the contract check {first}")));
+        }
+    }
+    Ok(refused)
+}
+
+fn progress_bar(total: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Versions of everything that shaped the numbers.
+pub fn versions(stack: &Stack, tool: &Tool, pgbouncer: bool) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("bench".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        (tool.name.to_string(), tool.version.clone()),
+    ];
+    let command_line = |program: &str, args: &[&str]| -> Option<String> {
+        let o = Command::new(program).args(args).output().ok()?;
+        let text =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        text.lines().next().map(|l| l.trim().to_string())
+    };
+    if let Some(v) = command_line("git", &["rev-parse", "--short", "HEAD"]) {
+        out.push(("git commit".into(), v));
+    }
+    if let Some(v) = command_line("rustc", &["-V"]) {
+        out.push(("rustc".into(), v));
+    }
+    if let Ok(mut client) = stack.postgres.connect() {
+        if let Ok(row) = client.query_one("SELECT version()", &[]) {
+            out.push(("postgresql".into(), row.get(0)));
+        }
+    }
+    if let Some(nginx) = crate::stack::process::find_program("nginx", &["/usr/sbin"]) {
+        if let Some(v) = command_line(&nginx.to_string_lossy(), &["-v"]) {
+            out.push(("nginx".into(), v));
+        }
+    }
+    if pgbouncer {
+        if let Some(v) = tools::dpkg_version("pgbouncer") {
+            out.push(("pgbouncer".into(), v));
+        }
+    }
+    out
+}
+
+fn now() -> String {
+    httpdate::fmt_http_date(std::time::SystemTime::now())
+}
+
+/// The outcome of `bench run`: the rows, and where they were written.
+pub struct Outcome {
+    pub rows: Vec<Row>,
+    pub meta: Meta,
+    pub interrupted: bool,
+}
+
+pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> Result<Outcome> {
+    let started = now();
+    let cases = scenario::expand(&plan.scenario, &plan.settings, &plan.targets);
+    let refused = if plan.verify && plan.scenario.extra != Extra::Limits {
+        verify(stack, &plan.targets)?
+    } else {
+        Vec::new()
+    };
+    let rounds: u64 = cases
+        .iter()
+        .map(|c| u64::from(c.settings.rounds.max(1)))
+        .sum();
+    let bar = progress_bar(rounds, plan.progress);
+    let mut runner = Runner::new(
+        stack,
+        tool.clone(),
+        &plan.out.join("work"),
+        interrupted,
+        plan.settings.pgbouncer.then_some(plan.settings.sessions),
+    )?;
+    let bar_for_rounds = bar.clone();
+    runner.on_round = Box::new(move |_| bar_for_rounds.inc(1));
+    let mut rows = Vec::new();
+    let mut was_interrupted = false;
+    for case in &cases {
+        bar.set_message(case.label.clone());
+        if let Some((_, why)) = refused
+            .iter()
+            .find(|(b, _)| Some(b.name()) == case_binary(case))
+        {
+            rows.push(refused_row(case, &tool, why));
+            bar.inc(u64::from(case.settings.rounds.max(1)));
+            continue;
+        }
+        match runner.measure(case) {
+            Ok(row) => {
+                if row.status != "ok" {
+                    bar.println(format!(
+                        "bench: {} failed: {}",
+                        row.target,
+                        row.failure.as_deref().unwrap_or("")
+                    ));
+                }
+                rows.push(row);
+            }
+            Err(_) => {
+                was_interrupted = true;
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    set_relative(&mut rows, plan.baseline);
+    let meta = Meta {
+        suite: "rust-web-perf",
+        bench_version: env!("CARGO_PKG_VERSION"),
+        scenario: plan.scenario.name.to_string(),
+        source: plan.scenario.source.to_string(),
+        started,
+        finished: now(),
+        settings: plan.settings.clone(),
+        baseline: plan.baseline.name().to_string(),
+        machine: Machine::read(),
+        versions: versions(stack, &tool, plan.settings.pgbouncer),
+        missing_targets: plan.missing_targets.clone(),
+    };
+    report::write_all(&plan.out, &meta, &rows)?;
+    Ok(Outcome {
+        rows,
+        meta,
+        interrupted: was_interrupted,
+    })
+}
+
+fn case_binary(case: &Case) -> Option<&'static str> {
+    match case.subject {
+        scenario::Subject::Target(b) => Some(b.name()),
+        _ => None,
+    }
+}
+
+/// min, median, max.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Spread {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return Spread {
+                min: 0.0,
+                median: 0.0,
+                max: 0.0,
+            };
+        }
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Spread {
+            min: sorted[0],
+            median,
+            max: sorted[n - 1],
+        }
+    }
+}
+
+/// `bench compare`: the result.
+#[derive(Serialize)]
+pub struct Comparison {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub a: String,
+    pub b: String,
+    pub rounds: Vec<RoundPair>,
+    /// A's throughput over B's, per round.
+    pub ratio: Spread,
+    pub a_rps: Spread,
+    pub b_rps: Spread,
+    /// (max − min) / median of each target's rounds: the noise between rounds.
+    pub a_noise: f64,
+    pub b_noise: f64,
+    pub results: Vec<Row>,
+}
+
+#[derive(Serialize)]
+pub struct RoundPair {
+    pub a_rps: f64,
+    pub b_rps: f64,
+    pub ratio: Option<f64>,
+}
+
+/// A and B in turn, `rounds` times each (A B A B …), each round on a fresh process.
+pub fn compare(
+    stack: &Stack,
+    plan: &Plan,
+    tool: Tool,
+    interrupted: &AtomicBool,
+    on_pair: &dyn Fn(usize, &RoundPair),
+) -> Result<Comparison> {
+    let [a, b] = plan.targets[..] else {
+        bail!("compare takes exactly two targets");
+    };
+    let started = now();
+    if plan.verify {
+        if let Some((binary, why)) = verify(stack, &plan.targets)?.first() {
+            bail!("{} is refused: {why}", binary.name());
+        }
+    }
+    let settings = Settings {
+        rounds: 1,
+        ..plan.settings.clone()
+    };
+    let case = |binary: Binary| Case {
+        label: binary.name().to_string(),
+        subject: scenario::Subject::Target(binary),
+        settings: settings.clone(),
+        group: String::new(),
+    };
+    let runner = Runner::new(
+        stack,
+        tool.clone(),
+        &plan.out.join("work"),
+        interrupted,
+        settings.pgbouncer.then_some(settings.sessions),
+    )?;
+    let bar = progress_bar(u64::from(plan.settings.rounds) * 2, plan.progress);
+    let mut rows = Vec::new();
+    let mut pairs = Vec::new();
+    for round in 0..plan.settings.rounds as usize {
+        let mut pair = [0.0; 2];
+        for (i, binary) in [a, b].into_iter().enumerate() {
+            bar.set_message(format!("round {} {}", round + 1, binary.name()));
+            let row = runner.measure(&case(binary))?;
+            bar.inc(1);
+            if row.status != "ok" {
+                bail!(
+                    "{} failed in round {}: {}",
+                    binary.name(),
+                    round + 1,
+                    row.failure.as_deref().unwrap_or("")
+                );
+            }
+            pair[i] = row.requests_per_sec;
+            rows.push(row);
+        }
+        let result = RoundPair {
+            a_rps: pair[0],
+            b_rps: pair[1],
+            ratio: (pair[1] > 0.0).then(|| pair[0] / pair[1]),
+        };
+        bar.suspend(|| on_pair(round + 1, &result));
+        pairs.push(result);
+    }
+    bar.finish_and_clear();
+    let ratios: Vec<f64> = pairs.iter().filter_map(|p| p.ratio).collect();
+    let a_all: Vec<f64> = pairs.iter().map(|p| p.a_rps).collect();
+    let b_all: Vec<f64> = pairs.iter().map(|p| p.b_rps).collect();
+    let noise = |s: Spread| {
+        if s.median > 0.0 {
+            (s.max - s.min) / s.median
+        } else {
+            0.0
+        }
+    };
+    let (a_rps, b_rps) = (Spread::of(&a_all), Spread::of(&b_all));
+    let comparison = Comparison {
+        meta: Meta {
+            suite: "rust-web-perf",
+            bench_version: env!("CARGO_PKG_VERSION"),
+            scenario: plan.scenario.name.to_string(),
+            source: plan.scenario.source.to_string(),
+            started,
+            finished: now(),
+            settings: plan.settings.clone(),
+            baseline: b.name().to_string(),
+            machine: Machine::read(),
+            versions: versions(stack, &tool, settings.pgbouncer),
+            missing_targets: Vec::new(),
+        },
+        a: a.name().to_string(),
+        b: b.name().to_string(),
+        ratio: Spread::of(&ratios),
+        a_rps,
+        b_rps,
+        a_noise: noise(a_rps),
+        b_noise: noise(b_rps),
+        rounds: pairs,
+        results: rows,
+    };
+    let json = serde_json::to_string_pretty(&comparison)?;
+    std::fs::write(plan.out.join("compare.json"), json + "\n")?;
+    Ok(comparison)
+}
+
+/// Where `bench` writes when `--out` is absent.
+pub fn default_out(scenario: &str, given: Option<&Path>) -> Result<PathBuf> {
+    super::out_dir(given, scenario)
+}

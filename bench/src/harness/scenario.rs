@@ -1,0 +1,469 @@
+//! The presets: each reproduces the configuration of a published Python benchmark (see
+//! `../shared/REFERENCES.md`), and expands into the cases that `bench run` measures.
+//!
+//! A scenario fixes the load (clients, duration, open or closed loop), the endpoint, the delay
+//! and the DB sessions; command-line flags override any of it. What a preset deliberately does
+//! *not* copy are the articles' known mistakes: there is a warm-up, and nginx keeps its
+//! upstream connections open unless the preset is about the cost of not doing so (paterson).
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+use shared::Binary;
+
+/// What one measured run asks of a target, fully resolved: the row's configuration.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Settings {
+    /// `/test` or `/json`.
+    pub path: &'static str,
+    /// `db` or `upstream` (for `/test`).
+    pub backend: &'static str,
+    pub delay_ms: u32,
+    /// Concurrent client connections.
+    pub connections: u32,
+    /// Open-loop rate in requests per second; `None` is a closed loop.
+    pub rate: Option<u32>,
+    pub duration_s: u32,
+    pub warmup_s: u32,
+    /// DB sessions in total, as in Grinberg's pgbouncer; each target's `--pool-size`.
+    pub sessions: u32,
+    /// `--workers` of sync-pool (each one a worker, as gunicorn's sync workers).
+    pub sync_workers: Option<u32>,
+    /// `--workers` of the async and green targets.
+    pub async_workers: Option<u32>,
+    /// `direct` or `nginx`.
+    pub via: &'static str,
+    pub upstream_keepalive: bool,
+    pub client_keepalive: bool,
+    pub pgbouncer: bool,
+    /// Target on CPU 0, load tool on the others.
+    pub pin: bool,
+    pub tool: &'static str,
+    /// Repeated rounds per case (the row keeps the median and the spread).
+    pub rounds: u32,
+}
+
+/// One preset: defaults plus how it expands.
+pub struct Scenario {
+    pub name: &'static str,
+    pub source: &'static str,
+    pub summary: &'static str,
+    pub settings: Settings,
+    pub extra: Extra,
+}
+
+/// What a preset measures beyond one row per target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extra {
+    None,
+    /// sync-pool again at each of these worker counts (Tsutsumi's thread sweep).
+    SyncPoolSweep(&'static [u32]),
+    /// Each target at each open-loop rate, for `/json` and for the db backend (API-Hour).
+    OpenLoop(&'static [u32]),
+    /// No targets: pgbench with the targets' statement, and nginx answering alone.
+    Limits,
+}
+
+const BASE: Settings = Settings {
+    path: "/test",
+    backend: "db",
+    delay_ms: 0,
+    connections: 100,
+    rate: None,
+    duration_s: 10,
+    warmup_s: 2,
+    sessions: 100,
+    sync_workers: Some(19),
+    async_workers: Some(6),
+    via: "nginx",
+    upstream_keepalive: true,
+    client_keepalive: true,
+    pgbouncer: false,
+    pin: false,
+    tool: "wrk",
+    rounds: 1,
+};
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "quick",
+            source: "CI-sized check of the whole pipeline",
+            summary: "c=8, 5 ms delay, 8 sessions, 3 s per target",
+            settings: Settings {
+                connections: 8,
+                delay_ms: 5,
+                duration_s: 3,
+                warmup_s: 1,
+                sessions: 8,
+                sync_workers: Some(4),
+                async_workers: Some(2),
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "grinberg",
+            source: "Grinberg 2020, \"Ignore all web performance benchmarks\"",
+            summary: "c=100, 20 ms delay, 100 DB sessions, sync 19 workers, async 6",
+            settings: Settings {
+                delay_ms: 20,
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "better-async",
+            source: "Grinberg 2020, the configuration that favours async",
+            summary: "c=400, 40 ms delay, 100 DB sessions",
+            settings: Settings {
+                connections: 400,
+                delay_ms: 40,
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "better-sync",
+            source: "Grinberg 2020, the configuration that favours sync",
+            summary: "c=19, 10 ms delay, 19 DB sessions",
+            settings: Settings {
+                connections: 19,
+                delay_ms: 10,
+                sessions: 19,
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "paterson",
+            source: "Paterson 2020, \"Async Python is not faster\"",
+            summary: "no delay, c=100, no client keep-alive, nginx without upstream keep-alive, 20 sessions",
+            settings: Settings {
+                sessions: 20,
+                sync_workers: Some(19),
+                client_keepalive: false,
+                upstream_keepalive: false,
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "tsutsumi",
+            source: "Tsutsumi 2017, \"Aiohttp vs multithreaded Flask\"",
+            summary: "upstream backend, echo_sleep 100 ms, c=400, plus sync-pool at 10..1000 workers",
+            settings: Settings {
+                backend: "upstream",
+                delay_ms: 100,
+                connections: 400,
+                duration_s: 20,
+                warmup_s: 2,
+                sync_workers: Some(19),
+                ..BASE
+            },
+            extra: Extra::SyncPoolSweep(&[10, 20, 50, 100, 200, 400, 800, 1000]),
+        },
+        Scenario {
+            name: "gasc",
+            source: "Gasc 2015, API-Hour benchmarks",
+            summary: "/json and db, open loop at 4000 req/s and at 10 req/s (oha)",
+            settings: Settings {
+                connections: 400,
+                duration_s: 30,
+                warmup_s: 2,
+                tool: "oha",
+                ..BASE
+            },
+            extra: Extra::OpenLoop(&[4000, 10]),
+        },
+        Scenario {
+            name: "limits",
+            source: "the physical limits under every other row",
+            summary: "pgbench with the targets' statement and client count; nginx `return 200`",
+            settings: BASE,
+            extra: Extra::Limits,
+        },
+    ]
+}
+
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|s| s.name).collect()
+}
+
+pub fn find(name: &str) -> Result<Scenario> {
+    match all().into_iter().find(|s| s.name == name) {
+        Some(scenario) => Ok(scenario),
+        None => bail!(
+            "unknown scenario {name:?}; valid scenarios: {}",
+            names().join(", ")
+        ),
+    }
+}
+
+/// What is measured in one case.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Subject {
+    Target(Binary),
+    /// pgbench running the targets' statement.
+    Pgbench,
+    /// nginx answering `return 200` by itself.
+    NginxStatic,
+}
+
+/// One row to measure.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// The row's name: the target, or e.g. `sync-pool w=50`.
+    pub label: String,
+    pub subject: Subject,
+    pub settings: Settings,
+    /// Cases with the same group compare with each other (`relative`).
+    pub group: String,
+}
+
+impl Settings {
+    /// `--workers` for `binary`, when the scenario sets one.
+    pub fn workers(&self, binary: Binary) -> Option<u32> {
+        match binary {
+            Binary::SyncPool => self.sync_workers,
+            Binary::SyncThread => None,
+            _ => self.async_workers,
+        }
+    }
+
+    /// `--pool-size` for `binary`: the scenario's sessions, or for sync-pool no more than its
+    /// workers, which could never use more.
+    pub fn pool_size(&self, binary: Binary) -> u32 {
+        match (binary, self.sync_workers) {
+            (Binary::SyncPool, Some(workers)) => workers.min(self.sessions),
+            _ => self.sessions,
+        }
+    }
+
+    /// The target's flags for this case.
+    pub fn target_flags(&self, binary: Binary) -> Vec<(String, String)> {
+        let mut flags = vec![
+            ("--backend".to_string(), self.backend.to_string()),
+            ("--delay-ms".to_string(), self.delay_ms.to_string()),
+            (
+                "--pool-size".to_string(),
+                self.pool_size(binary).to_string(),
+            ),
+        ];
+        if let Some(workers) = self.workers(binary) {
+            flags.push(("--workers".to_string(), workers.to_string()));
+        }
+        flags
+    }
+
+    /// The concurrency that limits `binary` in this configuration: what the Little's-law
+    /// bound divides by the delay. `None` when nothing inside the target limits it.
+    pub fn effective_concurrency(&self, binary: Binary) -> Option<u32> {
+        let db = self.path == "/test" && self.backend == "db";
+        let max_threads = 1024;
+        match binary {
+            Binary::SyncPool => {
+                let workers = self.sync_workers.unwrap_or(5);
+                Some(if db {
+                    workers.min(self.pool_size(binary))
+                } else {
+                    workers
+                })
+            }
+            Binary::SyncThread => Some(if db {
+                max_threads.min(self.sessions)
+            } else {
+                max_threads
+            }),
+            _ => db.then_some(self.sessions),
+        }
+    }
+}
+
+/// Little's law: at most `min(clients, concurrency)` requests are in flight, each takes at
+/// least the delay. `None` when the delay is 0 (no bound worth the name) or for `/json`.
+pub fn bound_rps(settings: &Settings, concurrency: Option<u32>) -> Option<f64> {
+    if settings.delay_ms == 0 || settings.path != "/test" {
+        return None;
+    }
+    let in_flight = concurrency.map_or(settings.connections, |c| c.min(settings.connections));
+    let bound = f64::from(in_flight) / (f64::from(settings.delay_ms) / 1000.0);
+    Some(match settings.rate {
+        Some(rate) => bound.min(f64::from(rate)),
+        None => bound,
+    })
+}
+
+/// The cases of `scenario` with `settings` (the scenario's, after overrides) for `targets`.
+pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> Vec<Case> {
+    let target_case = |binary: Binary, settings: Settings, label: String, group: &str| Case {
+        label,
+        subject: Subject::Target(binary),
+        settings,
+        group: group.to_string(),
+    };
+    let mut cases = Vec::new();
+    match scenario.extra {
+        Extra::None => {
+            for &binary in targets {
+                cases.push(target_case(
+                    binary,
+                    settings.clone(),
+                    binary.name().into(),
+                    "",
+                ));
+            }
+        }
+        Extra::SyncPoolSweep(workers) => {
+            for &binary in targets {
+                cases.push(target_case(
+                    binary,
+                    settings.clone(),
+                    binary.name().into(),
+                    "",
+                ));
+            }
+            if targets.contains(&Binary::SyncPool) {
+                for &w in workers {
+                    let swept = Settings {
+                        sync_workers: Some(w),
+                        sessions: settings.sessions.max(w),
+                        ..settings.clone()
+                    };
+                    cases.push(target_case(
+                        Binary::SyncPool,
+                        swept,
+                        format!("sync-pool w={w}"),
+                        "",
+                    ));
+                }
+            }
+        }
+        Extra::OpenLoop(rates) => {
+            for (path, backend) in [("/json", "db"), ("/test", "db")] {
+                for &rate in rates {
+                    let group = format!("{path} at {rate}/s");
+                    for &binary in targets {
+                        let open = Settings {
+                            path,
+                            backend,
+                            rate: Some(settings.rate.unwrap_or(rate)),
+                            ..settings.clone()
+                        };
+                        cases.push(target_case(
+                            binary,
+                            open,
+                            format!("{} {group}", binary.name()),
+                            &group,
+                        ));
+                    }
+                }
+                if settings.rate.is_some() {
+                    // One rate given on the command line: the loop above made duplicates.
+                    cases.dedup_by(|a, b| a.label == b.label);
+                }
+            }
+        }
+        Extra::Limits => {
+            cases.push(Case {
+                label: "pgbench".into(),
+                subject: Subject::Pgbench,
+                settings: settings.clone(),
+                group: String::new(),
+            });
+            cases.push(Case {
+                label: "nginx-static".into(),
+                subject: Subject::NginxStatic,
+                settings: Settings {
+                    path: "/static",
+                    ..settings.clone()
+                },
+                group: String::new(),
+            });
+        }
+    }
+    cases
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_has_a_unique_name_and_a_source() {
+        let names = names();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+        for scenario in all() {
+            assert!(!scenario.source.is_empty() && !scenario.summary.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_scenarios_list_the_valid_names() {
+        let error = find("nope").err().expect("an unknown name is an error");
+        let text = error.to_string();
+        for name in names() {
+            assert!(text.contains(name), "{text}");
+        }
+    }
+
+    #[test]
+    fn grinberg_gives_sync_pool_its_workers_as_sessions_and_async_the_rest() {
+        let s = find("grinberg").unwrap().settings;
+        assert_eq!(s.pool_size(Binary::SyncPool), 19);
+        assert_eq!(s.pool_size(Binary::TokioAxum), 100);
+        assert_eq!(s.workers(Binary::TokioAxum), Some(6));
+        assert_eq!(s.workers(Binary::SyncThread), None);
+    }
+
+    #[test]
+    fn bounds_follow_littles_law() {
+        let s = find("grinberg").unwrap().settings;
+        // sync-pool: 19 workers / 20 ms = 950 req/s.
+        let sync = bound_rps(&s, s.effective_concurrency(Binary::SyncPool)).unwrap();
+        assert!((sync - 950.0).abs() < 1e-9);
+        // async: min(100 clients, 100 sessions) / 20 ms = 5000 req/s.
+        let tokio = bound_rps(&s, s.effective_concurrency(Binary::TokioHyper)).unwrap();
+        assert!((tokio - 5000.0).abs() < 1e-9);
+        // No delay, no bound.
+        let p = find("paterson").unwrap().settings;
+        assert_eq!(bound_rps(&p, Some(20)), None);
+        // Upstream: nothing in an async target limits it; the clients do.
+        let t = find("tsutsumi").unwrap().settings;
+        assert_eq!(t.effective_concurrency(Binary::TokioAxum), None);
+        let bound = bound_rps(&t, None).unwrap();
+        assert!((bound - 4000.0).abs() < 1e-9);
+        // Open loop: never above the rate asked for.
+        let open = Settings {
+            rate: Some(10),
+            delay_ms: 5,
+            ..s
+        };
+        assert_eq!(bound_rps(&open, Some(100)), Some(10.0));
+    }
+
+    #[test]
+    fn tsutsumi_sweeps_sync_pool_and_gasc_runs_both_paths_at_both_rates() {
+        let targets = [Binary::SyncPool, Binary::TokioAxum];
+        let t = find("tsutsumi").unwrap();
+        let cases = expand(&t, &t.settings, &targets);
+        assert_eq!(cases.len(), 2 + 8);
+        assert_eq!(cases.last().unwrap().label, "sync-pool w=1000");
+        assert_eq!(cases.last().unwrap().settings.sync_workers, Some(1000));
+
+        let g = find("gasc").unwrap();
+        let cases = expand(&g, &g.settings, &targets);
+        assert_eq!(cases.len(), 2 * 2 * 2);
+        assert!(cases.iter().all(|c| c.settings.rate.is_some()));
+        assert!(cases.iter().any(|c| c.settings.path == "/json"));
+
+        let l = find("limits").unwrap();
+        let cases = expand(&l, &l.settings, &targets);
+        assert_eq!(
+            cases.iter().map(|c| c.subject.clone()).collect::<Vec<_>>(),
+            [Subject::Pgbench, Subject::NginxStatic]
+        );
+    }
+}

@@ -1,0 +1,386 @@
+//! The harness end to end: `bench run`, `bench compare` and the limits rows on the real stack
+//! with the real load tools, and the faults a user will meet (a target dying mid-run, a name
+//! that does not exist). The assertions are about the content of the results, not only that
+//! files exist.
+//!
+//! The tests take a lock so that their loads never overlap.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bench::harness::scenario::{self, Case, Subject};
+use bench::harness::{tools, Runner};
+use bench::stack::{Stack, StackOptions};
+use serde_json::Value;
+use shared::Binary;
+
+static ONE_LOAD_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    ONE_LOAD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("bench runs")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn built_targets() -> Vec<Binary> {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_bench"));
+    bench::harness::built_targets(exe.parent().unwrap())
+}
+
+#[test]
+fn quick_run_measures_every_target_within_its_bound_and_pool() {
+    let _guard = lock();
+    let dir = out_dir("quick");
+    let output = bench(&["run", "--scenario", "quick", "--out", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", show(&output));
+
+    let results = read_json(&dir.join("results.json"));
+    assert_eq!(results["scenario"], "quick");
+    assert_eq!(results["machine"]["cpus"].as_u64().unwrap() as usize, {
+        std::thread::available_parallelism().unwrap().get()
+    });
+    let versions = results["versions"].to_string();
+    assert!(
+        versions.contains("wrk") && versions.contains("PostgreSQL"),
+        "{versions}"
+    );
+    let rows = results["results"].as_array().expect("a results array");
+    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    let expected: Vec<&str> = built_targets().iter().map(|b| b.name()).collect();
+    assert_eq!(names, expected);
+
+    for row in rows {
+        let name = row["target"].as_str().unwrap();
+        assert_eq!(row["status"], "ok", "{name}: {row}");
+        assert_eq!(row["loop"], "closed");
+        let rps = row["requests_per_sec"].as_f64().unwrap();
+        assert!(rps > 0.0, "{name}: no throughput");
+        let bound = row["bound_rps"]
+            .as_f64()
+            .expect("a bound: the delay is 5 ms");
+        let efficiency = row["efficiency"].as_f64().unwrap();
+        assert!(
+            efficiency > 0.0 && efficiency <= 1.1,
+            "{name}: efficiency {efficiency} ({rps} of {bound})"
+        );
+        assert!((efficiency - rps / bound).abs() < 1e-9);
+        let pool = row["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|f| {
+                f.as_str()?
+                    .strip_prefix("--pool-size ")?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .expect("the row names its pool size");
+        let peak = row["db_sessions_peak"].as_i64().unwrap();
+        assert!(
+            (1..=pool).contains(&peak),
+            "{name}: {peak} sessions, pool {pool}"
+        );
+        assert_eq!(row["errors"]["total"], 0, "{name}: {}", row["errors"]);
+        assert!(row["rss_peak_mib"].as_f64().unwrap() > 0.5, "{name}");
+        assert!(row["cpu_ms_per_request"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(
+            row["postgres_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
+            "{name}"
+        );
+        assert!(
+            row["nginx_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
+            "{name}"
+        );
+        let p50 = row["p50_ms"].as_f64().unwrap();
+        let p999 = row["p999_ms"].as_f64().unwrap();
+        let max = row["max_ms"].as_f64().unwrap();
+        // Each request sleeps 5 ms in PostgreSQL: no response can be faster.
+        assert!(
+            p50 >= 5.0 && p50 <= p999 && p999 <= max,
+            "{name}: {p50} {p999} {max}"
+        );
+    }
+    // sync-pool is the baseline: its own relative is 1, and 4 workers make its bound 800/s.
+    if let Some(pool) = rows.iter().find(|r| r["target"] == "sync-pool") {
+        assert_eq!(pool["relative"], 1.0);
+        assert_eq!(pool["bound_rps"], 800.0);
+        assert!(pool["db_sessions_peak"].as_i64().unwrap() <= 4);
+    }
+
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), rows.len() + 1);
+    assert!(csv.starts_with("target,"));
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for chart in ["throughput.svg", "latency.svg"] {
+        let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
+        assert!(svg.starts_with("<svg"), "{chart}");
+        for name in &names {
+            assert!(svg.contains(name), "{chart} lacks {name}");
+            assert!(
+                report.contains(&format!("| {name} |")),
+                "report.md lacks {name}"
+            );
+        }
+    }
+    // The terminal shows the same table.
+    assert!(String::from_utf8_lossy(&output.stdout).contains("| target | req/s |"));
+}
+
+#[test]
+fn a_target_that_dies_mid_run_is_a_failed_row_and_the_next_one_runs() {
+    let _guard = lock();
+    let stack = Stack::start(&StackOptions::from_env()).expect("the stack starts");
+    let interrupted = AtomicBool::new(false);
+    let tool = tools::locate("wrk").expect("wrk is installed");
+    let work = out_dir("dies");
+    let runner = Runner::new(&stack, tool, &work, &interrupted, None).unwrap();
+    let settings = scenario::Settings {
+        duration_s: 4,
+        warmup_s: 0,
+        ..scenario::find("quick").unwrap().settings
+    };
+    let case = |binary: Binary| Case {
+        label: binary.name().into(),
+        subject: Subject::Target(binary),
+        settings: settings.clone(),
+        group: String::new(),
+    };
+    // Kill our tokio-hyper child a second into its load.
+    let killer = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(1500));
+        let me = std::process::id().to_string();
+        let mut killed = 0;
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let Some(rest) = stat.strip_prefix(&format!(
+                "{} (tokio-hyper) ",
+                entry.file_name().to_string_lossy()
+            )) else {
+                continue;
+            };
+            if rest.split_whitespace().nth(1) == Some(me.as_str()) {
+                let pid: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+                // SAFETY: kill has no memory preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                killed += 1;
+            }
+        }
+        killed
+    });
+    let dead = runner.measure(&case(Binary::TokioHyper)).unwrap();
+    assert_eq!(killer.join().unwrap(), 1, "the target was found and killed");
+    assert_eq!(dead.status, "failed", "{dead:?}");
+    assert!(
+        dead.failure.as_deref().unwrap_or("").contains("died"),
+        "{:?}",
+        dead.failure
+    );
+    let next = runner.measure(&case(Binary::TokioAxum)).unwrap();
+    assert_eq!(next.status, "ok", "{next:?}");
+    assert!(next.requests_per_sec > 0.0);
+}
+
+#[test]
+fn compare_interleaves_rounds_and_reports_the_ratio_spread() {
+    let _guard = lock();
+    let dir = out_dir("compare");
+    let output = bench(&[
+        "compare",
+        "tokio-axum",
+        "sync-pool",
+        "--scenario",
+        "quick",
+        "--rounds",
+        "3",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0",
+        "--no-verify",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    let c = read_json(&dir.join("compare.json"));
+    let order: Vec<&str> = c["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "tokio-axum",
+            "sync-pool",
+            "tokio-axum",
+            "sync-pool",
+            "tokio-axum",
+            "sync-pool"
+        ]
+    );
+    let rounds = c["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 3);
+    let ratio = &c["ratio"];
+    let (min, median, max) = (
+        ratio["min"].as_f64().unwrap(),
+        ratio["median"].as_f64().unwrap(),
+        ratio["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 < min && min <= median && median <= max, "{ratio}");
+    for round in rounds {
+        let r = round["a_rps"].as_f64().unwrap() / round["b_rps"].as_f64().unwrap();
+        assert!((r - round["ratio"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("tokio-axum / sync-pool: median"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn limits_rows_measure_pgbench_and_nginx_alone() {
+    let _guard = lock();
+    let dir = out_dir("limits");
+    let output = bench(&[
+        "run",
+        "--scenario",
+        "limits",
+        "--connections",
+        "8",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    let results = read_json(&dir.join("results.json"));
+    let rows = results["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let pgbench = &rows[0];
+    assert_eq!(pgbench["target"], "pgbench");
+    assert_eq!(pgbench["tool"], "pgbench");
+    assert!(pgbench["requests_per_sec"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        pgbench["db_sessions_peak"], 8,
+        "pgbench holds one session per client"
+    );
+    let nginx = &rows[1];
+    assert_eq!(nginx["target"], "nginx-static");
+    assert!(nginx["requests_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(nginx["nginx_cpu_ms_per_request"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn pgbouncer_caps_the_sessions_and_passes_the_application_name() {
+    let _guard = lock();
+    let dir = out_dir("pgbouncer");
+    let output = bench(&[
+        "run",
+        "--scenario",
+        "quick",
+        "--targets",
+        "tokio-axum",
+        "--pgbouncer",
+        "--pool-size",
+        "3",
+        "--duration",
+        "2s",
+        "--no-verify",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    let results = read_json(&dir.join("results.json"));
+    let row = &results["results"][0];
+    assert_eq!(row["status"], "ok", "{row}");
+    assert_eq!(row["config"]["pgbouncer"], true);
+    assert_eq!(row["db_sessions_peak"], 3, "{row}");
+    assert_eq!(row["errors"]["total"], 0);
+}
+
+#[test]
+fn unknown_names_are_refused_with_the_valid_ones() {
+    let output = bench(&["run", "--scenario", "nope"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in scenario::names() {
+        assert!(stderr.contains(name), "{stderr}");
+    }
+
+    let output = bench(&["run", "--tool", "siege"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("wrk, oha, ab, hey"),
+        "{stderr}"
+    );
+
+    let output = bench(&["run", "--targets", "flask"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("sync-pool"),
+        "{stderr}"
+    );
+
+    let output = bench(&["run", "--rate", "100"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("--tool oha"),
+        "{stderr}"
+    );
+
+    let output = bench(&["compare", "tokio-axum", "sync-pool", "--rounds", "2"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("at least 3"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn scenarios_lists_every_preset_with_its_source() {
+    let output = bench(&["scenarios"]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for s in scenario::all() {
+        assert!(
+            stdout.contains(s.name) && stdout.contains(s.source),
+            "{stdout}"
+        );
+    }
+}
