@@ -26,6 +26,8 @@ pub mod upstream;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+#[cfg(feature = "green")]
+pub mod green;
 #[cfg(any(feature = "blocking", feature = "tokio"))]
 pub mod pg;
 #[cfg(feature = "tokio")]
