@@ -207,6 +207,7 @@ pub fn command(
                 &c.to_string(),
                 "-t",
                 &format!("{TIMEOUT_S}s"),
+                "--wait-ongoing-requests-after-deadline",
             ]);
             if let Some(rate) = settings.rate {
                 command.args(["-q", &rate.to_string(), "--latency-correction"]);
@@ -375,6 +376,11 @@ fn parse_oha(stdout: &str) -> Result<Measurement> {
         for (message, count) in kinds {
             let count = count.as_u64().unwrap_or(0);
             let message = message.to_ascii_lowercase();
+            if message.contains("aborted due to deadline") {
+                // Requests oha had not finished when the duration ended: not the server's
+                // errors (in-flight ones are waited for, see the command).
+                continue;
+            }
             if message.contains("timeout") || message.contains("timed out") {
                 errors.timeout += count;
             } else if message.contains("connect") {
@@ -576,7 +582,7 @@ mod tests {
     fn oha_json_is_read_in_seconds_and_split_by_status() {
         let out = r#"{"summary":{"successRate":1.0,"total":2.0,"slowest":0.05,"fastest":0.001,"average":0.01,"requestsPerSec":500.0},
             "latencyPercentiles":{"p10":0.001,"p50":0.01,"p90":0.02,"p99":0.03,"p99.9":0.04,"p99.99":0.05},
-            "statusCodeDistribution":{"200":990,"503":10},"errorDistribution":{"operation timed out":2,"connection refused":1}}"#;
+            "statusCodeDistribution":{"200":990,"503":10},"errorDistribution":{"operation timed out":2,"connection refused":1,"aborted due to deadline":7}}"#;
         let m = parse("oha", out).unwrap();
         assert_eq!(m.ok_responses, 990);
         assert_eq!(m.p999_ms, Some(40.0));
