@@ -78,6 +78,10 @@ pub const CHECKS: &[Check] = &[
         run: keep_alive_follows_the_model,
     },
     Check {
+        name: "close_requests_and_malformed_input_end_the_connection",
+        run: close_requests_and_malformed_input_end_the_connection,
+    },
+    Check {
         name: "db_delay_sleeps_in_the_statement",
         run: db_delay_sleeps_in_the_statement,
     },
@@ -385,6 +389,65 @@ fn keep_alive_follows_the_model(subject: &Subject) -> Result<()> {
             &format!("{target} on a kept-alive connection"),
         )?;
     }
+    Ok(())
+}
+
+/// `Connection: close` and HTTP/1.0 (ab without -k) get their answer and then a close;
+/// malformed input gets a 400 and a close, never silence; pipelined requests are answered
+/// in order.
+fn close_requests_and_malformed_input_end_the_connection(subject: &Subject) -> Result<()> {
+    let wait = Duration::from_secs(5);
+    for (what, raw) in [
+        (
+            "Connection: close",
+            &b"GET /json HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"[..],
+        ),
+        ("HTTP/1.0", &b"GET /json HTTP/1.0\r\n\r\n"[..]),
+    ] {
+        let mut conn = client::Conn::open(subject.direct)?;
+        conn.send(raw)?;
+        let response = conn.read(false)?;
+        expect_status(&response, 200, what)?;
+        ensure!(
+            response.body == br#"{"message":"Hello, World!"}"#,
+            "{what}: wrong body"
+        );
+        ensure!(
+            conn.is_closed_by_peer(wait),
+            "{what}: the connection stayed open after the response"
+        );
+    }
+
+    let mut conn = client::Conn::open(subject.direct)?;
+    conn.send(
+        b"GET /json HTTP/1.1\r\nHost: bench\r\n\r\nGET /health HTTP/1.1\r\nHost: bench\r\n\r\n",
+    )?;
+    let first = conn.read(false)?;
+    if subject.binary == Binary::SyncPool {
+        // One request per connection: the second is never read.
+        expect_status(&first, 200, "the first of two pipelined requests")?;
+        ensure!(
+            conn.is_closed_by_peer(wait),
+            "sync-pool kept a pipelined connection open"
+        );
+    } else {
+        let second = conn.read(false)?;
+        ensure!(
+            first.body == br#"{"message":"Hello, World!"}"# && second.body == br#"{"status":"ok"}"#,
+            "pipelined /json and /health were not answered in order"
+        );
+    }
+
+    let mut conn = client::Conn::open(subject.direct)?;
+    conn.send(b"GET /json HT\x01TP/1.1\r\nHost: bench\r\n\r\n")?;
+    let response = conn
+        .read(false)
+        .context("a malformed request got no answer")?;
+    expect_status(&response, 400, "a malformed request line")?;
+    ensure!(
+        conn.is_closed_by_peer(wait),
+        "the connection stayed open after a malformed request"
+    );
     Ok(())
 }
 
