@@ -50,6 +50,7 @@ pub fn throughput(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(TRANSPARENT)
         .x_labels(n)
         .x_label_formatter(&|x| match x {
             SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
@@ -126,12 +127,13 @@ pub fn latency(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
         .margin(12)
         .x_label_area_size(35)
         .y_label_area_size(60)
-        .build_cartesian_2d(0i32..4i32, (low..high).log_scale())
+        .build_cartesian_2d(0i32..4i32, (low..high).log_scale().base(2.0))
         .map_err(plot_error)?;
     chart
         .configure_mesh()
         .x_labels(5)
         .x_label_formatter(&|i| POINTS.get(*i as usize).unwrap_or(&"").to_string())
+        .y_label_formatter(&|ms| format!("{ms:.0}"))
         .y_labels(12)
         .y_desc("milliseconds")
         .draw()
