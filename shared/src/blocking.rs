@@ -5,14 +5,14 @@
 //! (The `postgres` crate drives `tokio-postgres` on a runtime inside the calling thread: no
 //! extra threads, and from the caller's side an ordinary blocking call.)
 //!
-//! The upstream client is ours rather than ureq: it is forty lines on the shared protocol code
-//! (`crate::upstream`), which may-green's cooperative client uses too, so the three clients
-//! differ only in how they wait. It keeps idle connections in a stack and retries once when a
-//! reused connection turns out to be closed.
+//! The upstream client is ours rather than ureq: the shared fetch loop (`crate::upstream::fetch`)
+//! over std's socket, which may-green's cooperative client runs over may's, so the two differ
+//! only in how they wait. It keeps idle connections in a stack and retries on another
+//! connection when a reused one turns out to be closed.
 
 use std::net::TcpStream;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postgres::{NoTls, Statement};
 use r2d2::ManageConnection;
@@ -20,7 +20,7 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::error::{one_line, AppError};
 use crate::request::{Reply, UpstreamReply, Work};
-use crate::upstream::{self, upstream_timeout, ReadError};
+use crate::upstream;
 use crate::{pg, sql, Config, RequestDefaults, Row, UpstreamUrl};
 
 /// What a sync target serves a request with: the request's own thread does every wait.
@@ -164,12 +164,7 @@ impl Database {
                 Err(_) if conn.client.is_closed() && attempts < self.max_size => attempts += 1,
                 Err(e) => return Err(pg::map_error(&e)),
                 Ok(None) => return Err(AppError::NoSuchRow(id)),
-                Ok(Some(row)) => {
-                    return Ok(Row {
-                        a: row.try_get(0).map_err(|e| AppError::DbError(one_line(e)))?,
-                        b: row.try_get(1).map_err(|e| AppError::DbError(one_line(e)))?,
-                    })
-                }
+                Ok(Some(row)) => return pg::to_row(&row),
             }
         }
     }
@@ -188,10 +183,8 @@ impl Database {
     }
 }
 
-/// Idle connections kept for reuse, at most.
-const MAX_IDLE: usize = 1024;
-
-/// A keep-alive HTTP/1.1 client for the upstream page.
+/// A keep-alive HTTP/1.1 client for the upstream page: the shared fetch loop
+/// ([`upstream::fetch`]) over `std::net::TcpStream`, with idle connections behind a mutex.
 pub struct Upstream {
     url: UpstreamUrl,
     idle: Mutex<Vec<TcpStream>>,
@@ -207,74 +200,17 @@ impl Upstream {
 
     /// One GET with `?delay_ms=N`; the body is read to the end and counted.
     pub fn fetch(&self, delay_ms: u32) -> Result<UpstreamReply, AppError> {
-        let started = Instant::now();
-        let deadline = started + upstream_timeout(delay_ms);
-        let request = upstream::request_bytes(&self.url, delay_ms);
-        let mut buf = Vec::new();
-        loop {
-            let reused = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
-            let is_reused = reused.is_some();
-            let mut stream = match reused {
-                Some(stream) => stream,
-                None => self.connect(deadline, started)?,
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(AppError::UpstreamTimeout {
-                    waited_ms: started.elapsed().as_millis() as u64,
-                });
-            }
-            let attempt = stream
-                .set_read_timeout(Some(left))
-                .and_then(|()| std::io::Write::write_all(&mut stream, &request))
-                .map_err(ReadError::Io)
-                .and_then(|()| upstream::read_response(&mut stream, &mut buf));
-            match attempt {
-                Ok(response) => {
-                    // Unread bytes would belong to no request: such a connection is not reused.
-                    if response.reusable && buf.is_empty() {
-                        if let Ok(mut idle) = self.idle.lock() {
-                            if idle.len() < MAX_IDLE {
-                                idle.push(stream);
-                            }
-                        }
-                    }
-                    return Ok(response.reply);
-                }
-                // A kept-alive connection the server had already closed: try a fresh one.
-                Err(e) if is_reused && closed_under_us(&e) => continue,
-                Err(e) => return Err(e.into_app_error(started.elapsed())),
-            }
-        }
-    }
-
-    fn connect(&self, deadline: Instant, started: Instant) -> Result<TcpStream, AppError> {
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .min(upstream::UPSTREAM_GRACE);
-        let stream = TcpStream::connect_timeout(&self.url.addr, left.max(Duration::from_millis(1)))
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                    AppError::UpstreamTimeout {
-                        waited_ms: started.elapsed().as_millis() as u64,
+        upstream::fetch(
+            &self.url,
+            delay_ms,
+            || self.idle.lock().ok().and_then(|mut idle| idle.pop()),
+            |stream| {
+                if let Ok(mut idle) = self.idle.lock() {
+                    if idle.len() < upstream::MAX_IDLE {
+                        idle.push(stream);
                     }
                 }
-                _ => AppError::UpstreamFailed(format!("cannot connect to {}: {e}", self.url.addr)),
-            })?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
-}
-
-/// A reused keep-alive connection that the server had closed: retrying on a new one is safe,
-/// as the request never reached a live server. A timeout is not that.
-fn closed_under_us(error: &ReadError) -> bool {
-    match error {
-        ReadError::ClosedBeforeResponse => true,
-        ReadError::Io(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-        ),
-        ReadError::Protocol(_) => false,
+            },
+        )
     }
 }

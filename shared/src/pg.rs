@@ -5,7 +5,7 @@
 use tokio_postgres::error::SqlState;
 
 use crate::error::{one_line, AppError};
-use crate::{sql, Config};
+use crate::{sql, Config, Row};
 
 /// Connection settings for either driver, from `--database-url`, with `application_name` set to
 /// the binary's name.
@@ -26,6 +26,14 @@ pub fn driver_config(config: &Config) -> tokio_postgres::Config {
 
 /// Maps a driver error: a broken or refused connection, or a server shutting down, is 503
 /// (the pool replaces the connection); any other server error is 500.
+/// The row of either statement, as the contract's [`Row`].
+pub fn to_row(row: &tokio_postgres::Row) -> Result<Row, AppError> {
+    Ok(Row {
+        a: row.try_get(0).map_err(|e| AppError::DbError(one_line(e)))?,
+        b: row.try_get(1).map_err(|e| AppError::DbError(one_line(e)))?,
+    })
+}
+
 pub fn map_error(error: &tokio_postgres::Error) -> AppError {
     let Some(db_error) = error.as_db_error() else {
         return AppError::DbUnavailable(one_line(describe(error)));

@@ -189,12 +189,7 @@ impl Database {
                 Err(_) if client.is_closed() && attempts < self.max_size => attempts += 1,
                 Err(e) => return Err(pg::map_error(&e)),
                 Ok(None) => return Err(AppError::NoSuchRow(id)),
-                Ok(Some(row)) => {
-                    return Ok(Row {
-                        a: row.try_get(0).map_err(|e| AppError::DbError(one_line(e)))?,
-                        b: row.try_get(1).map_err(|e| AppError::DbError(one_line(e)))?,
-                    })
-                }
+                Ok(Some(row)) => return pg::to_row(&row),
             }
         }
     }

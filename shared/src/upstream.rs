@@ -1,15 +1,18 @@
-//! The upstream fetch, as protocol: the request bytes and a response reader for HTTP/1.1.
+//! The upstream fetch: the request bytes, a response reader for HTTP/1.1, and the fetch loop
+//! with keep-alive reuse, timeouts and the retry on a connection the server had closed.
 //!
-//! The reader is generic over `std::io::Read`, so the blocking client (a `std::net::TcpStream`)
-//! and may-green's cooperative client (a `may::net::TcpStream`, whose reads park the coroutine)
-//! share it. How each one waits is its model; the bytes on the wire are the same.
+//! It is generic over the socket ([`Connection`]), so the blocking client (a
+//! `std::net::TcpStream`) and may-green's cooperative client (a `may::net::TcpStream`, whose
+//! waits park the coroutine) share all of it. How each one waits is its model; the bytes on the
+//! wire and the error mapping are the same.
 //!
 //! It counts the body rather than keeping it: the contract's answer is `{"status":S,"bytes":N}`.
 //! It understands `Content-Length`, `Transfer-Encoding: chunked` (what nginx's echo module sends
 //! to an HTTP/1.1 client) and read-to-close, and says whether the connection can be reused.
 
-use std::io::{self, Read};
-use std::time::Duration;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use crate::config::UpstreamUrl;
 use crate::error::{one_line, AppError};
@@ -43,6 +46,106 @@ pub fn io_error(error: &io::Error, waited: Duration) -> AppError {
             waited_ms: waited.as_millis() as u64,
         },
         _ => AppError::UpstreamFailed(one_line(error)),
+    }
+}
+
+/// Idle keep-alive connections a client keeps for reuse, at most.
+pub const MAX_IDLE: usize = 1024;
+
+/// A socket the fetch loop can use: `std::net::TcpStream` for the sync targets, may's for
+/// may-green (whose waits park the coroutine). Only how they wait differs.
+pub trait Connection: Read + Write + Sized {
+    /// Connects within `timeout`, with Nagle off.
+    fn connect(addr: &SocketAddr, timeout: Duration) -> io::Result<Self>;
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Connection for std::net::TcpStream {
+    fn connect(addr: &SocketAddr, timeout: Duration) -> io::Result<Self> {
+        let stream = std::net::TcpStream::connect_timeout(addr, timeout)?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+/// One GET with `?delay_ms=N` over a kept-alive connection from `take_idle` (or a new one); the
+/// body is read to the end and counted, and a connection that can serve again goes to
+/// `keep_idle`. 504 past [`upstream_timeout`], 502 on any other failure. A reused connection
+/// the server had already closed is retried on another: the request never reached a live
+/// server.
+pub fn fetch<C: Connection>(
+    url: &UpstreamUrl,
+    delay_ms: u32,
+    take_idle: impl Fn() -> Option<C>,
+    keep_idle: impl Fn(C),
+) -> Result<UpstreamReply, AppError> {
+    let started = Instant::now();
+    let deadline = started + upstream_timeout(delay_ms);
+    let request = request_bytes(url, delay_ms);
+    let mut buf = Vec::new();
+    loop {
+        let reused = take_idle();
+        let is_reused = reused.is_some();
+        let mut stream = match reused {
+            Some(stream) => stream,
+            None => connect(&url.addr, deadline, started)?,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(AppError::UpstreamTimeout {
+                waited_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        let attempt = stream
+            .set_read_timeout(Some(left))
+            .and_then(|()| stream.write_all(&request))
+            .map_err(ReadError::Io)
+            .and_then(|()| read_response(&mut stream, &mut buf));
+        match attempt {
+            Ok(response) => {
+                // Unread bytes would belong to no request: such a connection is not reused.
+                if response.reusable && buf.is_empty() {
+                    keep_idle(stream);
+                }
+                return Ok(response.reply);
+            }
+            Err(e) if is_reused && closed_under_us(&e) => continue,
+            Err(e) => return Err(e.into_app_error(started.elapsed())),
+        }
+    }
+}
+
+fn connect<C: Connection>(
+    addr: &SocketAddr,
+    deadline: Instant,
+    started: Instant,
+) -> Result<C, AppError> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .min(UPSTREAM_GRACE)
+        .max(Duration::from_millis(1));
+    C::connect(addr, left).map_err(|e| match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => AppError::UpstreamTimeout {
+            waited_ms: started.elapsed().as_millis() as u64,
+        },
+        _ => AppError::UpstreamFailed(format!("cannot connect to {addr}: {e}")),
+    })
+}
+
+/// A reused keep-alive connection that the server had closed: retrying on a new one is safe,
+/// as the request never reached a live server. A timeout is not that.
+fn closed_under_us(error: &ReadError) -> bool {
+    match error {
+        ReadError::ClosedBeforeResponse => true,
+        ReadError::Io(e) => !matches!(
+            e.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        ),
+        ReadError::Protocol(_) => false,
     }
 }
 
