@@ -17,6 +17,7 @@ use shared::Binary;
 
 use crate::client::{self, Response};
 use crate::observe::{InFlightSampler, Observer, Peaks, Sampler};
+use crate::stack::Stack;
 
 /// What a check runs against.
 #[derive(Clone, Debug)]
@@ -115,6 +116,22 @@ pub fn run_all(subject: &Subject) -> Vec<Outcome> {
             result: (check.run)(subject),
         })
         .collect()
+}
+
+/// Starts `binary` with its defaults behind its own nginx on `stack`, runs every check, and
+/// stops both: what `bench verify` and `bench run` do before any load.
+pub fn run_on_stack(stack: &Stack, binary: Binary) -> Result<Vec<Outcome>> {
+    let target = stack.launch(binary, &[])?;
+    let (_proxy, routes) = stack.proxy(&[(binary.name().to_string(), target.addr)], true, 1)?;
+    let subject = Subject {
+        binary,
+        direct: target.addr,
+        proxied: Some(routes[0].listen),
+        database_url: stack.database_url().to_string(),
+        upstream: Some(stack.upstream_addr),
+        rows: 1_000_000,
+    };
+    Ok(run_all(&subject))
 }
 
 fn expect_status(response: &Response, status: u16, what: &str) -> Result<()> {

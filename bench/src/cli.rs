@@ -403,32 +403,17 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let binaries = args.stack.binaries()?;
     eprintln!("bench: starting the stack");
     let stack = Stack::start(&args.stack.stack_options())?;
-    let failed = verify_targets(&stack, &binaries, true)?;
+    let failed = verify_targets(&stack, &binaries)?;
     Ok(exit_code(failed.len()))
 }
 
 /// Starts each target behind nginx and runs every check; prints a line per check. Returns the
 /// targets that failed any.
-pub fn verify_targets(stack: &Stack, binaries: &[Binary], print: bool) -> Result<Vec<Binary>> {
+fn verify_targets(stack: &Stack, binaries: &[Binary]) -> Result<Vec<Binary>> {
     let mut failed = Vec::new();
     for &binary in binaries {
-        let target = stack.launch(binary, &[])?;
-        let (_proxy, routes) = stack.proxy(&[(binary.name().to_string(), target.addr)], true, 1)?;
-        let subject = Subject {
-            binary,
-            direct: target.addr,
-            proxied: Some(routes[0].listen),
-            database_url: stack.database_url().to_string(),
-            upstream: Some(stack.upstream_addr),
-            rows: 1_000_000,
-        };
-        let outcomes = checks::run_all(&subject);
-        let failures = if print {
-            print_outcomes(binary, &outcomes)
-        } else {
-            outcomes.iter().filter(|o| o.result.is_err()).count()
-        };
-        if failures > 0 {
+        let outcomes = checks::run_on_stack(stack, binary)?;
+        if print_outcomes(binary, &outcomes) > 0 {
             failed.push(binary);
         }
     }
@@ -533,7 +518,7 @@ fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         plan_settings(&args.scenario, args.tool.as_deref(), &args.overrides)?;
     let baseline = parse_targets(std::slice::from_ref(&args.baseline))?[0];
     parse_targets(&args.stack.targets)?;
-    let out = harness::run::default_out(scenario.name, args.out.as_deref())?;
+    let out = harness::out_dir(args.out.as_deref(), scenario.name)?;
     eprintln!("bench: starting the stack");
     let stack = Stack::start(&args.stack.stack_options())?;
     let (targets, missing_targets) = chosen_targets(&stack, &args.stack.targets)?;
@@ -586,9 +571,9 @@ fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             targets[0]
         );
     }
-    let out = harness::run::default_out(
-        &format!("compare-{}-{}", args.a, args.b),
+    let out = harness::out_dir(
         args.out.as_deref(),
+        &format!("compare-{}-{}", args.a, args.b),
     )?;
     eprintln!("bench: starting the stack");
     let options = StackArgs {

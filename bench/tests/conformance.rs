@@ -1,9 +1,9 @@
 //! The contract, checked against every target on the real stack: a private PostgreSQL, the
 //! upstream nginx behind the targets, and an nginx proxy in front of each.
 //!
-//! Adding a target is one line in `TARGETS`; adding a model's counting rule is one entry in
-//! `counting_cases`. Tests run one at a time (sessions are counted per target), and print as
-//! `<target>::<check>`, so `cargo test --test conformance -- tokio-axum` runs one target.
+//! A target added to `shared::Binary::ALL` is tested here (`TARGETS`); a model's counting rule
+//! is one entry in `counting_cases`. Tests run one at a time (sessions are counted per target),
+//! and print as `<target>::<check>`, so `cargo test --test conformance -- tokio-axum` runs one target.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,15 +15,8 @@ use bench::stack::{flags, Nginx, Stack, StackOptions, Target};
 use libtest_mimic::{Arguments, Failed, Trial};
 use shared::Binary;
 
-/// The targets under test.
-const TARGETS: &[Binary] = &[
-    Binary::SyncThread,
-    Binary::SyncPool,
-    Binary::TokioAxum,
-    Binary::TokioActix,
-    Binary::TokioHyper,
-    Binary::MayGreen,
-];
+/// The targets under test: every binary of the contract (`Binary::ALL`).
+const TARGETS: &[Binary] = &Binary::ALL;
 
 /// N concurrent requests with a delay, and the peak the model must show (CONTRACT.md,
 /// "Concurrency semantics").

@@ -398,12 +398,36 @@ fn read_cpu(pids: &[Option<u32>; 3]) -> [Option<f64>; 3] {
     ]
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+/// min, median, max.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Spread {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return Spread {
+                min: 0.0,
+                median: 0.0,
+                max: 0.0,
+            };
+        }
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Spread {
+            min: sorted[0],
+            median,
+            max: sorted[n - 1],
+        }
     }
 }
 
@@ -436,11 +460,12 @@ fn make_row(case: &Case, tool: &Tool, rounds: Vec<Round>, failure: Option<String
         Subject::Pgbench => "pgbench".to_string(),
         _ => tool.name.to_string(),
     };
-    let mut rps: Vec<f64> = rounds
+    let rps: Vec<f64> = rounds
         .iter()
         .map(|r| r.measurement.requests_per_sec())
         .collect();
-    let median_rps = median(&mut rps.clone());
+    let spread = Spread::of(&rps);
+    let median_rps = spread.median;
     // The round closest to the median gives the latencies and resources of the row.
     let chosen = rounds.iter().min_by(|a, b| {
         let da = (a.measurement.requests_per_sec() - median_rps).abs();
@@ -463,7 +488,7 @@ fn make_row(case: &Case, tool: &Tool, rounds: Vec<Round>, failure: Option<String
         ok_responses: 0,
         seconds: 0.0,
         requests_per_sec: 0.0,
-        rounds_rps: rps.clone(),
+        rounds_rps: rps,
         requests_per_sec_min: 0.0,
         requests_per_sec_max: 0.0,
         p50_ms: None,
@@ -489,12 +514,11 @@ fn make_row(case: &Case, tool: &Tool, rounds: Vec<Round>, failure: Option<String
         return row;
     };
     let m = &round.measurement;
-    rps.sort_by(f64::total_cmp);
     row.ok_responses = m.ok_responses;
     row.seconds = m.seconds;
     row.requests_per_sec = median_rps;
-    row.requests_per_sec_min = rps.first().copied().unwrap_or(0.0);
-    row.requests_per_sec_max = rps.last().copied().unwrap_or(0.0);
+    row.requests_per_sec_min = spread.min;
+    row.requests_per_sec_max = spread.max;
     row.p50_ms = m.p50_ms;
     row.p90_ms = m.p90_ms;
     row.p99_ms = m.p99_ms;

@@ -1,7 +1,7 @@
 //! `bench run` and `bench compare` over a started stack: verify, measure each case, write the
 //! results. The CLI only parses flags into [`Plan`] and prints.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use shared::Binary;
 use super::report::{self, Machine, Meta};
 use super::scenario::{self, Case, Extra, Scenario, Settings};
 use super::tools::{self, Tool};
-use super::{refused_row, set_relative, Row, Runner};
+use super::{refused_row, set_relative, Row, Runner, Spread};
 use crate::stack::Stack;
 
 /// What to run.
@@ -33,17 +33,7 @@ pub struct Plan {
 pub fn verify(stack: &Stack, targets: &[Binary]) -> Result<Vec<(Binary, String)>> {
     let mut refused = Vec::new();
     for &binary in targets {
-        let target = stack.launch(binary, &[])?;
-        let (_proxy, routes) = stack.proxy(&[(binary.name().to_string(), target.addr)], true, 1)?;
-        let subject = crate::checks::Subject {
-            binary,
-            direct: target.addr,
-            proxied: Some(routes[0].listen),
-            database_url: stack.database_url().to_string(),
-            upstream: Some(stack.upstream_addr),
-            rows: 1_000_000,
-        };
-        let outcomes = crate::checks::run_all(&subject);
+        let outcomes = crate::checks::run_on_stack(stack, binary)?;
         let failures: Vec<String> = outcomes
             .iter()
             .filter_map(|o| {
@@ -119,6 +109,23 @@ fn now() -> String {
     httpdate::fmt_http_date(std::time::SystemTime::now())
 }
 
+/// Everything about a run but its rows, when it ends.
+fn meta(stack: &Stack, plan: &Plan, tool: &Tool, started: String) -> Meta {
+    Meta {
+        suite: "rust-web-perf",
+        bench_version: env!("CARGO_PKG_VERSION"),
+        scenario: plan.scenario.name.to_string(),
+        source: plan.scenario.source.to_string(),
+        started,
+        finished: now(),
+        settings: plan.settings.clone(),
+        baseline: plan.baseline.name().to_string(),
+        machine: Machine::read(),
+        versions: versions(stack, tool, plan.settings.pgbouncer),
+        missing_targets: plan.missing_targets.clone(),
+    }
+}
+
 /// The outcome of `bench run`: the rows, and where they were written.
 pub struct Outcome {
     pub rows: Vec<Row>,
@@ -179,19 +186,7 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
     }
     bar.finish_and_clear();
     set_relative(&mut rows, plan.baseline);
-    let meta = Meta {
-        suite: "rust-web-perf",
-        bench_version: env!("CARGO_PKG_VERSION"),
-        scenario: plan.scenario.name.to_string(),
-        source: plan.scenario.source.to_string(),
-        started,
-        finished: now(),
-        settings: plan.settings.clone(),
-        baseline: plan.baseline.name().to_string(),
-        machine: Machine::read(),
-        versions: versions(stack, &tool, plan.settings.pgbouncer),
-        missing_targets: plan.missing_targets.clone(),
-    };
+    let meta = meta(stack, plan, &tool, started);
     report::write_all(&plan.out, &meta, &rows)?;
     Ok(Outcome {
         rows,
@@ -204,39 +199,6 @@ fn case_binary(case: &Case) -> Option<&'static str> {
     match case.subject {
         scenario::Subject::Target(b) => Some(b.name()),
         _ => None,
-    }
-}
-
-/// min, median, max.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
-pub struct Spread {
-    pub min: f64,
-    pub median: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    pub fn of(values: &[f64]) -> Spread {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        if sorted.is_empty() {
-            return Spread {
-                min: 0.0,
-                median: 0.0,
-                max: 0.0,
-            };
-        }
-        let n = sorted.len();
-        let median = if n % 2 == 1 {
-            sorted[n / 2]
-        } else {
-            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-        };
-        Spread {
-            min: sorted[0],
-            median,
-            max: sorted[n - 1],
-        }
     }
 }
 
@@ -340,19 +302,7 @@ pub fn compare(
     };
     let (a_rps, b_rps) = (Spread::of(&a_all), Spread::of(&b_all));
     let comparison = Comparison {
-        meta: Meta {
-            suite: "rust-web-perf",
-            bench_version: env!("CARGO_PKG_VERSION"),
-            scenario: plan.scenario.name.to_string(),
-            source: plan.scenario.source.to_string(),
-            started,
-            finished: now(),
-            settings: plan.settings.clone(),
-            baseline: b.name().to_string(),
-            machine: Machine::read(),
-            versions: versions(stack, &tool, settings.pgbouncer),
-            missing_targets: Vec::new(),
-        },
+        meta: meta(stack, plan, &tool, started),
         a: a.name().to_string(),
         b: b.name().to_string(),
         ratio: Spread::of(&ratios),
@@ -366,9 +316,4 @@ pub fn compare(
     let json = serde_json::to_string_pretty(&comparison)?;
     std::fs::write(plan.out.join("compare.json"), json + "\n")?;
     Ok(comparison)
-}
-
-/// Where `bench` writes when `--out` is absent.
-pub fn default_out(scenario: &str, given: Option<&Path>) -> Result<PathBuf> {
-    super::out_dir(given, scenario)
 }

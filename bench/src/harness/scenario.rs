@@ -302,26 +302,15 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
         group: group.to_string(),
     };
     let mut cases = Vec::new();
+    let one_per_target = || {
+        targets
+            .iter()
+            .map(|&b| target_case(b, settings.clone(), b.name().into(), ""))
+    };
     match scenario.extra {
-        Extra::None => {
-            for &binary in targets {
-                cases.push(target_case(
-                    binary,
-                    settings.clone(),
-                    binary.name().into(),
-                    "",
-                ));
-            }
-        }
+        Extra::None => cases.extend(one_per_target()),
         Extra::SyncPoolSweep(workers) => {
-            for &binary in targets {
-                cases.push(target_case(
-                    binary,
-                    settings.clone(),
-                    binary.name().into(),
-                    "",
-                ));
-            }
+            cases.extend(one_per_target());
             if targets.contains(&Binary::SyncPool) {
                 for &w in workers {
                     let swept = Settings {
