@@ -63,8 +63,8 @@ pub struct Overrides {
     #[arg(long)]
     pub delay_ms: Option<u32>,
     /// What /test does.
-    #[arg(long, value_parser = ["db", "upstream"])]
-    pub backend: Option<String>,
+    #[arg(long, value_enum)]
+    pub backend: Option<shared::Backend>,
     /// DB sessions: every target's --pool-size (sync-pool: at most its workers).
     #[arg(long)]
     pub pool_size: Option<u32>,
@@ -72,8 +72,8 @@ pub struct Overrides {
     #[arg(long)]
     pub workers: Option<u32>,
     /// Load the targets directly or through nginx.
-    #[arg(long, value_parser = ["nginx", "direct"])]
-    pub via: Option<String>,
+    #[arg(long, value_enum)]
+    pub via: Option<scenario::Via>,
     /// nginx keeps connections to the target open.
     #[arg(long, value_enum)]
     pub upstream_keepalive: Option<OnOff>,
@@ -89,6 +89,9 @@ pub struct Overrides {
     /// Rounds per target; rows keep the median and the min–max.
     #[arg(long)]
     pub rounds: Option<u32>,
+    /// The targets' --rows: ids are drawn from 1..=ROWS (pgbench's too).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub rows: Option<i32>,
 }
 
 impl Overrides {
@@ -108,8 +111,8 @@ impl Overrides {
         if let Some(v) = self.delay_ms {
             settings.delay_ms = v;
         }
-        if let Some(v) = &self.backend {
-            settings.backend = if v == "upstream" { "upstream" } else { "db" };
+        if let Some(v) = self.backend {
+            settings.backend = v;
         }
         if let Some(v) = self.pool_size {
             settings.sessions = v;
@@ -118,8 +121,8 @@ impl Overrides {
             settings.sync_workers = Some(v);
             settings.async_workers = Some(v);
         }
-        if let Some(v) = &self.via {
-            settings.via = if v == "direct" { "direct" } else { "nginx" };
+        if let Some(v) = self.via {
+            settings.via = v;
         }
         if let Some(v) = self.upstream_keepalive {
             settings.upstream_keepalive = v.is_on();
@@ -131,6 +134,9 @@ impl Overrides {
         settings.pin |= self.pin;
         if let Some(v) = self.rounds {
             settings.rounds = v.max(1);
+        }
+        if let Some(v) = self.rows {
+            settings.rows = v;
         }
     }
 }
@@ -147,22 +153,18 @@ fn parse_seconds(text: &str) -> Result<u32, String> {
         .map_err(|_| format!("{text:?} is not a duration: write e.g. 10s or 2m"))
 }
 
+/// What `run` and `compare` share: the preset, the tool, the output and the overrides.
 #[derive(Args, Debug)]
-struct RunArgs {
-    #[command(flatten)]
-    stack: StackArgs,
+struct LoadArgs {
     /// The preset (see `bench scenarios`).
     #[arg(long, default_value = "grinberg")]
     scenario: String,
-    /// The load tool: wrk (default), oha, ab or hey.
-    #[arg(long)]
-    tool: Option<String>,
+    /// The load tool [default: the preset's, wrk for most].
+    #[arg(long, value_enum)]
+    tool: Option<tools::ToolKind>,
     /// Results folder [default: results/<scenario>-<time>].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The target every row's `relative` is measured against.
-    #[arg(long, default_value = "sync-pool")]
-    baseline: String,
     /// Skip the contract checks before the load (they refuse a broken target).
     #[arg(long)]
     no_verify: bool,
@@ -171,24 +173,26 @@ struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// The target every row's `relative` is measured against.
+    #[arg(long, default_value = "sync-pool")]
+    baseline: String,
+}
+
+#[derive(Args, Debug)]
 struct CompareArgs {
     /// The first target (the ratio's numerator).
     a: String,
     /// The second target.
     b: String,
-    /// The preset whose configuration both run (see `bench scenarios`).
-    #[arg(long, default_value = "grinberg")]
-    scenario: String,
-    #[arg(long)]
-    tool: Option<String>,
-    #[arg(long)]
-    out: Option<PathBuf>,
-    #[arg(long)]
-    no_verify: bool,
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     #[command(flatten)]
-    overrides: Overrides,
+    load: LoadArgs,
 }
 
 /// Which targets, and the stack to run them on.
@@ -457,7 +461,14 @@ fn print_scenarios() {
         let c = &s.settings;
         println!(
             "{:<13} {:<5} {:>5} {:>6}ms {:>8} {:>6}  {}  [{}]",
-            s.name, c.tool, c.connections, c.delay_ms, c.backend, c.sessions, s.summary, s.source
+            s.name,
+            c.tool,
+            c.connections,
+            c.delay_ms,
+            c.backend.name(),
+            c.sessions,
+            s.summary,
+            s.source
         );
     }
     println!("\nOverride any parameter with flags, e.g. `bench run --scenario grinberg --duration 30s --rounds 3`.");
@@ -490,35 +501,21 @@ fn chosen_targets(stack: &Stack, names: &[String]) -> Result<(Vec<Binary>, Vec<S
     Ok((chosen, Vec::new()))
 }
 
-fn plan_settings(
-    scenario_name: &str,
-    tool: Option<&str>,
-    overrides: &Overrides,
-) -> Result<(scenario::Scenario, scenario::Settings, tools::Tool)> {
-    let scenario = scenario::find(scenario_name)?;
+fn plan_settings(load: &LoadArgs) -> Result<(scenario::Scenario, scenario::Settings, tools::Tool)> {
+    let scenario = scenario::find(&load.scenario)?;
     let mut settings = scenario.settings.clone();
-    overrides.apply(&mut settings);
-    let tool_name = tool.unwrap_or(settings.tool);
-    if !tools::NAMES.contains(&tool_name) {
-        bail!(
-            "unknown tool {tool_name:?}; valid tools: {}",
-            tools::NAMES.join(", ")
-        );
-    }
-    if settings.rate.is_some() && matches!(tool_name, "wrk" | "ab") {
-        bail!("{tool_name} is a closed-loop tool and cannot hold --rate: use --tool oha");
-    }
-    let tool = tools::locate(tool_name)?;
-    settings.tool = tool.name;
+    load.overrides.apply(&mut settings);
+    settings.tool = load.tool.unwrap_or(settings.tool);
+    settings.tool.check_rate(settings.rate)?;
+    let tool = tools::locate(settings.tool)?;
     Ok((scenario, settings, tool))
 }
 
 fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
-    let (scenario, settings, tool) =
-        plan_settings(&args.scenario, args.tool.as_deref(), &args.overrides)?;
+    let (scenario, settings, tool) = plan_settings(&args.load)?;
     let baseline = parse_targets(std::slice::from_ref(&args.baseline))?[0];
     parse_targets(&args.stack.targets)?;
-    let out = harness::out_dir(args.out.as_deref(), scenario.name)?;
+    let out = report::out_dir(args.load.out.as_deref(), scenario.name)?;
     eprintln!("bench: starting the stack");
     let stack = Stack::start(&args.stack.stack_options())?;
     let (targets, missing_targets) = chosen_targets(&stack, &args.stack.targets)?;
@@ -528,7 +525,7 @@ fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         targets,
         missing_targets,
         baseline,
-        verify: !args.no_verify,
+        verify: !args.load.no_verify,
         out: out.clone(),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
@@ -548,7 +545,7 @@ fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             out.display()
         );
     }
-    let bad = outcome.rows.iter().filter(|r| r.status != "ok").count();
+    let bad = outcome.rows.iter().filter(|r| !r.is_ok()).count();
     if bad > 0 {
         eprintln!("bench: {bad} row(s) failed or were refused; see the table");
     }
@@ -556,9 +553,8 @@ fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
 }
 
 fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
-    let (scenario, mut settings, tool) =
-        plan_settings(&args.scenario, args.tool.as_deref(), &args.overrides)?;
-    if args.overrides.rounds.is_none() {
+    let (scenario, mut settings, tool) = plan_settings(&args.load)?;
+    if args.load.overrides.rounds.is_none() {
         settings.rounds = 3;
     }
     if settings.rounds < 3 {
@@ -571,8 +567,8 @@ fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             targets[0]
         );
     }
-    let out = harness::out_dir(
-        args.out.as_deref(),
+    let out = report::out_dir(
+        args.load.out.as_deref(),
         &format!("compare-{}-{}", args.a, args.b),
     )?;
     eprintln!("bench: starting the stack");
@@ -588,7 +584,7 @@ fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         targets: targets.clone(),
         missing_targets: Vec::new(),
         baseline: targets[1],
-        verify: !args.no_verify,
+        verify: !args.load.no_verify,
         out: out.clone(),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };

@@ -112,7 +112,7 @@ impl Conn {
     /// True when the server closes the connection within `wait`: a read sees end of file or a
     /// reset. False when the read times out (still open) or data arrives.
     pub fn is_closed_by_peer(&mut self, wait: Duration) -> bool {
-        use std::io::{ErrorKind, Read};
+        use std::io::Read;
         if !self.buf.is_empty() {
             return false;
         }
@@ -121,7 +121,7 @@ impl Conn {
         match self.stream.read(&mut byte) {
             Ok(0) => true,
             Ok(_) => false,
-            Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            Err(e) => !shared::error::is_timeout(&e),
         }
     }
 }

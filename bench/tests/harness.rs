@@ -59,6 +59,24 @@ fn built_targets() -> Vec<Binary> {
     bench::harness::built_targets(exe.parent().unwrap())
 }
 
+/// The fields of a row, as docs/results.md lists them (its table's first column), sorted.
+fn documented_row_fields() -> Vec<String> {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/results.md");
+    let text = std::fs::read_to_string(&doc).expect("docs/results.md");
+    let section = text
+        .split("## Fields of a row")
+        .nth(1)
+        .expect("a section \"Fields of a row\"");
+    let mut fields: Vec<String> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
+        .map(str::to_string)
+        .collect();
+    fields.sort();
+    assert!(fields.len() > 20, "only {} fields documented", fields.len());
+    fields
+}
+
 #[test]
 fn quick_run_measures_every_target_within_its_bound_and_pool() {
     let _guard = lock();
@@ -77,6 +95,16 @@ fn quick_run_measures_every_target_within_its_bound_and_pool() {
         "{versions}"
     );
     let rows = results["results"].as_array().expect("a results array");
+    // Every row has exactly the documented fields.
+    let documented = documented_row_fields();
+    for row in rows {
+        let mut keys: Vec<String> = row.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys, documented,
+            "a row's fields differ from docs/results.md"
+        );
+    }
     let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
     let expected: Vec<&str> = built_targets().iter().map(|b| b.name()).collect();
     assert_eq!(names, expected);
@@ -163,7 +191,7 @@ fn a_target_that_dies_mid_run_is_a_failed_row_and_the_next_one_runs() {
     let _guard = lock();
     let stack = Stack::start(&StackOptions::from_env()).expect("the stack starts");
     let interrupted = AtomicBool::new(false);
-    let tool = tools::locate("wrk").expect("wrk is installed");
+    let tool = tools::locate(tools::ToolKind::Wrk).expect("wrk is installed");
     let work = out_dir("dies");
     let runner = Runner::new(&stack, tool, &work, &interrupted, None).unwrap();
     let settings = scenario::Settings {
@@ -201,14 +229,14 @@ fn a_target_that_dies_mid_run_is_a_failed_row_and_the_next_one_runs() {
     });
     let dead = runner.measure(&case(Binary::TokioHyper)).unwrap();
     assert_eq!(killer.join().unwrap(), 1, "the target was found and killed");
-    assert_eq!(dead.status, "failed", "{dead:?}");
+    assert_eq!(dead.status, bench::harness::Status::Failed, "{dead:?}");
     assert!(
         dead.failure.as_deref().unwrap_or("").contains("died"),
         "{:?}",
         dead.failure
     );
     let next = runner.measure(&case(Binary::TokioAxum)).unwrap();
-    assert_eq!(next.status, "ok", "{next:?}");
+    assert_eq!(next.status, bench::harness::Status::Ok, "{next:?}");
     assert!(next.requests_per_sec > 0.0);
 }
 
@@ -383,4 +411,52 @@ fn scenarios_lists_every_preset_with_its_source() {
             "{stdout}"
         );
     }
+}
+
+/// PostgreSQL restarted behind the stack's back (a new PID, as a DB restart in a fault test or
+/// by hand gives) is still stopped when the stack goes, before its data folder is removed.
+#[test]
+fn the_stack_stops_a_restarted_postgres_before_removing_its_folder() {
+    use bench::stack::postgres::{postgres_bin_dir, postmaster_pid};
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+
+    let _guard = lock();
+    let stack = Stack::start(&StackOptions::from_env()).expect("the stack starts");
+    if !stack.postgres.is_embedded() {
+        eprintln!("skipped: the database is not ours to restart");
+        return;
+    }
+    let dir = stack
+        .postgres
+        .data_dir()
+        .expect("a data folder")
+        .to_path_buf();
+    let first = postmaster_pid(&dir).expect("a running postmaster");
+    let owner = std::fs::metadata(&dir).expect("the data folder").uid();
+    let group = std::fs::metadata(&dir).expect("the data folder").gid();
+    let status = Command::new(postgres_bin_dir().unwrap().join("pg_ctl"))
+        .args(["restart", "-m", "fast", "-w", "-t", "30", "-D"])
+        .arg(&dir)
+        .arg("-l")
+        .arg(dir.join("restarted.log"))
+        .uid(owner)
+        .gid(group)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("pg_ctl runs");
+    assert!(status.success(), "pg_ctl restart failed: {status}");
+    let second = postmaster_pid(&dir).expect("the restarted postmaster");
+    assert_ne!(first, second, "pg_ctl restart kept the PID");
+
+    drop(stack);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while bench::stack::process::alive(second) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !bench::stack::process::alive(second),
+        "the restarted PostgreSQL (pid {second}) outlived the stack"
+    );
+    assert!(!dir.exists(), "{} was left behind", dir.display());
 }

@@ -1,25 +1,32 @@
-//! The blocking I/O that sync-thread and sync-pool share: a `postgres` + `r2d2_postgres` pool
-//! and a small keep-alive HTTP/1.1 client for the upstream. A request waits on the calling OS
+//! The blocking I/O that sync-thread and sync-pool share: a `postgres` connection pool and a
+//! small keep-alive HTTP/1.1 client for the upstream. A request waits on the calling OS
 //! thread; the thread is parked by the kernel until the socket has an answer.
 //!
 //! (The `postgres` crate drives `tokio-postgres` on a runtime inside the calling thread: no
 //! extra threads, and from the caller's side an ordinary blocking call.)
+//!
+//! The pool is ours rather than r2d2: r2d2 opens connections on a background thread and
+//! retries until the checkout times out, so a database that refuses connections cost every
+//! request the whole `--pool-timeout-ms`. Here the caller that needs a new connection opens
+//! it, so a refusal is a 503 at once, as in deadpool and may-green's pool; only a busy pool
+//! waits, and waiters are served in the order they came.
 //!
 //! The upstream client is ours rather than ureq: the shared fetch loop (`crate::upstream::fetch`)
 //! over std's socket, which may-green's cooperative client runs over may's, so the two differ
 //! only in how they wait. It keeps idle connections in a stack and retries on another
 //! connection when a reused one turns out to be closed.
 
+use std::collections::VecDeque;
 use std::net::TcpStream;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::os::fd::AsRawFd;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use postgres::{NoTls, Statement};
-use r2d2::ManageConnection;
-use r2d2_postgres::PostgresConnectionManager;
 
-use crate::error::{one_line, AppError};
+use crate::error::AppError;
 use crate::request::{Reply, UpstreamReply, Work};
+use crate::shutdown::OpenConnections;
 use crate::upstream;
 use crate::{pg, sql, Config, RequestDefaults, Row, UpstreamUrl};
 
@@ -27,8 +34,11 @@ use crate::{pg, sql, Config, RequestDefaults, Row, UpstreamUrl};
 pub struct BlockingApp {
     pub server: &'static str,
     pub defaults: RequestDefaults,
+    pub limits: crate::http::Limits,
     pub db: Database,
     pub upstream: Upstream,
+    /// Open connections, for the SIGTERM drain.
+    pub connections: OpenConnections,
 }
 
 impl BlockingApp {
@@ -36,8 +46,10 @@ impl BlockingApp {
         BlockingApp {
             server: config.binary.name(),
             defaults: config.defaults,
+            limits: crate::http::Limits::from(&config.limits),
             db: Database::new(config),
             upstream: Upstream::new(&config.upstream),
+            connections: OpenConnections::new(),
         }
     }
 
@@ -51,25 +63,29 @@ impl BlockingApp {
     }
 
     /// Serves one connection on the calling thread until it closes. With `keep_alive` false,
-    /// one request and then `Connection: close`.
+    /// one request and then `Connection: close`. A connection accepted after a drain started
+    /// is closed unanswered.
     pub fn serve(&self, mut stream: TcpStream, keep_alive: bool) {
-        let limits = crate::http::Limits::default();
+        let Some(_open) = self.connections.register(stream.as_raw_fd()) else {
+            return;
+        };
         // An error here is the client's (a reset): the connection is over either way.
         let _ = crate::http::serve_connection(
             &mut stream,
             self.server,
             keep_alive,
-            &limits,
+            &self.limits,
+            &|| self.connections.is_draining(),
             |method, path, query| self.respond(method, path, query),
         );
+        // `_open` drops here, before `stream` closes the descriptor.
     }
 
     /// Opens one DB connection at start-up (no statement beyond preparing), so that a wrong
     /// URL or a stopped database is reported at once. Not fatal: /test answers 503 until the
     /// database is reachable.
     pub fn check_database(&self) {
-        if let Err(error) = self.db.pool.get() {
-            let error = self.db.pool_error(&error);
+        if let Err(error) = self.db.checkout() {
             eprintln!(
                 "{}: warning: {error}; /test will answer {} until this is fixed",
                 self.server,
@@ -86,61 +102,128 @@ pub struct PreparedClient {
     select_row_after_sleep: Statement,
 }
 
-/// r2d2_postgres's manager, plus preparing the two statements once when a connection opens.
-pub struct PreparingManager {
-    inner: PostgresConnectionManager<NoTls>,
+/// The DB pool: at most `--pool-size` connections, opened on demand by the caller that needs
+/// one; a wait of at most `--pool-timeout-ms` for a busy pool, first come, first served.
+pub struct Database {
+    driver: postgres::Config,
+    max_size: usize,
+    timeout: Duration,
+    state: Mutex<PoolState>,
+    changed: Condvar,
 }
 
-impl ManageConnection for PreparingManager {
-    type Connection = PreparedClient;
-    type Error = postgres::Error;
+struct PoolState {
+    idle: Vec<PreparedClient>,
+    /// Connections open or being opened, idle or not.
+    open: usize,
+    /// Tickets of the callers waiting, in arrival order.
+    waiting: VecDeque<u64>,
+    next_ticket: u64,
+}
 
-    fn connect(&self) -> Result<PreparedClient, postgres::Error> {
-        let mut client = self.inner.connect()?;
-        let select_row = client.prepare(sql::SELECT_ROW)?;
-        let select_row_after_sleep = client.prepare(sql::SELECT_ROW_AFTER_SLEEP)?;
+/// A checked-out connection; it goes back to the pool on drop, unless it broke.
+pub struct Checkout<'a> {
+    db: &'a Database,
+    conn: Option<PreparedClient>,
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        let mut state = self.db.lock();
+        match self.conn.take() {
+            Some(conn) if !conn.client.is_closed() => state.idle.push(conn),
+            _ => state.open -= 1,
+        }
+        drop(state);
+        self.db.changed.notify_all();
+    }
+}
+
+impl Database {
+    pub fn new(config: &Config) -> Database {
+        Database {
+            driver: pg::driver_config(config).into(),
+            max_size: config.pool_size,
+            timeout: config.pool_timeout,
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                open: 0,
+                waiting: VecDeque::new(),
+                next_ticket: 0,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An idle connection, or a new one when the pool has room, or the first one freed within
+    /// `--pool-timeout-ms` (then 503). Waiters are served in arrival order. A new connection is
+    /// opened here, on the caller's thread: a refused connection is a 503 at once.
+    pub fn checkout(&self) -> Result<Checkout<'_>, AppError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut state = self.lock();
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.waiting.push_back(ticket);
+        loop {
+            if state.waiting.front() == Some(&ticket) {
+                if let Some(conn) = state.idle.pop() {
+                    state.waiting.pop_front();
+                    drop(state);
+                    self.changed.notify_all();
+                    return Ok(Checkout {
+                        db: self,
+                        conn: Some(conn),
+                    });
+                }
+                if state.open < self.max_size {
+                    state.open += 1;
+                    state.waiting.pop_front();
+                    drop(state);
+                    self.changed.notify_all();
+                    // On failure the slot is given back by the checkout's drop.
+                    let mut checkout = Checkout {
+                        db: self,
+                        conn: None,
+                    };
+                    checkout.conn = Some(self.connect()?);
+                    return Ok(checkout);
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                state.waiting.retain(|t| *t != ticket);
+                drop(state);
+                self.changed.notify_all();
+                return Err(AppError::PoolTimeout {
+                    waited_ms: self.timeout.as_millis() as u64,
+                });
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Opens a connection and prepares both statements on it, once.
+    fn connect(&self) -> Result<PreparedClient, AppError> {
+        let mut client = self.driver.connect(NoTls).map_err(|e| pg::map_error(&e))?;
+        let select_row = client
+            .prepare(sql::SELECT_ROW)
+            .map_err(|e| pg::map_error(&e))?;
+        let select_row_after_sleep = client
+            .prepare(sql::SELECT_ROW_AFTER_SLEEP)
+            .map_err(|e| pg::map_error(&e))?;
         Ok(PreparedClient {
             client,
             select_row,
             select_row_after_sleep,
         })
-    }
-
-    fn is_valid(&self, conn: &mut PreparedClient) -> Result<(), postgres::Error> {
-        self.inner.is_valid(&mut conn.client)
-    }
-
-    fn has_broken(&self, conn: &mut PreparedClient) -> bool {
-        self.inner.has_broken(&mut conn.client)
-    }
-}
-
-/// The r2d2 pool: at most `--pool-size` connections, a wait of at most `--pool-timeout-ms`.
-pub struct Database {
-    pool: r2d2::Pool<PreparingManager>,
-    timeout: Duration,
-    max_size: usize,
-}
-
-impl Database {
-    pub fn new(config: &Config) -> Database {
-        let manager = PreparingManager {
-            inner: PostgresConnectionManager::new(pg::driver_config(config).into(), NoTls),
-        };
-        let pool = r2d2::Pool::builder()
-            .max_size(config.pool_size.min(u32::MAX as usize) as u32)
-            // Open connections on demand, like the async pools.
-            .min_idle(Some(0))
-            // No validation query per checkout: one round trip per request. A connection that
-            // broke is dropped by `has_broken` when it is returned.
-            .test_on_check_out(false)
-            .connection_timeout(config.pool_timeout)
-            .build_unchecked(manager);
-        Database {
-            pool,
-            timeout: config.pool_timeout,
-            max_size: config.pool_size,
-        }
     }
 
     /// One row, with `delay_ms` of `pg_sleep` in the same statement. A pooled connection the
@@ -150,8 +233,10 @@ impl Database {
     pub fn fetch_row(&self, id: i32, delay_ms: u32) -> Result<Row, AppError> {
         let mut attempts = 0;
         loop {
-            let mut conn = self.pool.get().map_err(|e| self.pool_error(&e))?;
-            let conn = &mut *conn;
+            let mut checkout = self.checkout()?;
+            let Some(conn) = checkout.conn.as_mut() else {
+                return Err(AppError::DbUnavailable("no connection".into()));
+            };
             let found = if delay_ms == 0 {
                 conn.client.query_opt(&conn.select_row, &[&id])
             } else {
@@ -160,25 +245,12 @@ impl Database {
                     .query_opt(&conn.select_row_after_sleep, &[&id, &seconds])
             };
             match found {
-                // r2d2 drops the connection when it comes back (`has_broken`).
+                // The checkout drops a closed connection when it comes back.
                 Err(_) if conn.client.is_closed() && attempts < self.max_size => attempts += 1,
                 Err(e) => return Err(pg::map_error(&e)),
                 Ok(None) => return Err(AppError::NoSuchRow(id)),
                 Ok(Some(row)) => return pg::to_row(&row),
             }
-        }
-    }
-
-    /// r2d2 has one error, "timed out waiting for connection", which carries the last
-    /// connection error when opening one failed: then the database is the problem, else the
-    /// pool was busy.
-    fn pool_error(&self, error: &r2d2::Error) -> AppError {
-        let text = error.to_string();
-        match text.split_once(": ") {
-            Some((_, cause)) => AppError::DbUnavailable(one_line(cause)),
-            None => AppError::PoolTimeout {
-                waited_ms: self.timeout.as_millis() as u64,
-            },
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The flags every target takes (CONTRACT.md, "Configuration"), each also read from an
+//! The flags every target takes (docs/contract.md, "Configuration"), each also read from an
 //! environment variable.
 //!
 //! All six binaries parse the same flags with the same validation, so a harness can start any of
@@ -170,6 +170,20 @@ struct Flags {
     /// Random ids are drawn from 1..=ROWS.
     #[arg(long, env = "ROWS", default_value_t = 1_000_000, value_parser = clap::value_parser!(i32).range(1..))]
     rows: i32,
+
+    /// A request head must arrive whole within this many milliseconds of its first byte; then
+    /// 408 and close.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    header_timeout_ms: u64,
+
+    /// An idle keep-alive connection is closed after this many milliseconds; 0 disables.
+    #[arg(long, env = "KEEP_ALIVE_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    keep_alive_timeout_ms: u64,
+
+    /// On SIGTERM or SIGINT: stop accepting, let in-flight requests finish for up to this many
+    /// milliseconds, then exit 0. A second signal exits at once.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    shutdown_timeout_ms: u64,
 }
 
 /// The validated configuration of one target process.
@@ -185,6 +199,36 @@ pub struct Config {
     pub upstream: UpstreamUrl,
     /// What a request gets when it does not say otherwise.
     pub defaults: RequestDefaults,
+    /// The limits every HTTP layer keeps alike.
+    pub limits: ConnLimits,
+    /// How long a SIGTERM waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+/// The connection rules that every target keeps, whatever its HTTP layer (the contract's
+/// "Limits, equal for every target").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// The most bytes of request line and headers (else 431).
+    pub max_head: usize,
+    /// From a request's first byte to the end of its head (else 408 and close).
+    pub header_timeout: Duration,
+    /// Between requests on a kept-alive connection (then closed without a word); `None`
+    /// keeps idle connections open.
+    pub keep_alive_timeout: Option<Duration>,
+}
+
+/// The most bytes of request line and headers, in every target.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+impl Default for ConnLimits {
+    fn default() -> ConnLimits {
+        ConnLimits {
+            max_head: MAX_HEAD,
+            header_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Some(Duration::from_secs(5)),
+        }
+    }
 }
 
 /// The per-request defaults that `/test` query parameters override.
@@ -206,7 +250,7 @@ impl Config {
                     err.exit()
                 }
                 _ => {
-                    eprintln!("{binary}: {}", one_line(&err));
+                    eprintln!("{binary}: {}", clap_message(&err));
                     std::process::exit(2)
                 }
             },
@@ -244,13 +288,20 @@ impl Config {
                 delay_ms: flags.delay_ms,
                 rows: flags.rows,
             },
+            limits: ConnLimits {
+                max_head: MAX_HEAD,
+                header_timeout: Duration::from_millis(flags.header_timeout_ms),
+                keep_alive_timeout: (flags.keep_alive_timeout_ms > 0)
+                    .then(|| Duration::from_millis(flags.keep_alive_timeout_ms)),
+            },
+            shutdown_timeout: Duration::from_millis(flags.shutdown_timeout_ms),
         })
     }
 
     /// A one-line summary for the start-up log.
     pub fn summary(&self) -> String {
         format!(
-            "{} listening on http://{} ({}); workers={} pool-size={} pool-timeout-ms={} backend={} delay-ms={} db={} upstream={}",
+            "{} listening on http://{} ({}); workers={} pool-size={} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}",
             self.binary,
             self.listen,
             self.binary.model(),
@@ -259,6 +310,9 @@ impl Config {
             self.pool_timeout.as_millis(),
             self.defaults.backend.name(),
             self.defaults.delay_ms,
+            self.limits.header_timeout.as_millis(),
+            self.limits.keep_alive_timeout.map_or(0, |t| t.as_millis()),
+            self.shutdown_timeout.as_millis(),
             self.database,
             self.upstream,
         )
@@ -266,7 +320,7 @@ impl Config {
 }
 
 /// clap's message, without its "error: " prefix and usage lines.
-fn one_line(err: &clap::Error) -> String {
+fn clap_message(err: &clap::Error) -> String {
     let rendered = err.to_string();
     let first = rendered.lines().next().unwrap_or("invalid arguments");
     first.strip_prefix("error: ").unwrap_or(first).to_string()
@@ -287,13 +341,10 @@ fn parse_count(value: &str) -> Result<usize, String> {
     }
 }
 
+/// The same rule as the `delay_ms` query parameter: digits only, at most [`MAX_DELAY_MS`].
 fn parse_delay(value: &str) -> Result<u32, String> {
-    match value.parse::<u32>() {
-        Ok(n) if n <= MAX_DELAY_MS => Ok(n),
-        _ => Err(format!(
-            "expected milliseconds from 0 to {MAX_DELAY_MS}, got {value:?}"
-        )),
-    }
+    crate::request::delay_ms(value)
+        .ok_or_else(|| format!("expected milliseconds from 0 to {MAX_DELAY_MS}, got {value:?}"))
 }
 
 /// A parsed `postgres://` URL. Only TCP connections without TLS: the suite measures the
@@ -308,50 +359,43 @@ pub struct DatabaseUrl {
 }
 
 impl DatabaseUrl {
-    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
-        let rest = url
-            .strip_prefix("postgres://")
-            .or_else(|| url.strip_prefix("postgresql://"))
-            .ok_or_else(|| "expected postgres://user@host:port/dbname".to_string())?;
-        let (rest, query) = match rest.split_once('?') {
-            Some((rest, query)) => (rest, Some(query)),
-            None => (rest, None),
-        };
-        if let Some(query) = query {
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
-                match pair {
-                    "sslmode=disable" | "sslmode=prefer" | "sslmode=allow" => {}
-                    other => {
-                        return Err(format!(
-                            "unsupported URL parameter {other:?} (only sslmode=disable|prefer|allow: the suite connects without TLS)"
-                        ))
-                    }
-                }
+    /// Parses `postgres://user[:password]@host[:port][/dbname][?sslmode=disable]` with the
+    /// `url` crate (percent-escapes in the user, password and database name are decoded).
+    pub fn parse(input: &str) -> Result<DatabaseUrl, String> {
+        const FORM: &str = "expected postgres://user@host:port/dbname";
+        let url = url::Url::parse(input).map_err(|e| format!("{e}; {FORM}"))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(FORM.into());
+        }
+        for (key, value) in url.query_pairs() {
+            if !(key == "sslmode" && matches!(value.as_ref(), "disable" | "prefer" | "allow")) {
+                return Err(format!(
+                    "unsupported URL parameter \"{key}={value}\" (only sslmode=disable|prefer|allow: the suite connects without TLS)"
+                ));
             }
         }
-        let (authority, dbname) = match rest.split_once('/') {
-            Some((authority, dbname)) => (authority, Some(dbname)),
-            None => (rest, None),
+        let host = match url.host() {
+            Some(url::Host::Ipv6(addr)) => addr.to_string(),
+            Some(host) => host.to_string(),
+            None => String::new(),
         };
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((userinfo, hostport)) => (Some(userinfo), hostport),
-            None => (None, authority),
-        };
-        let (user, password) = match userinfo {
-            Some(info) => match info.split_once(':') {
-                Some((user, password)) => (percent_decode(user)?, Some(percent_decode(password)?)),
-                None => (percent_decode(info)?, None),
-            },
-            None => ("postgres".to_string(), None),
-        };
-        let (host, port) = split_host_port(hostport, 5432)?;
-        let dbname = match dbname {
-            Some(name) if !name.is_empty() => percent_decode(name)?,
-            _ => user.clone(),
-        };
-        if user.is_empty() {
-            return Err("the user name is empty".into());
+        if host.is_empty() {
+            return Err("the host is empty".into());
         }
+        let port = match url.port() {
+            Some(0) => return Err("bad port 0".into()),
+            Some(port) => port,
+            None => 5432,
+        };
+        let user = match decode(url.username())? {
+            user if user.is_empty() => "postgres".to_string(),
+            user => user,
+        };
+        let password = url.password().map(decode).transpose()?;
+        let dbname = match decode(url.path().trim_start_matches('/'))? {
+            name if name.is_empty() => user.clone(),
+            name => name,
+        };
         Ok(DatabaseUrl {
             host,
             port,
@@ -363,7 +407,11 @@ impl DatabaseUrl {
 
     /// Resolves the host once, at start-up, so that no client resolves names on a request path.
     pub fn socket_addr(&self) -> Result<SocketAddr, String> {
-        resolve(&self.host, self.port)
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {}: {e}", self.host))?
+            .next()
+            .ok_or_else(|| format!("{} resolves to no address", self.host))
     }
 }
 
@@ -397,27 +445,35 @@ pub struct UpstreamUrl {
 }
 
 impl UpstreamUrl {
-    pub fn parse(url: &str) -> Result<UpstreamUrl, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            "expected http://host[:port]/path (https is not supported)".to_string()
-        })?;
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let path = if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path.to_string()
-        };
-        if authority.contains('@') {
+    /// Parses `http://host[:port][/path][?query]` with the `url` crate, and resolves the host.
+    pub fn parse(input: &str) -> Result<UpstreamUrl, String> {
+        const FORM: &str = "expected http://host[:port]/path (https is not supported)";
+        let url = url::Url::parse(input).map_err(|e| format!("{e}; {FORM}"))?;
+        if url.scheme() != "http" {
+            return Err(FORM.into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
             return Err("user information in the upstream URL is not supported".into());
         }
-        let (host, port) = split_host_port(authority, 80)?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or(FORM)?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        let path_and_query = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        };
+        let addr = url
+            .socket_addrs(|| Some(80))
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("{host} resolves to no address"))?;
         Ok(UpstreamUrl {
-            authority: authority.to_string(),
-            addr: resolve(&host, port)?,
-            path_and_query: path,
+            authority,
+            addr,
+            path_and_query,
         })
     }
 
@@ -430,48 +486,12 @@ impl UpstreamUrl {
         };
         format!("{}{sep}delay_ms={delay_ms}", self.path_and_query)
     }
-
-    /// The absolute URL of one fetch, for clients that take a URI.
-    pub fn uri(&self, delay_ms: u32) -> String {
-        format!("http://{}{}", self.authority, self.target(delay_ms))
-    }
 }
 
 impl fmt::Display for UpstreamUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "http://{}{}", self.authority, self.path_and_query)
     }
-}
-
-fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), String> {
-    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("unclosed '[' in host {hostport:?}"))?;
-        let port = match after.strip_prefix(':') {
-            Some(port) => Some(port),
-            None if after.is_empty() => None,
-            None => return Err(format!("unexpected {after:?} after the IPv6 address")),
-        };
-        (host, port)
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (hostport, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("the host is empty".into());
-    }
-    let port = match port {
-        Some(port) => port
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("bad port {port:?}"))?,
-        None => default_port,
-    };
-    Ok((host.to_string(), port))
 }
 
 fn bracket_ipv6(host: &str) -> String {
@@ -482,34 +502,13 @@ fn bracket_ipv6(host: &str) -> String {
     }
 }
 
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} resolves to no address"))
-}
-
-/// Decodes `%XX` escapes, as URLs carry them in user names, passwords and query values.
-pub fn percent_decode(input: &str) -> Result<String, String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-encoding in {input:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{input:?} does not decode to UTF-8"))
+/// Decodes the `%XX` escapes of a URL part, as user names, passwords and query values carry
+/// them.
+pub fn decode(part: &str) -> Result<String, String> {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| format!("{part:?} does not decode to UTF-8"))
 }
 
 #[cfg(test)]
@@ -518,7 +517,7 @@ mod tests {
 
     fn parse(binary: Binary, args: &[&str]) -> Result<Config, String> {
         let argv = std::iter::once(binary.name()).chain(args.iter().copied());
-        Config::try_parse_from(binary, argv).map_err(|e| one_line(&e))
+        Config::try_parse_from(binary, argv).map_err(|e| clap_message(&e))
     }
 
     #[test]
@@ -534,6 +533,27 @@ mod tests {
         assert_eq!(config.database.user, "postgres");
         assert_eq!(config.database.port, 5432);
         assert_eq!(config.upstream.target(5), "/upstream?delay_ms=5");
+        assert_eq!(config.limits, ConnLimits::default());
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn timeouts_are_flags_and_zero_disables_keep_alive_timeout() {
+        let config = parse(
+            Binary::MayGreen,
+            &[
+                "--header-timeout-ms",
+                "700",
+                "--keep-alive-timeout-ms",
+                "0",
+                "--shutdown-timeout-ms",
+                "250",
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.limits.header_timeout, Duration::from_millis(700));
+        assert_eq!(config.limits.keep_alive_timeout, None);
+        assert_eq!(config.shutdown_timeout, Duration::from_millis(250));
     }
 
     #[test]
@@ -555,12 +575,22 @@ mod tests {
             (&["--workers", "many"][..], "--workers"),
             (&["--pool-size", "-1"][..], "--pool-size"),
             (&["--delay-ms", "10001"][..], "--delay-ms"),
+            (&["--delay-ms", "+5"][..], "--delay-ms"),
             (&["--backend", "redis"][..], "--backend"),
             (&["--listen", "localhost"][..], "--listen"),
             (&["--database-url", "mysql://x"][..], "--database-url"),
             (&["--upstream-url", "https://x/"][..], "--upstream-url"),
             (&["--rows", "0"][..], "--rows"),
             (&["--pool-timeout-ms", "0"][..], "--pool-timeout-ms"),
+            (&["--header-timeout-ms", "0"][..], "--header-timeout-ms"),
+            (
+                &["--keep-alive-timeout-ms", "x"][..],
+                "--keep-alive-timeout-ms",
+            ),
+            (
+                &["--shutdown-timeout-ms", "-5"][..],
+                "--shutdown-timeout-ms",
+            ),
         ] {
             let message = parse(Binary::TokioHyper, args).unwrap_err();
             assert!(message.contains(flag), "{args:?}: {message}");
@@ -591,7 +621,9 @@ mod tests {
     fn upstream_urls_keep_their_query_and_append_the_delay() {
         let url = UpstreamUrl::parse("http://127.0.0.1:8090/page?x=1").unwrap();
         assert_eq!(url.target(100), "/page?x=1&delay_ms=100");
-        assert_eq!(url.uri(0), "http://127.0.0.1:8090/page?x=1&delay_ms=0");
+        assert_eq!(url.authority, "127.0.0.1:8090");
+        assert!(UpstreamUrl::parse("https://127.0.0.1/").is_err());
+        assert!(UpstreamUrl::parse("http://u:p@127.0.0.1/").is_err());
         let url = UpstreamUrl::parse("http://127.0.0.1").unwrap();
         assert_eq!(url.addr.port(), 80);
         assert_eq!(url.target(1), "/?delay_ms=1");

@@ -31,18 +31,13 @@ pub fn http_date() -> [u8; 29] {
     })
 }
 
-/// The same, as a `&str`-friendly `String`, for frameworks that take header values as strings.
-pub fn http_date_string() -> String {
-    String::from_utf8_lossy(&http_date()).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn date_is_an_imf_fixdate_of_now() {
-        let date = http_date_string();
+        let date = String::from_utf8_lossy(&http_date()).into_owned();
         assert_eq!(date.len(), 29);
         assert!(date.ends_with(" GMT"), "{date}");
         let parsed = httpdate::parse_http_date(&date).unwrap();

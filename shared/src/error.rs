@@ -115,6 +115,31 @@ pub(crate) fn truncate(input: &str) -> String {
     format!("{}…", &input[..end])
 }
 
+/// An error with its causes, joined by ": " ("error connecting to server: Connection
+/// refused"), skipping a cause whose text the message already contains.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether an I/O error is a timeout: a read with a timeout gives `WouldBlock` on Linux and
+/// `TimedOut` elsewhere, and may's sockets give `TimedOut`.
+pub fn is_timeout(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
+}
+
 /// Collapses a multi-line driver message into one line.
 pub fn one_line(message: impl fmt::Display) -> String {
     message

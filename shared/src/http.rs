@@ -18,11 +18,12 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::error::AppError;
+use crate::error::{is_timeout, AppError};
 use crate::request::Reply;
+use crate::shutdown::OpenConnections;
 
 /// The most bytes of request line and headers.
-pub const MAX_HEAD: usize = 8 * 1024;
+pub const MAX_HEAD: usize = crate::config::MAX_HEAD;
 /// The most body bytes read and ignored.
 pub const MAX_BODY: usize = 8 * 1024;
 const MAX_HEADERS: usize = 100;
@@ -34,17 +35,23 @@ pub struct Limits {
     pub max_body: usize,
     /// From a request's first byte to its last header.
     pub request_timeout: Duration,
-    /// Between requests on a kept-alive connection.
-    pub idle_timeout: Duration,
+    /// Between requests on a kept-alive connection; `None` waits for ever.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
+        Limits::from(&crate::ConnLimits::default())
+    }
+}
+
+impl From<&crate::ConnLimits> for Limits {
+    fn from(conn: &crate::ConnLimits) -> Limits {
         Limits {
-            max_head: MAX_HEAD,
+            max_head: conn.max_head,
             max_body: MAX_BODY,
-            request_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(5),
+            request_timeout: conn.header_timeout,
+            idle_timeout: conn.keep_alive_timeout,
         }
     }
 }
@@ -126,9 +133,9 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &Limits) -> Parse<'a> {
                     return Parse::Invalid(AppError::MalformedRequest("bad Content-Length".into()))
                 }
             };
-            if content_length.is_some_and(|n| n != parsed) {
+            if content_length.is_some() {
                 return Parse::Invalid(AppError::MalformedRequest(
-                    "conflicting Content-Length headers".into(),
+                    "repeated Content-Length headers".into(),
                 ));
             }
             content_length = Some(parsed);
@@ -209,15 +216,21 @@ pub fn write_response(
     }
 }
 
-/// Accepts the next connection. When accept fails (out of file descriptors, most likely), it
-/// says so and backs off 10 ms instead of spinning.
-pub fn accept(listener: &std::net::TcpListener, server: &str) -> std::net::TcpStream {
+/// Accepts the next connection; `None` once a drain has shut the listener. When accept fails
+/// otherwise (out of file descriptors, most likely), it says so and backs off 10 ms instead of
+/// spinning.
+pub fn accept(
+    listener: &std::net::TcpListener,
+    server: &str,
+    connections: &OpenConnections,
+) -> Option<std::net::TcpStream> {
     loop {
         match listener.accept() {
             Ok((stream, _peer)) => {
                 let _ = stream.set_nodelay(true);
-                return stream;
+                return Some(stream);
             }
+            Err(_) if connections.is_draining() => return None,
             Err(e) => {
                 eprintln!("{server}: accept failed: {e}");
                 std::thread::sleep(Duration::from_millis(10));
@@ -227,12 +240,14 @@ pub fn accept(listener: &std::net::TcpListener, server: &str) -> std::net::TcpSt
 }
 
 /// Serves one connection until it closes. `keep_alive` false gives one request per connection
-/// (gunicorn's sync worker); `handle(method, path, query)` makes each reply.
+/// (gunicorn's sync worker); `handle(method, path, query)` makes each reply. Once `draining`
+/// says so, the answer in progress is the last: it says `Connection: close`.
 pub fn serve_connection<T, H>(
     stream: &mut T,
     server: &str,
     keep_alive: bool,
     limits: &Limits,
+    draining: &dyn Fn() -> bool,
     mut handle: H,
 ) -> io::Result<()>
 where
@@ -252,7 +267,7 @@ where
             }
             let timeout = match started {
                 None => limits.idle_timeout,
-                Some(t) => limits.request_timeout.saturating_sub(t.elapsed()),
+                Some(t) => Some(limits.request_timeout.saturating_sub(t.elapsed())),
             };
             match read_more(stream, &mut buf, timeout) {
                 Ok(0) => return Ok(()),
@@ -271,9 +286,11 @@ where
         };
         // Read any (small) body, so that the next request starts where it should.
         while buf.len() < head_len + body_len {
-            let timeout = limits
-                .request_timeout
-                .saturating_sub(started.map_or(Duration::ZERO, |t| t.elapsed()));
+            let timeout = Some(
+                limits
+                    .request_timeout
+                    .saturating_sub(started.map_or(Duration::ZERO, |t| t.elapsed())),
+            );
             match read_more(stream, &mut buf, timeout) {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
@@ -288,7 +305,7 @@ where
         };
         let (path, query) = crate::request::split_target(head.target);
         let reply = handle(head.method, path, query);
-        let keep = keep_alive && head.keep_alive;
+        let keep = keep_alive && head.keep_alive && !draining();
         let connection = match (keep, head.version) {
             (false, _) => ConnectionHeader::Close,
             (true, 0) => ConnectionHeader::KeepAlive,
@@ -311,16 +328,17 @@ fn request_timeout(limits: &Limits) -> AppError {
     }
 }
 
-/// Reads what is there (at least one byte, or 0 at end of stream) into `buf`.
+/// Reads what is there (at least one byte, or 0 at end of stream) into `buf`, waiting at most
+/// `timeout` (`None`: for ever).
 fn read_more<T: Transport>(
     stream: &mut T,
     buf: &mut Vec<u8>,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> io::Result<usize> {
-    if timeout.is_zero() {
+    if timeout.is_some_and(|t| t.is_zero()) {
         return Err(io::ErrorKind::TimedOut.into());
     }
-    stream.set_read_timeout(Some(timeout))?;
+    stream.set_read_timeout(timeout)?;
     let mut chunk = [0u8; 4096];
     loop {
         match stream.read(&mut chunk) {
@@ -332,13 +350,6 @@ fn read_more<T: Transport>(
             Err(e) => return Err(e),
         }
     }
-}
-
-fn is_timeout(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// Answers a request that cannot be served, then closes.
@@ -385,8 +396,9 @@ fn close_gracefully<T: Transport>(stream: &mut T, unread: bool) {
 }
 
 /// What the fuzz target and the corpus replay run: any bytes, split at any point, must give
-/// well-formed responses and never a panic.
-#[doc(hidden)]
+/// well-formed responses and never a panic. Test-only: compiled for this crate's tests and for
+/// the fuzz crate (feature `fuzzing`), never into a target.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing {
     use super::*;
 
@@ -445,18 +457,25 @@ pub mod fuzzing {
         // The methods of the requests the handler saw, in order: their responses come first,
         // then at most one error from the layer itself.
         let mut methods: Vec<String> = Vec::new();
-        let _ = serve_connection(&mut stream, "fuzz", true, &limits, |method, path, query| {
-            methods.push(method.to_string());
-            let defaults = crate::RequestDefaults {
-                backend: crate::Backend::Db,
-                delay_ms: 0,
-                rows: 10,
-            };
-            match crate::plan(&defaults, method, path, query) {
-                crate::Work::Reply(reply) => reply,
-                _ => Reply::ok(bytes::Bytes::from_static(b"{}")),
-            }
-        });
+        let _ = serve_connection(
+            &mut stream,
+            "fuzz",
+            true,
+            &limits,
+            &|| false,
+            |method, path, query| {
+                methods.push(method.to_string());
+                let defaults = crate::RequestDefaults {
+                    backend: crate::Backend::Db,
+                    delay_ms: 0,
+                    rows: 10,
+                };
+                match crate::plan(&defaults, method, path, query) {
+                    crate::Work::Reply(reply) => reply,
+                    _ => Reply::ok(bytes::Bytes::from_static(b"{}")),
+                }
+            },
+        );
         let mut rest = &stream.written[..];
         let mut responses = 0usize;
         while !rest.is_empty() {
@@ -516,6 +535,7 @@ mod tests {
             "t",
             keep_alive,
             &Limits::default(),
+            &|| false,
             |m, p, q| {
                 Reply::ok(bytes::Bytes::from(format!(
                     r#"{{"m":"{m}","p":"{p}","q":"{}"}}"#,
@@ -692,13 +712,13 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let limits = Limits {
             request_timeout: Duration::from_millis(200),
-            idle_timeout: Duration::from_millis(200),
+            idle_timeout: Some(Duration::from_millis(200)),
             ..Limits::default()
         };
         let server = std::thread::spawn(move || {
             for _ in 0..2 {
                 let (mut stream, _) = listener.accept().unwrap();
-                let _ = serve_connection(&mut stream, "t", true, &limits, |_, _, _| {
+                let _ = serve_connection(&mut stream, "t", true, &limits, &|| false, |_, _, _| {
                     Reply::ok(bytes::Bytes::from_static(b"{}"))
                 });
             }
@@ -720,5 +740,26 @@ mod tests {
         idle.read_to_string(&mut answer).unwrap();
         assert_eq!(statuses(&answer), ["200"]);
         server.join().unwrap();
+    }
+
+    /// Replays the fuzz corpus (fuzz/corpus/http_request) the way the fuzz target runs it, so
+    /// that every input the fuzzer kept stays fixed on every test run.
+    #[test]
+    fn every_fuzz_corpus_input_gives_well_formed_responses() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/http_request");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).expect("the fuzz corpus folder") {
+            let path = entry.expect("a corpus entry").path();
+            let data = std::fs::read(&path).expect("a corpus file");
+            let outcome = std::panic::catch_unwind(|| fuzzing::fuzz_one(&data));
+            assert!(outcome.is_ok(), "corpus input {} fails", path.display());
+            replayed += 1;
+        }
+        assert!(
+            replayed >= 20,
+            "only {replayed} corpus inputs in {}",
+            dir.display()
+        );
     }
 }

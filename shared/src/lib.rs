@@ -5,15 +5,17 @@
 //! HTTP plumbing live here, once, so that two servers read side by side differ only where their
 //! models differ: how a request waits for PostgreSQL or for the upstream.
 //!
-//! The core (always compiled) is plain `std`. Two optional features carry the driver code that
-//! several targets share:
+//! The core (always compiled) is plain `std` plus the parsers it needs (clap, httparse, url).
+//! Optional features carry the driver code that several targets share:
 //!
-//! - `blocking`: the `postgres` + `r2d2_postgres` pool and the blocking HTTP layer's server and
-//!   client, for sync-thread and sync-pool;
-//! - `tokio`: the `tokio-postgres` + `deadpool-postgres` pool and the hyper-util upstream client,
-//!   for tokio-axum, tokio-actix and tokio-hyper.
+//! - `blocking`: the `postgres` driver, our blocking pool and keep-alive upstream client, for
+//!   sync-thread and sync-pool (the blocking HTTP layer itself is core);
+//! - `tokio`: the `tokio-postgres` + `deadpool-postgres` pool, the hyper-util upstream client
+//!   and the limits under hyper (`guarded`), for tokio-axum, tokio-actix and tokio-hyper;
+//! - `green`: may-green's cooperative PostgreSQL and upstream clients, over may's sockets;
+//! - `fuzzing`: the blocking HTTP layer's fuzz oracle, for the fuzz crate only.
 //!
-//! may-green carries its own cooperative clients: nothing here may block a coroutine's thread.
+//! Nothing in the core or in `green` may block a coroutine's thread.
 
 pub mod config;
 pub mod date;
@@ -21,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod render;
 pub mod request;
+pub mod shutdown;
 pub mod sql;
 pub mod upstream;
 
@@ -28,12 +31,14 @@ pub mod upstream;
 pub mod blocking;
 #[cfg(feature = "green")]
 pub mod green;
+#[cfg(feature = "tokio")]
+pub mod guarded;
 #[cfg(any(feature = "blocking", feature = "tokio"))]
 pub mod pg;
 #[cfg(feature = "tokio")]
 pub mod tokio_stack;
 
-pub use config::{Backend, Binary, Config, DatabaseUrl, RequestDefaults, UpstreamUrl};
+pub use config::{Backend, Binary, Config, ConnLimits, DatabaseUrl, RequestDefaults, UpstreamUrl};
 pub use error::AppError;
 pub use render::Row;
 pub use request::{plan, Reply, UpstreamReply, Work};

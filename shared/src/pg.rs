@@ -4,7 +4,7 @@
 
 use tokio_postgres::error::SqlState;
 
-use crate::error::{one_line, AppError};
+use crate::error::{one_line, with_causes, AppError};
 use crate::{sql, Config, Row};
 
 /// Connection settings for either driver, from `--database-url`, with `application_name` set to
@@ -24,8 +24,6 @@ pub fn driver_config(config: &Config) -> tokio_postgres::Config {
     pg
 }
 
-/// Maps a driver error: a broken or refused connection, or a server shutting down, is 503
-/// (the pool replaces the connection); any other server error is 500.
 /// The row of either statement, as the contract's [`Row`].
 pub fn to_row(row: &tokio_postgres::Row) -> Result<Row, AppError> {
     Ok(Row {
@@ -34,9 +32,11 @@ pub fn to_row(row: &tokio_postgres::Row) -> Result<Row, AppError> {
     })
 }
 
+/// Maps a driver error: a broken or refused connection, or a server shutting down, is 503
+/// (the pool replaces the connection); any other server error is 500.
 pub fn map_error(error: &tokio_postgres::Error) -> AppError {
     let Some(db_error) = error.as_db_error() else {
-        return AppError::DbUnavailable(one_line(describe(error)));
+        return AppError::DbUnavailable(one_line(with_causes(error)));
     };
     let message = one_line(format!(
         "{} {}: {}",
@@ -51,19 +51,4 @@ pub fn map_error(error: &tokio_postgres::Error) -> AppError {
     } else {
         AppError::DbError(message)
     }
-}
-
-/// The driver's message with its causes: "error connecting to server: Connection refused".
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -29,6 +29,9 @@ pub struct Reply {
     pub body: Bytes,
     /// `Some("GET")` on a 405.
     pub allow: Option<&'static str>,
+    /// The connection closes after this reply (`Connection: close`): a request the HTTP
+    /// layer cannot frame safely.
+    pub close: bool,
 }
 
 impl Reply {
@@ -37,6 +40,7 @@ impl Reply {
             status: 200,
             body,
             allow: None,
+            close: false,
         }
     }
 
@@ -45,6 +49,15 @@ impl Reply {
             status: error.status(),
             body: error.body(),
             allow: matches!(error, AppError::MethodNotAllowed(_)).then_some("GET"),
+            close: false,
+        }
+    }
+
+    /// The same reply, closing the connection after it.
+    pub fn closing(self) -> Reply {
+        Reply {
+            close: true,
+            ..self
         }
     }
 
@@ -68,6 +81,18 @@ impl Reply {
     pub fn reason(&self) -> &'static str {
         reason_phrase(self.status)
     }
+}
+
+/// The answer to a request whose body framing the contract refuses and a framework's HTTP
+/// layer let through: one with `Transfer-Encoding` (no route takes a body) is a 400 that
+/// closes the connection (RFC 9112 section 6.3), as in the blocking layer and may-green.
+pub fn refuse_framing(has_transfer_encoding: bool) -> Option<Reply> {
+    has_transfer_encoding.then(|| {
+        Reply::error(&AppError::MalformedRequest(
+            "Transfer-Encoding request bodies are not accepted".into(),
+        ))
+        .closing()
+    })
 }
 
 /// What the upstream answered: its status and the length of its body.
@@ -188,22 +213,27 @@ fn pairs(query: Option<&str>) -> impl Iterator<Item = Result<(String, String), A
                 ))
             })?;
             let decode = |s: &str| {
-                crate::config::percent_decode(s).map_err(|e| AppError::BadParameter(truncate(&e)))
+                crate::config::decode(s).map_err(|e| AppError::BadParameter(truncate(&e)))
             };
             Ok((decode(name)?, decode(value)?))
         })
 }
 
-fn parse_delay(value: &str) -> Result<u32, AppError> {
+/// A delay in milliseconds: digits only (no sign), at most [`MAX_DELAY_MS`]. The one rule
+/// for the `delay_ms` parameter and the `--delay-ms` flag.
+pub fn delay_ms(value: &str) -> Option<u32> {
     parse_digits(value)
         .filter(|n| *n <= u64::from(MAX_DELAY_MS))
         .map(|n| n as u32)
-        .ok_or_else(|| {
-            AppError::BadParameter(format!(
-                "delay_ms must be a whole number from 0 to {MAX_DELAY_MS}, got {:?}",
-                truncate(value)
-            ))
-        })
+}
+
+fn parse_delay(value: &str) -> Result<u32, AppError> {
+    delay_ms(value).ok_or_else(|| {
+        AppError::BadParameter(format!(
+            "delay_ms must be a whole number from 0 to {MAX_DELAY_MS}, got {:?}",
+            truncate(value)
+        ))
+    })
 }
 
 fn parse_id(value: &str) -> Result<i32, AppError> {

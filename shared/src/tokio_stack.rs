@@ -15,10 +15,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_postgres::NoTls;
 
-use crate::error::{one_line, AppError};
+use crate::error::{one_line, with_causes, AppError};
+use crate::guarded::GuardedIo;
 use crate::request::{Reply, UpstreamReply, Work};
 use crate::upstream::upstream_timeout;
-use crate::{pg, sql, Config, RequestDefaults, Row, UpstreamUrl};
+use crate::{pg, sql, Config, ConnLimits, RequestDefaults, Row, UpstreamUrl};
 
 /// Runs `serve(config)` on a tokio multi-thread runtime with `--workers` worker threads, the
 /// layout of tokio-axum and tokio-hyper, and turns a start-up failure into a message and a
@@ -43,6 +44,42 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// Accepts the next connection, wrapped in the contract's limits ([`GuardedIo`]). When accept
+/// fails (out of file descriptors, most likely), it says so and backs off 10 ms instead of
+/// spinning.
+pub async fn accept_guarded(
+    listener: &tokio::net::TcpListener,
+    server: &'static str,
+    limits: ConnLimits,
+) -> (GuardedIo<tokio::net::TcpStream>, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return (GuardedIo::new(stream, server, limits), peer);
+            }
+            Err(e) => {
+                eprintln!("{server}: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Resolves at the first SIGTERM or SIGINT: the target then stops accepting and lets its
+/// connections finish. A second signal exits at once, and `--shutdown-timeout-ms` after the
+/// first the process exits whatever is left ([`crate::shutdown::on_signals`]).
+pub fn shutdown_signal(config: &Config) -> Result<impl Future<Output = ()>, String> {
+    let (drain, drained) = tokio::sync::oneshot::channel::<()>();
+    crate::shutdown::on_signals(config.binary.name(), config.shutdown_timeout, move || {
+        let _ = drain.send(());
+    })
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    Ok(async move {
+        let _ = drained.await;
+    })
 }
 
 /// Binds the listener, prints the start-up line, and checks the database in the background.
@@ -93,7 +130,8 @@ impl AsyncApp {
     }
 
     /// The reply as an `http` response, for the hyper-based layers (hyper and axum). The HTTP
-    /// layer adds `Content-Length` and `Date`.
+    /// layer adds `Content-Length` and `Date`. An error from the HTTP layer's own rules (a
+    /// refused framing) closes the connection.
     pub fn http_response(&self, reply: Reply) -> hyper::Response<http_body_util::Full<Bytes>> {
         use hyper::header::{ALLOW, CONTENT_TYPE, SERVER};
         let mut response = hyper::Response::new(http_body_util::Full::new(reply.body));
@@ -104,6 +142,9 @@ impl AsyncApp {
         headers.insert(SERVER, HeaderValue::from_static(self.server));
         if let Some(allow) = reply.allow {
             headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        if reply.close {
+            headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -250,7 +291,7 @@ impl Upstream {
                 } else {
                     "request failed"
                 };
-                AppError::UpstreamFailed(format!("{what}: {}", one_line(error_chain(&e))))
+                AppError::UpstreamFailed(format!("{what}: {}", one_line(with_causes(&e))))
             })?;
             let status = response.status().as_u16();
             let body = response
@@ -270,16 +311,4 @@ impl Upstream {
             }),
         }
     }
-}
-
-/// hyper-util's errors say "client error (Connect)"; the cause says why.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::UpstreamUrl;
-use crate::error::{one_line, AppError};
+use crate::error::{is_timeout, one_line, AppError};
 use crate::request::UpstreamReply;
 
 /// How long a fetch may take beyond the delay it asks for, before it is a 504.
@@ -41,11 +41,12 @@ pub fn request_bytes(url: &UpstreamUrl, delay_ms: u32) -> Vec<u8> {
 
 /// Maps an I/O error of a fetch: a timeout is 504, anything else 502.
 pub fn io_error(error: &io::Error, waited: Duration) -> AppError {
-    match error.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => AppError::UpstreamTimeout {
+    if is_timeout(error) {
+        AppError::UpstreamTimeout {
             waited_ms: waited.as_millis() as u64,
-        },
-        _ => AppError::UpstreamFailed(one_line(error)),
+        }
+    } else {
+        AppError::UpstreamFailed(one_line(error))
     }
 }
 
@@ -128,11 +129,14 @@ fn connect<C: Connection>(
         .saturating_duration_since(Instant::now())
         .min(UPSTREAM_GRACE)
         .max(Duration::from_millis(1));
-    C::connect(addr, left).map_err(|e| match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => AppError::UpstreamTimeout {
-            waited_ms: started.elapsed().as_millis() as u64,
-        },
-        _ => AppError::UpstreamFailed(format!("cannot connect to {addr}: {e}")),
+    C::connect(addr, left).map_err(|e| {
+        if is_timeout(&e) {
+            AppError::UpstreamTimeout {
+                waited_ms: started.elapsed().as_millis() as u64,
+            }
+        } else {
+            AppError::UpstreamFailed(format!("cannot connect to {addr}: {e}"))
+        }
     })
 }
 
@@ -141,10 +145,7 @@ fn connect<C: Connection>(
 fn closed_under_us(error: &ReadError) -> bool {
     match error {
         ReadError::ClosedBeforeResponse => true,
-        ReadError::Io(e) => !matches!(
-            e.kind(),
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-        ),
+        ReadError::Io(e) => !is_timeout(e),
         ReadError::Protocol(_) => false,
     }
 }

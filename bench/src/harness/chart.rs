@@ -99,9 +99,10 @@ pub fn latency(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
     const POINTS: [&str; 5] = ["P50", "P90", "P99", "P99.9", "max"];
     let series: Vec<(&Row, Vec<(i32, f64)>)> = rows
         .iter()
-        .filter(|r| r.status == "ok")
+        .filter(|r| r.is_ok())
         .map(|r| {
-            let values = [r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms];
+            let m = &r.measurement;
+            let values = [m.p50_ms, m.p90_ms, m.p99_ms, m.p999_ms, m.max_ms];
             let points = values
                 .iter()
                 .enumerate()

@@ -135,6 +135,28 @@ pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Runs the load tool on every CPU but 0 (the target's, with `--pin`).
+pub fn pin_command(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let cpus = cpus();
+    if cpus < 2 {
+        return;
+    }
+    // SAFETY: only async-signal-safe calls (sched_setaffinity) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for cpu in 1..cpus {
+                libc::CPU_SET(cpu, &mut set);
+            }
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,12 +4,13 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::scenario::Settings;
+use super::row::LoopKind;
+use super::scenario::{Endpoint, Settings};
 use super::Row;
 
 /// Everything about a run but its rows.
@@ -116,16 +117,20 @@ pub fn csv(rows: &[Row]) -> String {
     out.push('\n');
     for r in rows {
         let c = &r.config;
-        let e = &r.errors;
+        let m = &r.measurement;
+        let e = &m.errors;
         let fields = [
             csv_field(&r.target),
             r.binary.unwrap_or("").to_string(),
             csv_field(&r.group),
-            r.status.to_string(),
+            r.status.name().to_string(),
             r.tool.clone(),
-            r.loop_kind.to_string(),
+            match r.loop_kind {
+                LoopKind::Closed => "closed".to_string(),
+                LoopKind::Open => "open".to_string(),
+            },
             c.path.to_string(),
-            c.backend.to_string(),
+            c.backend.name().to_string(),
             c.delay_ms.to_string(),
             c.connections.to_string(),
             c.rate.map_or(String::new(), |v| v.to_string()),
@@ -134,16 +139,16 @@ pub fn csv(rows: &[Row]) -> String {
             c.client_keepalive.to_string(),
             c.sessions.to_string(),
             csv_field(&r.flags.join(" ")),
-            r.ok_responses.to_string(),
-            format!("{:.3}", r.seconds),
+            m.ok_responses.to_string(),
+            format!("{:.3}", m.seconds),
             format!("{:.1}", r.requests_per_sec),
             format!("{:.1}", r.requests_per_sec_min),
             format!("{:.1}", r.requests_per_sec_max),
-            opt(r.p50_ms, 3),
-            opt(r.p90_ms, 3),
-            opt(r.p99_ms, 3),
-            opt(r.p999_ms, 3),
-            opt(r.max_ms, 3),
+            opt(m.p50_ms, 3),
+            opt(m.p90_ms, 3),
+            opt(m.p99_ms, 3),
+            opt(m.p999_ms, 3),
+            opt(m.max_ms, 3),
             e.total.to_string(),
             e.connect.to_string(),
             e.read.to_string(),
@@ -182,7 +187,8 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     );
     for r in rows {
-        if r.status != "ok" {
+        let m = &r.measurement;
+        if !r.is_ok() {
             let why = r
                 .failure
                 .as_deref()
@@ -194,7 +200,7 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
                 out,
                 "| {} | {} | {} |  |  |  |  |  |  |  |  |  |  |  |  |",
                 r.target,
-                r.status.to_uppercase(),
+                r.status.name().to_uppercase(),
                 why.replace('|', "/")
             );
             continue;
@@ -218,11 +224,11 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
             r.target,
             r.requests_per_sec,
             dash(r.relative, 2),
-            dash(r.p50_ms, 1),
-            dash(r.p99_ms, 1),
-            dash(r.p999_ms, 1),
-            dash(r.max_ms, 1),
-            r.errors.total,
+            dash(m.p50_ms, 1),
+            dash(m.p99_ms, 1),
+            dash(m.p999_ms, 1),
+            dash(m.max_ms, 1),
+            m.errors.total,
             dash(r.bound_rps, 0),
             dash(r.efficiency, 2),
             r.db_sessions_peak.map_or("–".into(), |v| v.to_string()),
@@ -249,8 +255,8 @@ pub fn markdown(meta: &Meta, rows: &[Row]) -> String {
         s.duration_s,
         s.warmup_s,
         s.rounds,
-        s.backend,
-        if s.path == "/test" { String::new() } else { format!(" ({})", s.path) },
+        s.backend.name(),
+        if s.path == Endpoint::Test { String::new() } else { format!(" ({})", s.path) },
         s.delay_ms,
         s.via,
         on_off(s.upstream_keepalive),
@@ -297,5 +303,46 @@ fn on_off(on: bool) -> &'static str {
         "on"
     } else {
         "off"
+    }
+}
+
+/// The run's output folder: given, or `results/<scenario>-<UTC time>`.
+pub fn out_dir(given: Option<&Path>, scenario: &str) -> Result<PathBuf> {
+    let dir = match given {
+        Some(dir) => dir.to_path_buf(),
+        None => PathBuf::from("results").join(format!(
+            "{scenario}-{}",
+            compact_utc(std::time::SystemTime::now())
+        )),
+    };
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `20261123-091650` (UTC), for folder names that sort by time.
+pub fn compact_utc(time: std::time::SystemTime) -> String {
+    // "Mon, 23 Nov 2026 09:16:50 GMT"
+    let text = httpdate::fmt_http_date(time);
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    match parts.as_slice() {
+        [_, day, month, year, clock, _] => {
+            let month = MONTHS.iter().position(|m| m == month).map_or(0, |i| i + 1);
+            format!("{year}{month:02}{day}-{}", clock.replace(':', ""))
+        }
+        _ => text.replace([' ', ',', ':'], ""),
+    }
+}
+
+#[cfg(test)]
+mod folder_tests {
+    use super::*;
+
+    #[test]
+    fn result_folders_sort_by_time() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_425_410);
+        assert_eq!(compact_utc(t), "20261123-091650");
     }
 }

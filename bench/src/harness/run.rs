@@ -14,7 +14,7 @@ use shared::Binary;
 use super::report::{self, Machine, Meta};
 use super::scenario::{self, Case, Extra, Scenario, Settings};
 use super::tools::{self, Tool};
-use super::{refused_row, set_relative, Row, Runner, Spread};
+use super::{set_relative, Row, Runner, Spread};
 use crate::stack::Stack;
 
 /// What to run.
@@ -73,7 +73,7 @@ fn progress_bar(total: u64, show: bool) -> ProgressBar {
 pub fn versions(stack: &Stack, tool: &Tool, pgbouncer: bool) -> Vec<(String, String)> {
     let mut out = vec![
         ("bench".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        (tool.name.to_string(), tool.version.clone()),
+        (tool.kind.name().to_string(), tool.version.clone()),
     ];
     let command_line = |program: &str, args: &[&str]| -> Option<String> {
         let o = Command::new(program).args(args).output().ok()?;
@@ -163,13 +163,13 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
             .iter()
             .find(|(b, _)| Some(b.name()) == case_binary(case))
         {
-            rows.push(refused_row(case, &tool, why));
+            rows.push(Row::refused(case, &tool, why));
             bar.inc(u64::from(case.settings.rounds.max(1)));
             continue;
         }
         match runner.measure(case) {
             Ok(row) => {
-                if row.status != "ok" {
+                if !row.is_ok() {
                     bar.println(format!(
                         "bench: {} failed: {}",
                         row.target,
@@ -270,7 +270,7 @@ pub fn compare(
             bar.set_message(format!("round {} {}", round + 1, binary.name()));
             let row = runner.measure(&case(binary))?;
             bar.inc(1);
-            if row.status != "ok" {
+            if !row.is_ok() {
                 bail!(
                     "{} failed in round {}: {}",
                     binary.name(),

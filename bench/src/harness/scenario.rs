@@ -1,22 +1,79 @@
 //! The presets: each reproduces the configuration of a published Python benchmark (see
-//! `../shared/REFERENCES.md`), and expands into the cases that `bench run` measures.
+//! docs/scenarios.md), and expands into the cases that `bench run` measures.
 //!
 //! A scenario fixes the load (clients, duration, open or closed loop), the endpoint, the delay
 //! and the DB sessions; command-line flags override any of it. What a preset deliberately does
 //! *not* copy are the articles' known mistakes: there is a warm-up, and nginx keeps its
 //! upstream connections open unless the preset is about the cost of not doing so (paterson).
 
+use std::fmt;
+
 use anyhow::{bail, Result};
-use serde::Serialize;
-use shared::Binary;
+use serde::{Serialize, Serializer};
+use shared::{Backend, Binary};
+
+use super::tools::ToolKind;
+
+/// What a case requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Endpoint {
+    /// `/test`: the backend, with the delay.
+    #[serde(rename = "/test")]
+    Test,
+    /// `/json`: no I/O.
+    #[serde(rename = "/json")]
+    Json,
+    /// nginx's own `/static` page (the limits rows).
+    #[serde(rename = "/static")]
+    Static,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Test => "/test",
+            Endpoint::Json => "/json",
+            Endpoint::Static => "/static",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.path())
+    }
+}
+
+/// How the load reaches a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// Through its own nginx reverse proxy, as in the articles.
+    Nginx,
+    /// Straight to the target's port.
+    Direct,
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Via::Nginx => "nginx",
+            Via::Direct => "direct",
+        })
+    }
+}
+
+fn backend_name<S: Serializer>(backend: &Backend, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(backend.name())
+}
 
 /// What one measured run asks of a target, fully resolved: the row's configuration.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Settings {
-    /// `/test` or `/json`.
-    pub path: &'static str,
-    /// `db` or `upstream` (for `/test`).
-    pub backend: &'static str,
+    pub path: Endpoint,
+    /// What `/test` does.
+    #[serde(serialize_with = "backend_name")]
+    pub backend: Backend,
     pub delay_ms: u32,
     /// Concurrent client connections.
     pub connections: u32,
@@ -30,16 +87,17 @@ pub struct Settings {
     pub sync_workers: Option<u32>,
     /// `--workers` of the async and green targets.
     pub async_workers: Option<u32>,
-    /// `direct` or `nginx`.
-    pub via: &'static str,
+    pub via: Via,
     pub upstream_keepalive: bool,
     pub client_keepalive: bool,
     pub pgbouncer: bool,
     /// Target on CPU 0, load tool on the others.
     pub pin: bool,
-    pub tool: &'static str,
+    pub tool: ToolKind,
     /// Repeated rounds per case (the row keeps the median and the spread).
     pub rounds: u32,
+    /// The targets' `--rows`: random ids are drawn from 1..=rows (pgbench too).
+    pub rows: i32,
 }
 
 /// One preset: defaults plus how it expands.
@@ -64,8 +122,8 @@ pub enum Extra {
 }
 
 const BASE: Settings = Settings {
-    path: "/test",
-    backend: "db",
+    path: Endpoint::Test,
+    backend: Backend::Db,
     delay_ms: 0,
     connections: 100,
     rate: None,
@@ -74,13 +132,14 @@ const BASE: Settings = Settings {
     sessions: 100,
     sync_workers: Some(19),
     async_workers: Some(6),
-    via: "nginx",
+    via: Via::Nginx,
     upstream_keepalive: true,
     client_keepalive: true,
     pgbouncer: false,
     pin: false,
-    tool: "wrk",
+    tool: ToolKind::Wrk,
     rounds: 1,
+    rows: 1_000_000,
 };
 
 pub fn all() -> Vec<Scenario> {
@@ -152,7 +211,7 @@ pub fn all() -> Vec<Scenario> {
             source: "Tsutsumi 2017, \"Aiohttp vs multithreaded Flask\"",
             summary: "upstream backend, echo_sleep 100 ms, c=400, plus sync-pool at 10..1000 workers",
             settings: Settings {
-                backend: "upstream",
+                backend: Backend::Upstream,
                 delay_ms: 100,
                 connections: 400,
                 duration_s: 20,
@@ -170,7 +229,7 @@ pub fn all() -> Vec<Scenario> {
                 connections: 400,
                 duration_s: 30,
                 warmup_s: 2,
-                tool: "oha",
+                tool: ToolKind::Oha,
                 ..BASE
             },
             extra: Extra::OpenLoop(&[4000, 10]),
@@ -242,12 +301,13 @@ impl Settings {
     /// The target's flags for this case.
     pub fn target_flags(&self, binary: Binary) -> Vec<(String, String)> {
         let mut flags = vec![
-            ("--backend".to_string(), self.backend.to_string()),
+            ("--backend".to_string(), self.backend.name().to_string()),
             ("--delay-ms".to_string(), self.delay_ms.to_string()),
             (
                 "--pool-size".to_string(),
                 self.pool_size(binary).to_string(),
             ),
+            ("--rows".to_string(), self.rows.to_string()),
         ];
         if let Some(workers) = self.workers(binary) {
             flags.push(("--workers".to_string(), workers.to_string()));
@@ -255,10 +315,15 @@ impl Settings {
         flags
     }
 
+    /// Whether a request runs the DB statement (`/test` with the db backend).
+    pub fn queries_the_database(&self) -> bool {
+        self.path == Endpoint::Test && self.backend == Backend::Db
+    }
+
     /// The concurrency that limits `binary` in this configuration: what the Little's-law
     /// bound divides by the delay. `None` when nothing inside the target limits it.
     pub fn effective_concurrency(&self, binary: Binary) -> Option<u32> {
-        let db = self.path == "/test" && self.backend == "db";
+        let db = self.queries_the_database();
         let max_threads = 1024;
         match binary {
             Binary::SyncPool => {
@@ -282,7 +347,7 @@ impl Settings {
 /// Little's law: at most `min(clients, concurrency)` requests are in flight, each takes at
 /// least the delay. `None` when the delay is 0 (no bound worth the name) or for `/json`.
 pub fn bound_rps(settings: &Settings, concurrency: Option<u32>) -> Option<f64> {
-    if settings.delay_ms == 0 || settings.path != "/test" {
+    if settings.delay_ms == 0 || settings.path != Endpoint::Test {
         return None;
     }
     let in_flight = concurrency.map_or(settings.connections, |c| c.min(settings.connections));
@@ -328,13 +393,13 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
             }
         }
         Extra::OpenLoop(rates) => {
-            for (path, backend) in [("/json", "db"), ("/test", "db")] {
+            for path in [Endpoint::Json, Endpoint::Test] {
                 for &rate in rates {
                     let group = format!("{path} at {rate}/s");
                     for &binary in targets {
                         let open = Settings {
                             path,
-                            backend,
+                            backend: Backend::Db,
                             rate: Some(settings.rate.unwrap_or(rate)),
                             ..settings.clone()
                         };
@@ -363,7 +428,7 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
                 label: "nginx-static".into(),
                 subject: Subject::NginxStatic,
                 settings: Settings {
-                    path: "/static",
+                    path: Endpoint::Static,
                     ..settings.clone()
                 },
                 group: String::new(),
@@ -446,7 +511,7 @@ mod tests {
         let cases = expand(&g, &g.settings, &targets);
         assert_eq!(cases.len(), 2 * 2 * 2);
         assert!(cases.iter().all(|c| c.settings.rate.is_some()));
-        assert!(cases.iter().any(|c| c.settings.path == "/json"));
+        assert!(cases.iter().any(|c| c.settings.path == Endpoint::Json));
 
         let l = find("limits").unwrap();
         let cases = expand(&l, &l.settings, &targets);

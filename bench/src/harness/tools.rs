@@ -23,7 +23,75 @@ use crate::stack::process::find_program;
 /// Request timeout for every tool, in seconds.
 pub const TIMEOUT_S: u32 = 10;
 
-pub const NAMES: [&str; 4] = ["wrk", "oha", "ab", "hey"];
+/// The load tools the harness drives. Everything the harness knows of a tool is a match on
+/// this enum: adding one is a variant and the matches the compiler points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolKind {
+    /// Closed loop, keep-alive; percentiles from a Lua hook (the default).
+    Wrk,
+    /// Closed loop, or open loop at a rate (`-q`, with latency correction).
+    Oha,
+    /// apache2-utils' ab: closed loop, HTTP/1.0.
+    Ab,
+    /// hey: closed loop, or a rate per worker.
+    Hey,
+}
+
+impl ToolKind {
+    pub const ALL: [ToolKind; 4] = [ToolKind::Wrk, ToolKind::Oha, ToolKind::Ab, ToolKind::Hey];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ToolKind::Wrk => "wrk",
+            ToolKind::Oha => "oha",
+            ToolKind::Ab => "ab",
+            ToolKind::Hey => "hey",
+        }
+    }
+
+    /// The Debian package that has it; oha comes from crates.io instead.
+    fn package(self) -> Option<&'static str> {
+        match self {
+            ToolKind::Wrk => Some("wrk"),
+            ToolKind::Ab => Some("apache2-utils"),
+            ToolKind::Hey => Some("hey"),
+            ToolKind::Oha => None,
+        }
+    }
+
+    /// The flag that makes it print its version, if it has one.
+    fn version_flag(self) -> Option<&'static str> {
+        match self {
+            ToolKind::Wrk => Some("-v"),
+            ToolKind::Ab => Some("-V"),
+            ToolKind::Oha => Some("--version"),
+            ToolKind::Hey => None,
+        }
+    }
+
+    /// Whether it can send at a fixed rate (an open loop).
+    pub fn holds_a_rate(self) -> bool {
+        matches!(self, ToolKind::Oha | ToolKind::Hey)
+    }
+
+    /// Refuses a rate the tool cannot hold.
+    pub fn check_rate(self, rate: Option<u32>) -> Result<()> {
+        if rate.is_some() && !self.holds_a_rate() {
+            bail!(
+                "{} is a closed-loop tool and cannot hold --rate: use --tool oha",
+                self.name()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for ToolKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Errors by kind, as the tools count them.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -72,31 +140,27 @@ impl Measurement {
 /// A tool that exists on this machine, with its version.
 #[derive(Clone, Debug)]
 pub struct Tool {
-    pub name: &'static str,
+    pub kind: ToolKind,
     pub program: PathBuf,
     pub version: String,
 }
 
-/// Finds `name` (installing oha when missing); a missing tool names its Debian package.
-pub fn locate(name: &str) -> Result<Tool> {
-    let (name, package) = match name {
-        "wrk" => ("wrk", "wrk"),
-        "ab" => ("ab", "apache2-utils"),
-        "hey" => ("hey", "hey"),
-        "oha" => ("oha", ""),
-        other => bail!("unknown tool {other:?}; valid tools: {}", NAMES.join(", ")),
-    };
+/// Finds `kind` (installing oha when missing); a missing tool names its Debian package.
+pub fn locate(kind: ToolKind) -> Result<Tool> {
+    let name = kind.name();
     let home_bin = std::env::var("HOME")
         .map(|home| format!("{home}/.cargo/bin"))
         .unwrap_or_default();
-    let program = match find_program(name, &[&home_bin]) {
-        Some(program) => program,
-        None if name == "oha" => install_oha(&home_bin)?,
-        None => bail!("{name} not found on PATH: install it with `apt-get install -y {package}`"),
+    let program = match (find_program(name, &[&home_bin]), kind.package()) {
+        (Some(program), _) => program,
+        (None, None) => install_oha(&home_bin)?,
+        (None, Some(package)) => {
+            bail!("{name} not found on PATH: install it with `apt-get install -y {package}`")
+        }
     };
-    let version = version_of(name, &program, package);
+    let version = version_of(kind, &program);
     Ok(Tool {
-        name,
+        kind,
         program,
         version,
     })
@@ -114,7 +178,7 @@ fn install_oha(home_bin: &str) -> Result<PathBuf> {
     find_program("oha", &[home_bin]).context("oha was installed but is not on PATH")
 }
 
-fn version_of(name: &str, program: &Path, package: &str) -> String {
+fn version_of(kind: ToolKind, program: &Path) -> String {
     let first_line = |args: &[&str]| -> Option<String> {
         let out = Command::new(program).args(args).output().ok()?;
         let text = String::from_utf8_lossy(&out.stdout).to_string()
@@ -124,21 +188,16 @@ fn version_of(name: &str, program: &Path, package: &str) -> String {
             .find(|l| !l.is_empty())
             .map(str::to_string)
     };
-    let from_tool = match name {
-        "wrk" => first_line(&["-v"]),
-        "ab" => first_line(&["-V"]),
-        "oha" => first_line(&["--version"]),
-        _ => None,
-    };
-    from_tool
-        .or_else(|| dpkg_version(package).map(|v| format!("{name} {v} (Debian package)")))
+    kind.version_flag()
+        .and_then(|flag| first_line(&[flag]))
+        .or_else(|| {
+            let version = dpkg_version(kind.package()?)?;
+            Some(format!("{kind} {version} (Debian package)"))
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
 pub fn dpkg_version(package: &str) -> Option<String> {
-    if package.is_empty() {
-        return None;
-    }
     let out = Command::new("dpkg-query")
         .args(["-W", "-f", "${Version}", package])
         .output()
@@ -171,12 +230,10 @@ pub fn command(
     work_dir: &Path,
 ) -> Result<Command> {
     let c = settings.connections.max(1);
+    tool.kind.check_rate(settings.rate)?;
     let mut command = Command::new(&tool.program);
-    match tool.name {
-        "wrk" => {
-            if settings.rate.is_some() {
-                bail!("wrk is a closed-loop tool and cannot hold a rate: use --tool oha");
-            }
+    match tool.kind {
+        ToolKind::Wrk => {
             let script = work_dir.join("bench.lua");
             fs::write(&script, WRK_SCRIPT)?;
             command.args([
@@ -196,7 +253,7 @@ pub fn command(
             }
             command.arg(url);
         }
-        "oha" => {
+        ToolKind::Oha => {
             command.args([
                 "--no-tui",
                 "--output-format",
@@ -217,10 +274,7 @@ pub fn command(
             }
             command.arg(url);
         }
-        "ab" => {
-            if settings.rate.is_some() {
-                bail!("ab cannot hold a rate: use --tool oha");
-            }
+        ToolKind::Ab => {
             // -t bounds the time; a large -n keeps ab from stopping at its default 50,000.
             command.args([
                 "-q",
@@ -238,7 +292,7 @@ pub fn command(
             }
             command.arg(url);
         }
-        "hey" => {
+        ToolKind::Hey => {
             command.args([
                 "-z",
                 &format!("{seconds}s"),
@@ -259,7 +313,6 @@ pub fn command(
             }
             command.arg(url);
         }
-        other => bail!("unknown tool {other:?}; valid tools: {}", NAMES.join(", ")),
     }
     Ok(command)
 }
@@ -308,13 +361,12 @@ pub fn run_to_end(
 }
 
 /// Parses what `tool` printed.
-pub fn parse(tool: &str, stdout: &str) -> Result<Measurement> {
+pub fn parse(tool: ToolKind, stdout: &str) -> Result<Measurement> {
     match tool {
-        "wrk" => parse_wrk(stdout),
-        "oha" => parse_oha(stdout),
-        "ab" => parse_ab(stdout),
-        "hey" => parse_hey(stdout),
-        other => bail!("unknown tool {other:?}"),
+        ToolKind::Wrk => parse_wrk(stdout),
+        ToolKind::Oha => parse_oha(stdout),
+        ToolKind::Ab => parse_ab(stdout),
+        ToolKind::Hey => parse_hey(stdout),
     }
 }
 
@@ -530,13 +582,13 @@ mod tests {
     fn wrk_summary_counts_only_2xx_and_takes_the_true_max() {
         let out = "Running 3s test @ http://127.0.0.1:1/test\n  2 threads and 8 connections\n\
                    BENCH_JSON {\"requests\":1000,\"duration_us\":2000000,\"connect\":1,\"read\":2,\"write\":0,\"status\":10,\"timeout\":3,\"p50\":5000,\"p90\":6000,\"p99\":9000,\"p999\":12000,\"max\":15500}\n";
-        let m = parse("wrk", out).unwrap();
+        let m = parse(ToolKind::Wrk, out).unwrap();
         assert_eq!(m.ok_responses, 990);
         assert_eq!(m.requests_per_sec(), 495.0);
         assert_eq!(m.p999_ms, Some(12.0));
         assert_eq!(m.max_ms, Some(15.5));
         assert_eq!(m.errors.total, 16);
-        assert!(parse("wrk", "no summary").is_err());
+        assert!(parse(ToolKind::Wrk, "no summary").is_err());
     }
 
     #[test]
@@ -545,7 +597,7 @@ mod tests {
                    Complete requests:      400\nFailed requests:        3\n   (Connect: 1, Receive: 0, Length: 2, Exceptions: 0)\n\
                    Non-2xx responses:      4\n\
                    Percentage of the requests served within a certain time (ms)\n  50%      5\n  66%      6\n  90%      7\n  99%     11\n 100%     20 (longest request)\n";
-        let m = parse("ab", out).unwrap();
+        let m = parse(ToolKind::Ab, out).unwrap();
         assert_eq!(m.ok_responses, 396);
         assert_eq!(m.seconds, 2.0);
         assert_eq!(
@@ -570,7 +622,7 @@ mod tests {
                 i as f64 / 1000.0
             );
         }
-        let m = parse("hey", &out).unwrap();
+        let m = parse(ToolKind::Hey, &out).unwrap();
         assert_eq!(m.ok_responses, 999);
         assert_eq!(m.errors.non_2xx, 1);
         assert_eq!(m.p50_ms, Some(500.0));
@@ -583,7 +635,7 @@ mod tests {
         let out = r#"{"summary":{"successRate":1.0,"total":2.0,"slowest":0.05,"fastest":0.001,"average":0.01,"requestsPerSec":500.0},
             "latencyPercentiles":{"p10":0.001,"p50":0.01,"p90":0.02,"p99":0.03,"p99.9":0.04,"p99.99":0.05},
             "statusCodeDistribution":{"200":990,"503":10},"errorDistribution":{"operation timed out":2,"connection refused":1,"aborted due to deadline":7}}"#;
-        let m = parse("oha", out).unwrap();
+        let m = parse(ToolKind::Oha, out).unwrap();
         assert_eq!(m.ok_responses, 990);
         assert_eq!(m.p999_ms, Some(40.0));
         assert_eq!(m.max_ms, Some(50.0));
@@ -593,9 +645,9 @@ mod tests {
     }
 
     #[test]
-    fn closed_loop_tools_refuse_a_rate_and_unknown_tools_list_the_names() {
+    fn closed_loop_tools_refuse_a_rate() {
         let tool = Tool {
-            name: "wrk",
+            kind: ToolKind::Wrk,
             program: "wrk".into(),
             version: String::new(),
         };
@@ -613,9 +665,9 @@ mod tests {
         .err()
         .unwrap();
         assert!(error.to_string().contains("--tool oha"));
-        let error = locate("siege").err().unwrap().to_string();
-        for name in NAMES {
-            assert!(error.contains(name), "{error}");
+        for kind in ToolKind::ALL {
+            assert_eq!(kind.check_rate(Some(10)).is_ok(), kind.holds_a_rate());
+            assert!(kind.check_rate(None).is_ok());
         }
     }
 }

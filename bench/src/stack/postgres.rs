@@ -176,11 +176,28 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// The private cluster's data folder.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+}
+
 impl Drop for Postgres {
+    /// Stops the server of the data folder, whatever its PID (it may have been restarted by
+    /// someone else), and only then removes the folder: a server left running on a removed
+    /// folder would hold its port and memory until the machine restarts.
     fn drop(&mut self) {
         let server = self.server.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Some(mut server) = server.take() {
             server.stop();
+        }
+        if let (Some(dir), Some(restart)) = (self.data_dir.as_deref(), self.restart.as_ref()) {
+            if let Err(e) = stop_cluster(dir, &restart.bin, restart.run_as) {
+                // Keep the folder: it names the server that could not be stopped.
+                eprintln!("bench: {e:#}; {} is kept", dir.display());
+                return;
+            }
         }
         if let Some(dir) = self.data_dir.take() {
             let _ = fs::remove_dir_all(dir);
@@ -188,12 +205,52 @@ impl Drop for Postgres {
     }
 }
 
+/// The PID in a data folder's `postmaster.pid`, when a server of that folder is alive.
+pub fn postmaster_pid(data_dir: &Path) -> Option<u32> {
+    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    let pid: u32 = text.lines().next()?.trim().parse().ok()?;
+    super::process::alive(pid).then_some(pid)
+}
+
+/// Stops whatever server runs on `data_dir`: `pg_ctl stop -m fast`, then SIGKILL to the
+/// postmaster of `postmaster.pid` if it is still there. Fails only when it is alive after all.
+fn stop_cluster(data_dir: &Path, bin: &Path, run_as: Option<RunAs>) -> Result<()> {
+    let Some(pid) = postmaster_pid(data_dir) else {
+        return Ok(());
+    };
+    let mut pg_ctl = Command::new(bin.join("pg_ctl"));
+    pg_ctl
+        .arg("stop")
+        .args(["-m", "fast", "-w", "-t", "10", "-D"])
+        .arg(data_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(user) = run_as {
+        user.apply(&mut pg_ctl);
+    }
+    let _ = pg_ctl.status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while super::process::alive(pid) {
+        if Instant::now() > deadline {
+            bail!(
+                "PostgreSQL (pid {pid}) on {} did not stop",
+                data_dir.display()
+            );
+        }
+        if postmaster_pid(data_dir).is_some() {
+            super::process::signal(pid, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 fn url_for(port: u16) -> String {
     format!("postgres://postgres@127.0.0.1:{port}/postgres")
 }
 
 /// The folder with initdb and postgres: PATH first, then Debian's versioned folders.
-fn postgres_bin_dir() -> Result<PathBuf> {
+pub fn postgres_bin_dir() -> Result<PathBuf> {
     let mut extra: Vec<String> = Vec::new();
     if let Ok(entries) = fs::read_dir("/usr/lib/postgresql") {
         let mut versions: Vec<PathBuf> = entries.flatten().map(|e| e.path().join("bin")).collect();

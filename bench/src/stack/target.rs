@@ -13,7 +13,7 @@ use crate::client;
 
 /// The environment variables of the contract: cleared before a target starts, so that only
 /// the flags the stack passes apply.
-pub const CONTRACT_ENV: [&str; 10] = [
+pub const CONTRACT_ENV: [&str; 13] = [
     "LISTEN",
     "DATABASE_URL",
     "POOL_SIZE",
@@ -24,6 +24,9 @@ pub const CONTRACT_ENV: [&str; 10] = [
     "DELAY_MS",
     "UPSTREAM_URL",
     "ROWS",
+    "HEADER_TIMEOUT_MS",
+    "KEEP_ALIVE_TIMEOUT_MS",
+    "SHUTDOWN_TIMEOUT_MS",
 ];
 
 /// A running target. Dropping it stops it.
@@ -133,6 +136,25 @@ impl Target {
 
     pub fn is_running(&mut self) -> bool {
         self.process.exited().is_none()
+    }
+
+    /// Sends `signal` (SIGTERM, SIGINT, ...) to the process.
+    pub fn signal(&self, signal: i32) {
+        super::process::signal(self.process.pid(), signal);
+    }
+
+    /// Waits up to `timeout` for the process to exit, and returns how it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.process.exited() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The value of a flag it was started with, if given.

@@ -8,6 +8,8 @@
 //! - Bound: DB work by `--pool-size` (a may semaphore with `--pool-timeout-ms`, then 503);
 //!   connections only by memory (one coroutine stack each).
 //! - Python analog: gevent or meinheld with psycogreen (the patched driver).
+//! - Shutdown: SIGTERM shuts the listener (the accept coroutine returns) and the read side of
+//!   every connection: idle ones close, busy ones answer and close; then the process exits.
 //!
 //! Stack size: 64 KiB per coroutine (may's default is 32 KiB). The deepest path is a request
 //! that opens a DB connection: an 8 KiB read buffer, SCRAM, and httparse's 64 headers on the
@@ -16,20 +18,40 @@
 //! figures per 1,000 and 10,000 idle connections are in ARCHITECTURE.md).
 
 use std::io;
+use std::os::fd::RawFd;
 use std::process::ExitCode;
 
-use may_minihttp::{HttpServer, HttpService, Request, Response};
+use may_minihttp::{HttpService, HttpServiceFactory, Request, Response};
 use shared::green::GreenApp;
 use shared::request::split_target;
+use shared::shutdown::{self, ConnectionGuard};
 use shared::{Binary, Config};
 
 /// Coroutine stack size in machine words (may's unit): 8192 × 8 bytes = 64 KiB.
 const STACK_WORDS: usize = 8 * 1024;
 
-/// One clone per connection; the app is shared by all.
-#[derive(Clone)]
+/// Makes one [`Service`] per connection.
+struct Factory {
+    app: &'static GreenApp,
+}
+
+/// A connection's service: the shared app, and the connection's place in the drain registry
+/// (it ends with the connection's coroutine).
 struct Service {
     app: &'static GreenApp,
+    _open: Option<ConnectionGuard<'static>>,
+}
+
+impl HttpServiceFactory for Factory {
+    type Service = Service;
+
+    /// `id` is the connection's socket descriptor.
+    fn new_service(&self, id: usize) -> Service {
+        Service {
+            app: self.app,
+            _open: self.app.connections.register(id as RawFd),
+        }
+    }
 }
 
 impl HttpService for Service {
@@ -52,6 +74,10 @@ fn main() -> ExitCode {
         .set_workers(config.workers)
         .set_stack_size(STACK_WORDS);
     may_minihttp::set_server_name(config.binary.name());
+    may_minihttp::set_timeouts(may_minihttp::Timeouts {
+        header: config.limits.header_timeout,
+        keep_alive: config.limits.keep_alive_timeout,
+    });
     let app: &'static GreenApp = match GreenApp::new(&config) {
         Ok(app) => Box::leak(Box::new(app)),
         Err(e) => {
@@ -59,18 +85,29 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let server = match HttpServer(Service { app }).start(config.listen) {
+    let server = match (Factory { app }).start(config.listen) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("may-green: cannot listen on {}: {e}", config.listen);
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = shutdown::on_signals(app.server, config.shutdown_timeout, || {
+        may_minihttp::stop_accepting();
+        app.connections.drain();
+    }) {
+        eprintln!("may-green: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
     eprintln!("{} stack={} KiB", config.summary(), STACK_WORDS * 8 / 1024);
     may::go!(move || app.check_database());
     if server.join().is_err() {
-        eprintln!("may-green: the accept coroutine ended");
+        eprintln!("may-green: the accept coroutine failed");
         return ExitCode::FAILURE;
     }
+    // Draining: the connection coroutines finish what they serve (the signal thread exits the
+    // process at the shutdown timeout).
+    app.connections.wait_closed(config.shutdown_timeout);
+    eprintln!("may-green: drained; exiting");
     ExitCode::SUCCESS
 }

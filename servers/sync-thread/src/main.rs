@@ -8,13 +8,16 @@
 //!   accepting, so new connections wait in the listen backlog. DB work is bounded by
 //!   `--pool-size`.
 //! - Python analog: Flask's threaded server, gunicorn's gthread worker.
+//! - Shutdown: SIGTERM shuts the listener (the accept loop ends) and the read side of every
+//!   connection: idle ones close, busy ones answer and close; then the process exits.
 
 use std::net::TcpListener;
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex};
 
 use shared::blocking::BlockingApp;
-use shared::{http, Binary, Config};
+use shared::{http, shutdown, Binary, Config};
 
 fn main() -> ExitCode {
     let config = Config::from_env(Binary::SyncThread);
@@ -32,11 +35,23 @@ fn main() -> ExitCode {
         move || app.check_database()
     });
 
+    let listener_fd = listener.as_raw_fd();
+    let drained = app.clone();
+    if let Err(e) = shutdown::on_signals(app.server, config.shutdown_timeout, move || {
+        shutdown::stop_accepting(listener_fd);
+        drained.connections.drain();
+    }) {
+        eprintln!("sync-thread: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+
     let threads = Arc::new(ThreadCap::new(config.max_threads));
     loop {
         // At the cap, stop accepting: the backlog holds new connections until a thread ends.
         threads.wait_for_room();
-        let stream = http::accept(&listener, app.server);
+        let Some(stream) = http::accept(&listener, app.server, &app.connections) else {
+            break;
+        };
         let app = app.clone();
         let slot = threads.take();
         let spawned = std::thread::Builder::new()
@@ -51,6 +66,11 @@ fn main() -> ExitCode {
             eprintln!("sync-thread: cannot start a thread: {e}");
         }
     }
+    // Draining: the connection threads finish what they serve (the signal thread exits the
+    // process at the shutdown timeout).
+    app.connections.wait_closed(config.shutdown_timeout);
+    eprintln!("sync-thread: drained; exiting");
+    ExitCode::SUCCESS
 }
 
 /// Counts live connection threads; `take` hands out a slot that frees itself on drop.
@@ -71,6 +91,7 @@ impl ThreadCap {
 
     fn wait_for_room(&self) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        // A drain shuts every connection, so the threads it waits for end.
         while *live >= self.max {
             live = self.freed.wait(live).unwrap_or_else(|e| e.into_inner());
         }

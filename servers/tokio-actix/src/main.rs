@@ -7,17 +7,23 @@
 //!   the worker to another request.
 //! - Bound: `--pool-size` DB connections, shared by all workers.
 //! - Python analog: gunicorn with async workers (one event loop per worker process).
+//! - Shutdown: actix's graceful stop, started by the shared signal thread: the acceptor
+//!   stops, and the workers finish their connections.
 //!
 //! The whole app is one default service: routing and validation live in the shared crate, so
-//! that every target answers the same 400, 404 and 405.
+//! that every target answers the same 400, 404 and 405. actix keeps the header timeout (408)
+//! and the idle timeout itself; its head limit is 128 KiB, so the handler refuses heads over
+//! the contract's 8 KiB.
 
 use std::process::ExitCode;
 
-use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, SERVER};
+use actix_web::http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, SERVER};
+use actix_web::http::KeepAlive;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use shared::tokio_stack::AsyncApp;
-use shared::{Binary, Config};
+use shared::request::refuse_framing;
+use shared::tokio_stack::{self, AsyncApp};
+use shared::{AppError, Binary, Config, Reply};
 
 fn main() -> ExitCode {
     let config = Config::from_env(Binary::TokioActix);
@@ -32,6 +38,10 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     let app = web::Data::new(AsyncApp::new(&config)?);
+    let keep_alive = match config.limits.keep_alive_timeout {
+        Some(timeout) => KeepAlive::Timeout(timeout),
+        None => KeepAlive::Os,
+    };
     let server = HttpServer::new({
         let app = app.clone();
         move || {
@@ -42,19 +52,38 @@ async fn serve(config: Config) -> Result<(), String> {
     })
     .workers(config.workers)
     .backlog(4096)
+    .keep_alive(keep_alive)
+    .client_request_timeout(config.limits.header_timeout)
+    // Signals are the shared thread's; its grace timer ends the process, so actix's own
+    // timeout only has to be longer.
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout.as_secs() + 1)
     .bind(config.listen)
     .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?
     .run();
     eprintln!("{}", config.summary());
+    let shutdown = tokio_stack::shutdown_signal(&config)?;
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
     actix_web::rt::spawn(async move { app.check_database().await });
     server.await.map_err(|e| format!("server failed: {e}"))
 }
 
 async fn handle(app: web::Data<AsyncApp>, request: HttpRequest) -> HttpResponse {
-    let query = Some(request.query_string()).filter(|q| !q.is_empty());
-    let reply = app
-        .respond(request.method().as_str(), request.path(), query)
-        .await;
+    let reply = if head_len(&request) > shared::config::MAX_HEAD {
+        Reply::error(&AppError::HeadersTooLarge).closing()
+    } else if let Some(refused) =
+        refuse_framing(request.headers().contains_key("transfer-encoding"))
+    {
+        refused
+    } else {
+        let query = Some(request.query_string()).filter(|q| !q.is_empty());
+        app.respond(request.method().as_str(), request.path(), query)
+            .await
+    };
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = HttpResponse::build(status);
     response
@@ -63,5 +92,19 @@ async fn handle(app: web::Data<AsyncApp>, request: HttpRequest) -> HttpResponse 
     if let Some(allow) = reply.allow {
         response.insert_header((ALLOW, HeaderValue::from_static(allow)));
     }
+    if reply.close {
+        response.insert_header((CONNECTION, HeaderValue::from_static("close")));
+    }
     response.body(reply.body)
+}
+
+/// The size of the request line and headers as they came (within a few bytes of spacing).
+fn head_len(request: &HttpRequest) -> usize {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    line + headers + 2
 }

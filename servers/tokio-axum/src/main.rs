@@ -6,20 +6,26 @@
 //!   the worker thread to another task.
 //! - Bound: `--pool-size` DB connections; the number of tasks is unbounded.
 //! - Python analog: aiohttp, or Starlette on uvicorn.
+//! - Shutdown: axum's graceful shutdown: SIGTERM stops the accept loop, idle connections
+//!   close, and `serve` returns once the requests in flight are answered.
 //!
 //! The whole app is one fallback handler: routing and validation live in the shared crate, so
 //! that every target answers the same 400, 404 and 405. axum contributes the serving loop.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{Method, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
-use axum::serve::ListenerExt;
+use axum::serve::Listener;
 use axum::Router;
+use shared::guarded::GuardedIo;
+use shared::request::refuse_framing;
 use shared::tokio_stack::{self, AsyncApp};
-use shared::{Binary, Config};
+use shared::{Binary, Config, ConnLimits};
+use tokio::net::{TcpListener, TcpStream};
 
 fn main() -> ExitCode {
     let config = Config::from_env(Binary::TokioAxum);
@@ -28,17 +34,49 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     let app = Arc::new(AsyncApp::new(&config)?);
-    let listener = tokio_stack::start(&config, &app).await?.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = Guarded {
+        listener: tokio_stack::start(&config, &app).await?,
+        server: app.server,
+        limits: config.limits,
+    };
+    let shutdown = tokio_stack::shutdown_signal(&config)?;
     // axum's serving loop spawns a task per connection.
     let router = Router::new().fallback(handle).with_state(app);
     axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"))
 }
 
-async fn handle(State(app): State<Arc<AsyncApp>>, method: Method, uri: Uri) -> impl IntoResponse {
-    let reply = app.respond(method.as_str(), uri.path(), uri.query()).await;
+async fn handle(
+    State(app): State<Arc<AsyncApp>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let reply = match refuse_framing(headers.contains_key("transfer-encoding")) {
+        Some(refused) => refused,
+        None => app.respond(method.as_str(), uri.path(), uri.query()).await,
+    };
     app.http_response(reply)
+}
+
+/// axum's listener, with every connection wrapped in the contract's limits.
+struct Guarded {
+    listener: TcpListener,
+    server: &'static str,
+    limits: ConnLimits,
+}
+
+impl Listener for Guarded {
+    type Io = GuardedIo<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        tokio_stack::accept_guarded(&self.listener, self.server, self.limits).await
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
 }

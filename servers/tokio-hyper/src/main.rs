@@ -6,6 +6,8 @@
 //!   the worker thread to another task.
 //! - Bound: `--pool-size` DB connections; the number of tasks is unbounded.
 //! - Python analog: aiohttp.web's low layer (or a raw asyncio protocol).
+//! - Shutdown: SIGTERM ends the accept loop; hyper-util's `GracefulShutdown` asks every
+//!   connection to close once its request in flight is answered, and waits for them.
 //!
 //! This is the async model with nothing between the runtime and the HTTP/1.1 connection:
 //! our own accept loop and one `serve_connection` per socket, the layer axum is built on.
@@ -13,7 +15,6 @@
 use std::convert::Infallible;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -21,7 +22,9 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use shared::request::refuse_framing;
 use shared::tokio_stack::{self, AsyncApp};
 use shared::{Binary, Config};
 
@@ -33,31 +36,31 @@ fn main() -> ExitCode {
 async fn serve(config: Config) -> Result<(), String> {
     let app = Arc::new(AsyncApp::new(&config)?);
     let listener = tokio_stack::start(&config, &app).await?;
+    let shutdown = tokio_stack::shutdown_signal(&config)?;
+    tokio::pin!(shutdown);
+    let graceful = GracefulShutdown::new();
 
     // Our own accept loop: a task per connection, hyper's HTTP/1.1 state machine in it.
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _peer)) => stream,
-            Err(e) => {
-                // Out of file descriptors, most likely: back off instead of spinning.
-                eprintln!("tokio-hyper: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
+        let stream = tokio::select! {
+            (stream, _peer) = tokio_stack::accept_guarded(&listener, app.server, config.limits) => stream,
+            () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let service = service_fn(move |request| handle(app.clone(), request));
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        // Errors here are the client's (a reset, a malformed request hyper already
+        // answered): nothing to report.
         tokio::spawn(async move {
-            let service = service_fn(move |request| handle(app.clone(), request));
-            // Errors here are the client's (a reset, a malformed request hyper already
-            // answered): nothing to report.
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = connection.await;
         });
     }
+    // Stop accepting, then wait for the connections (the signal thread exits the process at
+    // the shutdown timeout).
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 async fn handle(
@@ -65,8 +68,12 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let uri = request.uri();
-    let reply = app
-        .respond(request.method().as_str(), uri.path(), uri.query())
-        .await;
+    let reply = match refuse_framing(request.headers().contains_key("transfer-encoding")) {
+        Some(refused) => refused,
+        None => {
+            app.respond(request.method().as_str(), uri.path(), uri.query())
+                .await
+        }
+    };
     Ok(app.http_response(reply))
 }

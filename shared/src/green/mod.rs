@@ -8,6 +8,7 @@ pub mod pg;
 pub mod upstream;
 
 use crate::request::{Reply, Work};
+use crate::shutdown::OpenConnections;
 use crate::{Config, RequestDefaults};
 
 /// What may-green serves a request with.
@@ -16,6 +17,8 @@ pub struct GreenApp {
     pub defaults: RequestDefaults,
     pub db: pg::Pool,
     pub upstream: upstream::Upstream,
+    /// Open connections, for the SIGTERM drain.
+    pub connections: OpenConnections,
 }
 
 impl GreenApp {
@@ -28,6 +31,7 @@ impl GreenApp {
             defaults: config.defaults,
             db: pg::Pool::new(params, config.pool_size, config.pool_timeout),
             upstream: upstream::Upstream::new(&config.upstream),
+            connections: OpenConnections::new(),
         })
     }
 

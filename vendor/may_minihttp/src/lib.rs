@@ -6,6 +6,9 @@ mod http_server;
 mod request;
 mod response;
 
-pub use http_server::{HttpServer, HttpService, HttpServiceFactory, MAX_BODY, MAX_HEAD};
+pub use http_server::{
+    set_timeouts, stop_accepting, HttpServer, HttpService, HttpServiceFactory, Timeouts, MAX_BODY,
+    MAX_HEAD,
+};
 pub use request::{BodyReader, Request};
 pub use response::{set_server_name, Response};

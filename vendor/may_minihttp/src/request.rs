@@ -136,7 +136,7 @@ impl<'buf, 'header, 'stream> Request<'buf, 'header, 'stream> {
 
 /// PATCH: why a request is answered by the server itself, with this status, and closed.
 #[derive(Debug)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub status: usize,
     pub reason: &'static str,
     pub message: String,
@@ -155,7 +155,7 @@ impl Refusal {
 /// PATCH: what the headers say about the connection and the body.
 fn inspect(req: &httparse::Request) -> Result<(bool, usize), Refusal> {
     let mut keep_alive = req.version == Some(1);
-    let mut body = 0usize;
+    let mut content_length: Option<usize> = None;
     for header in req.headers.iter() {
         if header.name.eq_ignore_ascii_case("connection") {
             let value = String::from_utf8_lossy(header.value).to_ascii_lowercase();
@@ -167,10 +167,23 @@ fn inspect(req: &httparse::Request) -> Result<(bool, usize), Refusal> {
                 }
             }
         } else if header.name.eq_ignore_ascii_case("content-length") {
-            body = std::str::from_utf8(header.value)
+            // PATCH (smuggling): digits only, and one header. Upstream took the last header and
+            // accepted "+33", so `Content-Length: 33` then `Content-Length: 0` hid a second
+            // request in the body (RFC 9112 section 6.3: 400, then close).
+            let value = std::str::from_utf8(header.value).unwrap_or("").trim();
+            let parsed = value
+                .parse::<usize>()
                 .ok()
-                .and_then(|v| v.trim().parse().ok())
+                .filter(|_| !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
                 .ok_or_else(|| Refusal::new(400, "Bad Request", "bad Content-Length"))?;
+            if content_length.is_some() {
+                return Err(Refusal::new(
+                    400,
+                    "Bad Request",
+                    "repeated Content-Length headers",
+                ));
+            }
+            content_length = Some(parsed);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(Refusal::new(
                 400,
@@ -179,6 +192,7 @@ fn inspect(req: &httparse::Request) -> Result<(bool, usize), Refusal> {
             ));
         }
     }
+    let body = content_length.unwrap_or(0);
     if body > crate::MAX_BODY {
         return Err(Refusal::new(413, "Payload Too Large", "request body too large"));
     }

@@ -1,0 +1,349 @@
+//! One result row: what a case measured, with its configuration, bound and resources, as
+//! `results.json` has it. A row is built from its parts: the case, the tool, and the rounds
+//! measured (the round closest to the median throughput gives the latencies and resources).
+
+use serde::Serialize;
+use shared::Binary;
+
+use super::scenario::{self, Case, Settings, Subject};
+use super::tools::{Measurement, Tool};
+
+/// How a row ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Measured.
+    Ok,
+    /// The target died, the tool failed, or no 2xx came back.
+    Failed,
+    /// The target failed the contract checks, so it was not measured.
+    Refused,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Refused => "refused",
+        }
+    }
+}
+
+/// Open or closed loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoopKind {
+    /// The tool sends the next request when an answer comes (wrk, ab).
+    Closed,
+    /// The tool sends at a fixed rate, whatever the answers (oha `-q`).
+    Open,
+}
+
+/// One result row of `results.json`. The field names are the documented ones
+/// (docs/results.md); the tool's numbers are flattened in from its [`Measurement`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub target: String,
+    pub binary: Option<&'static str>,
+    pub model: String,
+    /// Rows in the same group compare with each other.
+    pub group: String,
+    pub status: Status,
+    pub failure: Option<String>,
+    pub tool: String,
+    #[serde(rename = "loop")]
+    pub loop_kind: LoopKind,
+    pub config: Settings,
+    /// The target's flags, as passed.
+    pub flags: Vec<String>,
+    /// The median round's counts, latencies and errors.
+    #[serde(flatten)]
+    pub measurement: Measurement,
+    /// The median of the rounds' throughputs (2xx only).
+    pub requests_per_sec: f64,
+    /// Each round's throughput, and their spread.
+    pub rounds_rps: Vec<f64>,
+    pub requests_per_sec_min: f64,
+    pub requests_per_sec_max: f64,
+    pub requested_rate: Option<u32>,
+    pub achieved_rate: Option<f64>,
+    /// Open loop only: the achieved rate was under 99% of the requested one.
+    pub saturated: Option<bool>,
+    pub db_sessions_peak: Option<i64>,
+    pub threads_peak: Option<u64>,
+    pub rss_peak_mib: Option<f64>,
+    pub cpu_ms_per_request: Option<f64>,
+    pub postgres_cpu_ms_per_request: Option<f64>,
+    pub nginx_cpu_ms_per_request: Option<f64>,
+    pub bound_rps: Option<f64>,
+    pub efficiency: Option<f64>,
+    pub relative: Option<f64>,
+}
+
+/// What one round of one case measured, beyond the tool's numbers.
+#[derive(Clone, Debug, Default)]
+pub struct Round {
+    pub measurement: Measurement,
+    pub sessions_peak: Option<i64>,
+    pub rss_peak_mib: Option<f64>,
+    pub threads_peak: Option<u64>,
+    pub cpu_s: Option<f64>,
+    pub postgres_cpu_s: Option<f64>,
+    pub nginx_cpu_s: Option<f64>,
+}
+
+/// CPU milliseconds per answered request.
+fn per_request(cpu_s: Option<f64>, answered: u64) -> Option<f64> {
+    cpu_s
+        .filter(|_| answered > 0)
+        .map(|cpu| cpu * 1000.0 / answered as f64)
+}
+
+impl Row {
+    /// The row of `case` from its rounds (none when it failed before the first ended).
+    pub fn build(case: &Case, tool: &Tool, rounds: Vec<Round>, failure: Option<String>) -> Row {
+        let s = &case.settings;
+        let (binary, model, flags, concurrency) = match &case.subject {
+            Subject::Target(b) => (
+                Some(b.name()),
+                b.model().to_string(),
+                s.target_flags(*b)
+                    .into_iter()
+                    .map(|(f, v)| format!("{f} {v}"))
+                    .collect(),
+                s.effective_concurrency(*b),
+            ),
+            Subject::Pgbench => (
+                None,
+                "pgbench: the database alone, same statement".to_string(),
+                Vec::new(),
+                Some(s.connections.min(s.sessions)),
+            ),
+            Subject::NginxStatic => (
+                None,
+                "nginx `return 200`: the HTTP path alone".to_string(),
+                Vec::new(),
+                None,
+            ),
+        };
+        let tool_name = match case.subject {
+            Subject::Pgbench => "pgbench".to_string(),
+            _ => tool.kind.name().to_string(),
+        };
+        let rounds_rps: Vec<f64> = rounds
+            .iter()
+            .map(|r| r.measurement.requests_per_sec())
+            .collect();
+        let spread = Spread::of(&rounds_rps);
+        // The round closest to the median gives the latencies and resources of the row.
+        let chosen = rounds
+            .into_iter()
+            .min_by(|a, b| {
+                let da = (a.measurement.requests_per_sec() - spread.median).abs();
+                let db = (b.measurement.requests_per_sec() - spread.median).abs();
+                da.total_cmp(&db)
+            })
+            .unwrap_or_default();
+        let m = &chosen.measurement;
+        let answered = m.ok_responses + m.errors.non_2xx;
+        let achieved_rate = s.rate.map(|_| {
+            if m.seconds > 0.0 {
+                answered as f64 / m.seconds
+            } else {
+                0.0
+            }
+        });
+        let bound = scenario::bound_rps(s, concurrency);
+        let (status, failure) = match failure {
+            Some(why) => (Status::Failed, Some(why)),
+            None if m.ok_responses == 0 => (
+                Status::Failed,
+                Some(format!(
+                    "no 2xx responses ({} errors: {:?})",
+                    m.errors.total, m.errors
+                )),
+            ),
+            None => (Status::Ok, None),
+        };
+        Row {
+            target: case.label.clone(),
+            binary,
+            model,
+            group: case.group.clone(),
+            status,
+            failure,
+            tool: tool_name,
+            loop_kind: if s.rate.is_some() {
+                LoopKind::Open
+            } else {
+                LoopKind::Closed
+            },
+            config: s.clone(),
+            flags,
+            requests_per_sec: spread.median,
+            requests_per_sec_min: spread.min,
+            requests_per_sec_max: spread.max,
+            rounds_rps,
+            requested_rate: s.rate,
+            saturated: s
+                .rate
+                .zip(achieved_rate)
+                .map(|(rate, achieved)| achieved < 0.99 * f64::from(rate)),
+            achieved_rate,
+            db_sessions_peak: chosen.sessions_peak,
+            threads_peak: chosen.threads_peak,
+            rss_peak_mib: chosen.rss_peak_mib,
+            cpu_ms_per_request: per_request(chosen.cpu_s, answered),
+            postgres_cpu_ms_per_request: per_request(chosen.postgres_cpu_s, answered),
+            nginx_cpu_ms_per_request: per_request(chosen.nginx_cpu_s, answered),
+            bound_rps: bound,
+            efficiency: bound.filter(|_| m.seconds > 0.0).map(|b| spread.median / b),
+            relative: None,
+            measurement: chosen.measurement,
+        }
+    }
+
+    /// A refused target's row: it failed the contract checks, so it was not measured.
+    pub fn refused(case: &Case, tool: &Tool, why: &str) -> Row {
+        Row {
+            status: Status::Refused,
+            ..Row::build(case, tool, Vec::new(), Some(why.to_string()))
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.status == Status::Ok
+    }
+}
+
+/// min, median, max.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Spread {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return Spread {
+                min: 0.0,
+                median: 0.0,
+                max: 0.0,
+            };
+        }
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Spread {
+            min: sorted[0],
+            median,
+            max: sorted[n - 1],
+        }
+    }
+}
+
+/// Fills in `relative`: each row's throughput over the baseline's in its group.
+pub fn set_relative(rows: &mut [Row], baseline: Binary) {
+    let bases: Vec<(String, f64)> = rows
+        .iter()
+        .filter(|r| r.binary == Some(baseline.name()) && r.is_ok())
+        .map(|r| (r.group.clone(), r.requests_per_sec))
+        .collect();
+    for row in rows.iter_mut() {
+        let base = bases.iter().find(|(group, _)| *group == row.group);
+        row.relative = match base {
+            Some((_, base)) if *base > 0.0 && row.is_ok() => Some(row.requests_per_sec / base),
+            _ => None,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::tools::ToolKind;
+
+    fn tool() -> Tool {
+        Tool {
+            kind: ToolKind::Wrk,
+            program: "wrk".into(),
+            version: "wrk 4".into(),
+        }
+    }
+
+    fn case(binary: Binary) -> Case {
+        Case {
+            label: binary.name().into(),
+            subject: Subject::Target(binary),
+            settings: scenario::find("grinberg").unwrap().settings,
+            group: String::new(),
+        }
+    }
+
+    fn round(rps_times_ten: u64) -> Round {
+        Round {
+            measurement: Measurement {
+                ok_responses: rps_times_ten,
+                seconds: 10.0,
+                p50_ms: Some(20.0),
+                ..Measurement::default()
+            },
+            cpu_s: Some(1.0),
+            sessions_peak: Some(19),
+            ..Round::default()
+        }
+    }
+
+    #[test]
+    fn rows_take_the_median_round_and_keep_the_spread() {
+        let row = Row::build(
+            &case(Binary::SyncPool),
+            &tool(),
+            vec![round(8000), round(9000), round(8500)],
+            None,
+        );
+        assert_eq!(row.status, Status::Ok);
+        assert_eq!(row.requests_per_sec, 850.0);
+        assert_eq!(row.measurement.ok_responses, 8500);
+        assert_eq!(
+            (row.requests_per_sec_min, row.requests_per_sec_max),
+            (800.0, 900.0)
+        );
+        assert_eq!(row.bound_rps, Some(950.0));
+        assert!((row.efficiency.unwrap() - 850.0 / 950.0).abs() < 1e-9);
+        // 1 CPU second over 8500 responses.
+        assert!((row.cpu_ms_per_request.unwrap() - 1000.0 / 8500.0).abs() < 1e-9);
+        assert_eq!(row.loop_kind, LoopKind::Closed);
+    }
+
+    #[test]
+    fn failures_and_empty_runs_are_failed_rows_and_relative_skips_them() {
+        let failed = Row::build(
+            &case(Binary::TokioAxum),
+            &tool(),
+            vec![],
+            Some("died".into()),
+        );
+        assert_eq!(failed.status, Status::Failed);
+        let empty = Row::build(&case(Binary::TokioHyper), &tool(), vec![round(0)], None);
+        assert_eq!(empty.status, Status::Failed);
+        let refused = Row::refused(&case(Binary::MayGreen), &tool(), "checks");
+        assert_eq!(refused.status, Status::Refused);
+        let base = Row::build(&case(Binary::SyncPool), &tool(), vec![round(9000)], None);
+        let fast = Row::build(&case(Binary::TokioActix), &tool(), vec![round(27000)], None);
+        let mut rows = vec![base, fast, failed, empty];
+        set_relative(&mut rows, Binary::SyncPool);
+        assert_eq!(rows[0].relative, Some(1.0));
+        assert_eq!(rows[1].relative, Some(3.0));
+        assert_eq!(rows[2].relative, None);
+        assert_eq!(rows[3].relative, None);
+    }
+}

@@ -1,0 +1,242 @@
+//! The runner: one case, one or more rounds, one [`Row`]. A round starts the target fresh
+//! (behind its own nginx when the case goes via nginx), warms up, starts the samplers (DB
+//! sessions and memory every 100 ms, CPU from /proc before and after), runs the load tool and
+//! stops everything. A target that dies during its round is a failed row, not an error.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use shared::Binary;
+
+use super::row::{Round, Row};
+use super::scenario::{Case, Settings, Subject, Via};
+use super::tools::{self, Measurement, Tool};
+use super::{pgbench, procfs, SAMPLE_EVERY};
+use crate::observe::Sampler;
+use crate::stack::{Pgbouncer, Stack};
+
+/// Everything a run needs besides its cases.
+pub struct Runner<'a> {
+    pub stack: &'a Stack,
+    pub tool: Tool,
+    pub work_dir: PathBuf,
+    pub interrupted: &'a AtomicBool,
+    pgbouncer: Option<Pgbouncer>,
+    /// Called after each round with the case label, for progress.
+    pub on_round: Box<dyn Fn(&str) + 'a>,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(
+        stack: &'a Stack,
+        tool: Tool,
+        work_dir: &Path,
+        interrupted: &'a AtomicBool,
+        pgbouncer_sessions: Option<u32>,
+    ) -> Result<Runner<'a>> {
+        fs::create_dir_all(work_dir)?;
+        let pgbouncer = match pgbouncer_sessions {
+            Some(sessions) => Some(stack.pgbouncer(sessions)?),
+            None => None,
+        };
+        Ok(Runner {
+            stack,
+            tool,
+            work_dir: work_dir.to_path_buf(),
+            interrupted,
+            pgbouncer,
+            on_round: Box::new(|_| {}),
+        })
+    }
+
+    fn check_interrupted(&self) -> Result<()> {
+        if self.interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        Ok(())
+    }
+
+    /// Measures `case` for `case.settings.rounds` rounds; never fails for the target's sake
+    /// (that is a failed row), only when interrupted.
+    pub fn measure(&self, case: &Case) -> Result<Row> {
+        let mut rounds = Vec::new();
+        let mut failure = None;
+        for _ in 0..case.settings.rounds.max(1) {
+            self.check_interrupted()?;
+            let result = self.round(case);
+            (self.on_round)(&case.label);
+            match result {
+                Ok(round) => rounds.push(round),
+                Err(e) => {
+                    self.check_interrupted()?;
+                    failure = Some(format!("{e:#}"));
+                    break;
+                }
+            }
+        }
+        Ok(Row::build(case, &self.tool, rounds, failure))
+    }
+
+    fn round(&self, case: &Case) -> Result<Round> {
+        match &case.subject {
+            Subject::Target(binary) => self.round_target(case, *binary),
+            Subject::Pgbench => self.round_pgbench(case),
+            Subject::NginxStatic => {
+                let url = format!("http://{}/static", self.stack.upstream_addr);
+                let nginx = self.stack.upstream.pid();
+                self.round_http(case, &url, None, Some(nginx))
+            }
+        }
+    }
+
+    fn round_target(&self, case: &Case, binary: Binary) -> Result<Round> {
+        let s = &case.settings;
+        let mut flags = s.target_flags(binary);
+        if let Some(bouncer) = &self.pgbouncer {
+            flags.push(("--database-url".into(), bouncer.url.clone()));
+        }
+        let mut target = self.stack.launch(binary, &flags)?;
+        let proxy = if s.via == Via::Nginx {
+            Some(self.stack.proxy(
+                &[(binary.name().to_string(), target.addr)],
+                s.upstream_keepalive,
+                1,
+            )?)
+        } else {
+            None
+        };
+        let addr = proxy
+            .as_ref()
+            .map_or(target.addr, |(_, routes)| routes[0].listen);
+        if s.pin {
+            procfs::pin(target.pid(), &[0]).context("cannot pin the target to CPU 0")?;
+        }
+        let url = format!("http://{addr}{}", s.path.path());
+        let round = self.round_http(
+            case,
+            &url,
+            Some((binary, target.pid())),
+            proxy.as_ref().map(|(nginx, _)| nginx.pid()),
+        );
+        if !target.is_running() {
+            bail!(
+                "{} died during the run; its log ends:\n{}",
+                binary.name(),
+                crate::stack::process::tail(target.log(), 10)
+            );
+        }
+        round
+    }
+
+    /// Warm-up, then the measured load against `url` with the samplers running.
+    fn round_http(
+        &self,
+        case: &Case,
+        url: &str,
+        target: Option<(Binary, u32)>,
+        nginx_pid: Option<u32>,
+    ) -> Result<Round> {
+        let s = &case.settings;
+        if s.warmup_s > 0 {
+            self.run_tool(url, s, s.warmup_s, "warmup")?;
+        }
+        let sessions = match target {
+            Some((binary, _)) if s.queries_the_database() => Some(Sampler::start(
+                self.stack.database_url(),
+                shared::sql::application_name(binary),
+                SAMPLE_EVERY,
+            )?),
+            _ => None,
+        };
+        let memory = target.map(|(_, pid)| procfs::MemorySampler::start(pid, SAMPLE_EVERY));
+        let cpu = CpuWatch::start(
+            target.map(|(_, pid)| pid),
+            self.stack.postgres.server_pid(),
+            nginx_pid,
+        );
+        let measurement = self.run_tool(url, s, s.duration_s, "load");
+        let (cpu_s, postgres_cpu_s, nginx_cpu_s) = cpu.finish();
+        let (rss, threads) = memory.map_or((None, None), |m| {
+            let (rss, threads) = m.finish();
+            (Some(rss), Some(threads))
+        });
+        let sessions_peak = match sessions {
+            Some(sampler) => Some(sampler.finish()?.sessions),
+            None => None,
+        };
+        Ok(Round {
+            measurement: measurement?,
+            sessions_peak,
+            rss_peak_mib: rss,
+            threads_peak: threads,
+            cpu_s,
+            postgres_cpu_s,
+            nginx_cpu_s,
+        })
+    }
+
+    fn run_tool(&self, url: &str, s: &Settings, seconds: u32, phase: &str) -> Result<Measurement> {
+        let mut command = tools::command(&self.tool, url, s, seconds, &self.work_dir)?;
+        if s.pin {
+            procfs::pin_command(&mut command);
+        }
+        let name = self.tool.kind.name();
+        let out_file = self.work_dir.join(format!("{name}-{phase}.out"));
+        let limit = Duration::from_secs(u64::from(seconds) + u64::from(tools::TIMEOUT_S) + 30);
+        let stdout = tools::run_to_end(command, limit, self.interrupted, &out_file)?;
+        tools::parse(self.tool.kind, &stdout)
+            .with_context(|| format!("{name} output in {}", out_file.display()))
+    }
+
+    /// pgbench with the targets' statement and client count: the database's own limit.
+    fn round_pgbench(&self, case: &Case) -> Result<Round> {
+        let s = &case.settings;
+        let dir = self.work_dir.join("pgbench");
+        let command = pgbench::command(s, self.stack.database_url(), &dir)?;
+        let sessions = Sampler::start(self.stack.database_url(), "pgbench", SAMPLE_EVERY)?;
+        let cpu = CpuWatch::start(None, self.stack.postgres.server_pid(), None);
+        let limit = Duration::from_secs(u64::from(s.duration_s) + 60);
+        let stdout = tools::run_to_end(command, limit, self.interrupted, &dir.join("pgbench.out"));
+        let (_, postgres_cpu_s, _) = cpu.finish();
+        let peak = sessions.finish()?.sessions;
+        stdout?;
+        let measurement = pgbench::read_logs(&dir, s.duration_s)?;
+        Ok(Round {
+            measurement,
+            sessions_peak: Some(peak),
+            postgres_cpu_s,
+            ..Round::default()
+        })
+    }
+}
+
+/// CPU seconds of the target, PostgreSQL and the proxy nginx over the measured load.
+struct CpuWatch {
+    pids: [Option<u32>; 3],
+    before: [Option<f64>; 3],
+}
+
+impl CpuWatch {
+    fn start(target: Option<u32>, postgres: Option<u32>, nginx: Option<u32>) -> CpuWatch {
+        let pids = [target, postgres, nginx];
+        let before = read_cpu(&pids);
+        CpuWatch { pids, before }
+    }
+
+    fn finish(self) -> (Option<f64>, Option<f64>, Option<f64>) {
+        let after = read_cpu(&self.pids);
+        let delta = |i: usize| Some((after[i]? - self.before[i]?).max(0.0));
+        (delta(0), delta(1), delta(2))
+    }
+}
+
+fn read_cpu(pids: &[Option<u32>; 3]) -> [Option<f64>; 3] {
+    [
+        pids[0].and_then(|pid| procfs::cpu_seconds(pid, false)),
+        pids[1].and_then(|pid| procfs::cpu_seconds(pid, true)),
+        pids[2].and_then(|pid| procfs::cpu_seconds(pid, true)),
+    ]
+}
