@@ -17,9 +17,9 @@
 //! connection when a reused one turns out to be closed.
 
 use std::collections::VecDeque;
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::{NoTls, Statement};
@@ -93,6 +93,28 @@ impl BlockingApp {
             );
         }
     }
+}
+
+/// What both sync targets do before their model starts: bind the listener, build the app,
+/// print the start-up line, check the database in the background, and arm the SIGTERM drain
+/// (shut the listener, then the read side of every open connection).
+pub fn start(config: &Config) -> Result<(TcpListener, Arc<BlockingApp>), String> {
+    let listener = TcpListener::bind(config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let app = Arc::new(BlockingApp::new(config));
+    eprintln!("{}", config.summary());
+    std::thread::spawn({
+        let app = app.clone();
+        move || app.check_database()
+    });
+    let listener_fd = listener.as_raw_fd();
+    let drained = app.clone();
+    crate::shutdown::on_signals(app.server, config.shutdown_timeout, move || {
+        crate::shutdown::stop_accepting(listener_fd);
+        drained.connections.drain();
+    })
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    Ok((listener, app))
 }
 
 /// A pooled connection with both statements prepared.

@@ -300,8 +300,12 @@ impl Config {
 
     /// A one-line summary for the start-up log.
     pub fn summary(&self) -> String {
+        let max_threads = match self.binary {
+            Binary::SyncThread => format!(" max-threads={}", self.max_threads),
+            _ => String::new(),
+        };
         format!(
-            "{} listening on http://{} ({}); workers={} pool-size={} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}",
+            "{} listening on http://{} ({}); workers={} pool-size={} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}",
             self.binary,
             self.listen,
             self.binary.model(),

@@ -11,39 +11,20 @@
 //! - Shutdown: SIGTERM shuts the listener; each worker finishes the request it serves, finds
 //!   the listener closed and returns; then the process exits.
 
-use std::net::TcpListener;
-use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use shared::blocking::BlockingApp;
-use shared::{http, shutdown, Binary, Config};
+use shared::{blocking, http, Binary, Config};
 
 fn main() -> ExitCode {
     let config = Config::from_env(Binary::SyncPool);
-    let listener = match TcpListener::bind(config.listen) {
-        Ok(listener) => Arc::new(listener),
-        Err(e) => {
-            eprintln!("sync-pool: cannot listen on {}: {e}", config.listen);
+    let (listener, app) = match blocking::start(&config) {
+        Ok((listener, app)) => (Arc::new(listener), app),
+        Err(message) => {
+            eprintln!("sync-pool: {message}");
             return ExitCode::FAILURE;
         }
     };
-    let app = Arc::new(BlockingApp::new(&config));
-    eprintln!("{}", config.summary());
-    std::thread::spawn({
-        let app = app.clone();
-        move || app.check_database()
-    });
-
-    let listener_fd = listener.as_raw_fd();
-    let drained = app.clone();
-    if let Err(e) = shutdown::on_signals(app.server, config.shutdown_timeout, move || {
-        shutdown::stop_accepting(listener_fd);
-        drained.connections.drain();
-    }) {
-        eprintln!("sync-pool: cannot install signal handlers: {e}");
-        return ExitCode::FAILURE;
-    }
 
     let mut workers = Vec::with_capacity(config.workers);
     for i in 0..config.workers {

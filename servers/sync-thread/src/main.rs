@@ -11,39 +11,20 @@
 //! - Shutdown: SIGTERM shuts the listener (the accept loop ends) and the read side of every
 //!   connection: idle ones close, busy ones answer and close; then the process exits.
 
-use std::net::TcpListener;
-use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex};
 
-use shared::blocking::BlockingApp;
-use shared::{http, shutdown, Binary, Config};
+use shared::{blocking, http, Binary, Config};
 
 fn main() -> ExitCode {
     let config = Config::from_env(Binary::SyncThread);
-    let listener = match TcpListener::bind(config.listen) {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("sync-thread: cannot listen on {}: {e}", config.listen);
+    let (listener, app) = match blocking::start(&config) {
+        Ok(started) => started,
+        Err(message) => {
+            eprintln!("sync-thread: {message}");
             return ExitCode::FAILURE;
         }
     };
-    let app = Arc::new(BlockingApp::new(&config));
-    eprintln!("{} max-threads={}", config.summary(), config.max_threads);
-    std::thread::spawn({
-        let app = app.clone();
-        move || app.check_database()
-    });
-
-    let listener_fd = listener.as_raw_fd();
-    let drained = app.clone();
-    if let Err(e) = shutdown::on_signals(app.server, config.shutdown_timeout, move || {
-        shutdown::stop_accepting(listener_fd);
-        drained.connections.drain();
-    }) {
-        eprintln!("sync-thread: cannot install signal handlers: {e}");
-        return ExitCode::FAILURE;
-    }
 
     let threads = Arc::new(ThreadCap::new(config.max_threads));
     loop {
