@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use shared::Binary;
 
 use crate::checks::{self, Subject};
-use crate::harness::{self, report, run::Plan, scenario, tools};
+use crate::harness::{self, report, run::Plan, scenario, sweep, tools};
 use crate::stack::{Stack, StackOptions, Target};
 
 #[derive(Parser, Debug)]
@@ -40,6 +40,9 @@ enum Command {
     /// A and B in turn (A B A B …) for --rounds rounds each, with the ratio per pair and its
     /// min/median/max.
     Compare(CompareArgs),
+    /// Vary knobs over a grid of points (--vary KNOB=V1,V2,…) and run every target at each:
+    /// the verdict as a map, open-loop capacity at a latency objective, heatmaps of the flip.
+    Sweep(SweepArgs),
     /// List the presets, their parameters and the article each comes from.
     Scenarios,
 }
@@ -195,6 +198,35 @@ struct CompareArgs {
     load: LoadArgs,
 }
 
+#[derive(Args, Debug)]
+struct SweepArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// A knob and its values, e.g. delay-ms=0,10,20 (repeatable; every combination is a
+    /// point). Knobs: delay-ms, connections, pool-size, workers, rate, backend, via. A sweep
+    /// preset (flip-map, capacity, sessions) brings its own.
+    #[arg(long, value_name = "KNOB=V1,V2,…", value_parser = sweep::parse_vary)]
+    vary: Vec<sweep::Vary>,
+    /// The latency objective of the capacity: the highest offered rate with p99 within it.
+    #[arg(long, default_value_t = 100.0)]
+    slo_p99_ms: f64,
+    /// Seed of the order of the targets at each point [default: from the clock].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue the sweep in DIR: the points already in its results.jsonl are skipped.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Also draw the heatmap of A's throughput over B's, e.g. tokio-hyper/sync-thread
+    /// (repeatable; two knobs) [default: the best async or green target / sync-pool].
+    #[arg(long, value_name = "A/B")]
+    heatmap: Vec<String>,
+    /// The target every row's `relative` is measured against, at each point.
+    #[arg(long, default_value = "sync-pool")]
+    baseline: String,
+}
+
 /// Which targets, and the stack to run them on.
 #[derive(Args, Debug, Clone)]
 pub struct StackArgs {
@@ -272,6 +304,13 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify(args),
         Command::Run(args) => run(args, &interrupted),
         Command::Compare(args) => compare(args, &interrupted),
+        Command::Sweep(args) => match sweep_command(args, &interrupted) {
+            Err(error) if error.downcast_ref::<UsageError>().is_some() => {
+                eprintln!("bench: {error:#}");
+                return ExitCode::from(2);
+            }
+            other => other,
+        },
         Command::Scenarios => {
             print_scenarios();
             Ok(ExitCode::SUCCESS)
@@ -513,6 +552,12 @@ fn plan_settings(load: &LoadArgs) -> Result<(scenario::Scenario, scenario::Setti
 
 fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let (scenario, settings, tool) = plan_settings(&args.load)?;
+    if matches!(scenario.extra, scenario::Extra::Sweep { .. }) {
+        bail!(
+            "{0} is a sweep preset: run `bench sweep --scenario {0}`",
+            scenario.name
+        );
+    }
     let baseline = parse_targets(std::slice::from_ref(&args.baseline))?[0];
     parse_targets(&args.stack.targets)?;
     let out = report::out_dir(args.load.out.as_deref(), scenario.name)?;
@@ -613,4 +658,182 @@ fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     );
     println!("Results: {}/compare.json", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A mistake in how a command was called: exit status 2, like clap's own.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The knobs that `--vary` and a flag of their own would both set.
+fn knobs_set_by_flags(overrides: &Overrides) -> Vec<sweep::Knob> {
+    use sweep::Knob;
+    [
+        (Knob::DelayMs, overrides.delay_ms.is_some()),
+        (Knob::Connections, overrides.connections.is_some()),
+        (Knob::PoolSize, overrides.pool_size.is_some()),
+        (Knob::Workers, overrides.workers.is_some()),
+        (Knob::Rate, overrides.rate.is_some()),
+        (Knob::Backend, overrides.backend.is_some()),
+        (Knob::Via, overrides.via.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(knob, set)| set.then_some(knob))
+    .collect()
+}
+
+fn sweep_command(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
+    let scenario = scenario::find(&args.load.scenario)?;
+    let (preset_vary, preset_targets) = match scenario.extra {
+        scenario::Extra::Sweep { vary, targets } => (vary, targets),
+        _ => (&[][..], &[][..]),
+    };
+    let varies = if args.vary.is_empty() {
+        preset_vary
+            .iter()
+            .map(|v| sweep::parse_vary(v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("preset {}: {e}", scenario.name))?
+    } else {
+        args.vary.clone()
+    };
+    if varies.is_empty() {
+        return Err(UsageError(format!(
+            "nothing to sweep: give --vary KNOB=V1,V2,… ({} is not a sweep preset)",
+            scenario.name
+        ))
+        .into());
+    }
+    sweep::check_distinct(&varies).map_err(UsageError)?;
+    for knob in knobs_set_by_flags(&args.load.overrides) {
+        if varies.iter().any(|v| v.knob == knob) {
+            return Err(UsageError(format!(
+                "--{knob} is given both as a flag and in --vary {knob}=…: choose one"
+            ))
+            .into());
+        }
+    }
+    let mut settings = scenario.settings.clone();
+    args.load.overrides.apply(&mut settings);
+    settings.tool = sweep::tool_for(&varies, args.load.tool, settings.tool)?;
+    for point in sweep::points(&varies) {
+        let mut at = settings.clone();
+        point.apply(&mut at);
+        at.tool.check_rate(at.rate)?;
+    }
+    let tool = tools::locate(settings.tool)?;
+    let baseline = parse_targets(std::slice::from_ref(&args.baseline))?[0];
+    let heatmaps = args
+        .heatmap
+        .iter()
+        .map(|pair| {
+            let (a, b) = pair
+                .split_once('/')
+                .ok_or_else(|| UsageError(format!("--heatmap {pair:?}: expected A/B")))?;
+            let both = parse_targets(&[a.to_string(), b.to_string()])?;
+            Ok((both[0], both[1]))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let names = if args.stack.targets.is_empty() {
+        preset_targets
+            .iter()
+            .map(|b| b.name().to_string())
+            .collect()
+    } else {
+        args.stack.targets.clone()
+    };
+    parse_targets(&names)?;
+    let out = match &args.resume {
+        Some(dir) => {
+            if !dir.join("results.jsonl").is_file() {
+                bail!("--resume {}: no results.jsonl there", dir.display());
+            }
+            dir.clone()
+        }
+        None => report::out_dir(args.load.out.as_deref(), scenario.name)?,
+    };
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    eprintln!("bench: starting the stack");
+    let stack = Stack::start(&args.stack.stack_options())?;
+    let (targets, missing_targets) = chosen_targets(&stack, &names)?;
+    let points = sweep::points(&varies).len();
+    eprintln!(
+        "bench: sweep {} ({} points × {} targets, {} s each, {}), seed {seed}",
+        scenario.name,
+        points,
+        targets.len(),
+        settings.duration_s,
+        settings.tool
+    );
+    let plan = sweep::SweepPlan {
+        base: Plan {
+            scenario,
+            settings,
+            targets,
+            missing_targets,
+            baseline,
+            verify: !args.load.no_verify,
+            out: out.clone(),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        },
+        varies,
+        seed,
+        slo_p99_ms: args.slo_p99_ms,
+        heatmaps,
+        resume: args.resume.is_some(),
+    };
+    let outcome = sweep::sweep(&stack, &plan, tool, interrupted)?;
+    if outcome.skipped > 0 {
+        eprintln!(
+            "bench: resumed: {} rows were already there",
+            outcome.skipped
+        );
+    }
+    for capacity in &outcome.capacity {
+        println!(
+            "capacity at p99 <= {} ms: {} {}{}",
+            plan.slo_p99_ms,
+            capacity.target,
+            capacity
+                .capacity_rps
+                .map_or("none".into(), |r| format!("{r} req/s")),
+            capacity
+                .first_miss
+                .as_deref()
+                .map_or(String::new(), |m| format!(" (first miss {m})"))
+        );
+    }
+    println!(
+        "Results: {}/report.md (results.json, results.jsonl, results.csv{})",
+        out.display(),
+        outcome
+            .charts
+            .iter()
+            .filter_map(|c| c.file_name())
+            .map(|n| format!(", {}", n.to_string_lossy()))
+            .collect::<String>()
+    );
+    if outcome.interrupted {
+        bail!(
+            "interrupted; the rows measured so far are in {} (continue with --resume {})",
+            out.display(),
+            out.display()
+        );
+    }
+    let bad = outcome.rows.iter().filter(|r| !r.is_ok()).count();
+    if bad > 0 {
+        eprintln!("bench: {bad} row(s) failed or were refused; see report.md");
+    }
+    Ok(exit_code(bad))
 }

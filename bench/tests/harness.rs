@@ -67,6 +67,7 @@ fn documented_row_fields() -> Vec<String> {
         .split("## Fields of a row")
         .nth(1)
         .expect("a section \"Fields of a row\"");
+    let section = section.split("\n## ").next().unwrap_or(section);
     let mut fields: Vec<String> = section
         .lines()
         .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
@@ -459,4 +460,194 @@ fn the_stack_stops_a_restarted_postgres_before_removing_its_folder() {
         "the restarted PostgreSQL (pid {second}) outlived the stack"
     );
     assert!(!dir.exists(), "{} was left behind", dir.display());
+}
+
+/// Parses an SVG as XML, as a browser would, and returns its text.
+fn parse_svg(path: &Path) -> String {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let document = roxmltree::Document::parse(&text)
+        .unwrap_or_else(|e| panic!("{} is not XML: {e}", path.display()));
+    assert_eq!(document.root_element().tag_name().name(), "svg");
+    text
+}
+
+fn jsonl_rows(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .expect("results.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON row"))
+        .collect()
+}
+
+/// A 2 × 2 sweep of two targets with 1 s points: every row carries its point's knob values,
+/// rows are in results.jsonl as they finish, and the heatmap of the flip is drawn.
+#[test]
+fn a_two_by_two_sweep_runs_every_target_at_every_point_and_draws_the_heatmap() {
+    let _guard = lock();
+    let dir = out_dir("sweep-2x2");
+    let output = bench(&[
+        "sweep",
+        "--scenario",
+        "quick",
+        "--targets",
+        "sync-pool,tokio-hyper",
+        "--vary",
+        "delay-ms=0,5",
+        "--vary",
+        "connections=4,8",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--no-verify",
+        "--seed",
+        "7",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    let rows = jsonl_rows(&dir);
+    assert_eq!(rows.len(), 8, "2 points × 2 points × 2 targets");
+    for row in &rows {
+        assert_eq!(row["status"], "ok", "{row}");
+        let point = &row["point"];
+        let (delay, connections) = (
+            point["delay-ms"].as_u64().unwrap(),
+            point["connections"].as_u64().unwrap(),
+        );
+        assert!(
+            [0, 5].contains(&delay) && [4, 8].contains(&connections),
+            "{point}"
+        );
+        assert_eq!(row["config"]["delay_ms"].as_u64().unwrap(), delay);
+        assert_eq!(row["config"]["connections"].as_u64().unwrap(), connections);
+    }
+    let results = read_json(&dir.join("results.json"));
+    assert_eq!(results["seed"], 7);
+    assert_eq!(results["results"].as_array().unwrap().len(), 8);
+    let heatmap = parse_svg(&dir.join("heatmap-tokio-hyper-vs-sync-pool.svg"));
+    assert!(
+        heatmap.contains("tokio-hyper / sync-pool"),
+        "the heatmap names its pair"
+    );
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("### delay-ms=5 connections=8"), "{report}");
+}
+
+/// An interrupted sweep keeps its rows, and --resume measures only the points not there.
+#[test]
+fn resume_skips_the_points_already_measured_and_one_knob_draws_lines() {
+    let _guard = lock();
+    let dir = out_dir("sweep-resume");
+    let args = |extra: &[&str]| {
+        let mut all = vec![
+            "sweep",
+            "--scenario",
+            "quick",
+            "--targets",
+            "sync-thread,may-green",
+            "--vary",
+            "pool-size=2,4",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--no-verify",
+        ];
+        all.extend_from_slice(extra);
+        bench(&all)
+    };
+    let output = args(&["--out", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", show(&output));
+    let full = jsonl_rows(&dir);
+    assert_eq!(full.len(), 4);
+    // As if interrupted after the first point: keep its two rows only.
+    let first_point = &full[0]["point"];
+    let kept: Vec<&Value> = full.iter().filter(|r| &r["point"] == first_point).collect();
+    assert_eq!(kept.len(), 2);
+    let text: String = kept.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(dir.join("results.jsonl"), text).unwrap();
+
+    let output = args(&["--resume", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", show(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("2 rows were already there"),
+        "{}",
+        show(&output)
+    );
+    let resumed = jsonl_rows(&dir);
+    assert_eq!(resumed.len(), 4, "two kept, two measured");
+    assert_eq!(resumed[0], *kept[0], "the kept rows are not measured again");
+    assert_eq!(resumed[1], *kept[1]);
+    assert!(resumed[2..].iter().all(|r| &r["point"] != first_point));
+    let chart = parse_svg(&dir.join("throughput.svg"));
+    assert!(chart.contains("pool-size"), "the line chart names its knob");
+}
+
+/// A rate far above what the machine can carry gives saturated rows, and no capacity is
+/// claimed at or above it; a low rate within the objective is the capacity.
+#[test]
+fn a_rate_beyond_the_machine_is_saturated_and_caps_the_capacity() {
+    let _guard = lock();
+    let dir = out_dir("sweep-rate");
+    let output = bench(&[
+        "sweep",
+        "--scenario",
+        "quick",
+        "--targets",
+        "tokio-axum",
+        "--vary",
+        "rate=50,1000000",
+        "--delay-ms",
+        "0",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0s",
+        "--no-verify",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    let rows = jsonl_rows(&dir);
+    assert_eq!(rows.len(), 2);
+    let at = |rate: u64| rows.iter().find(|r| r["requested_rate"] == rate).unwrap();
+    assert_eq!(at(1_000_000)["saturated"], true, "{}", at(1_000_000));
+    assert_eq!(at(50)["saturated"], false, "{}", at(50));
+    assert_eq!(at(50)["loop"], "open");
+    let results = read_json(&dir.join("results.json"));
+    let capacity = &results["capacity"][0];
+    assert_eq!(capacity["target"], "tokio-axum");
+    assert_eq!(capacity["capacity_rps"], 50, "{capacity}");
+    parse_svg(&dir.join("rate.svg"));
+}
+
+/// A bad --vary exits 2 with a message naming it; a knob in --vary and as its own flag is an
+/// error, not a silent override.
+#[test]
+fn bad_vary_exits_2_and_names_what_is_wrong() {
+    for (args, named) in [
+        (&["--vary", "threads=1,2"][..], "threads"),
+        (&["--vary", "delay-ms="][..], "delay-ms"),
+        (&["--vary", "connections=4,many"][..], "many"),
+        (
+            &["--vary", "delay-ms=1,2", "--delay-ms", "5"][..],
+            "delay-ms",
+        ),
+        (&["--vary", "rate=1", "--vary", "rate=2"][..], "rate"),
+    ] {
+        let mut all = vec!["sweep", "--scenario", "quick"];
+        all.extend_from_slice(args);
+        let output = bench(&all);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", show(&output));
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+    let output = bench(&["run", "--scenario", "flip-map"]);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("bench sweep --scenario flip-map"),
+        "{}",
+        show(&output)
+    );
 }

@@ -11,7 +11,8 @@
 //! - `row`: the row and its parts, the median round, `relative`;
 //! - `tools` and `pgbench`: the load tools' commands and parsers;
 //! - `procfs`: CPU, memory and pinning from /proc;
-//! - `run`: `bench run` and `bench compare` over a stack; `report` and `chart`: the outputs.
+//! - `run`: `bench run` and `bench compare` over a stack; `sweep`: `bench sweep`, the map over
+//!   knobs and offered load; `report` and `chart`: the outputs.
 
 pub mod chart;
 pub mod pgbench;
@@ -21,6 +22,7 @@ pub mod row;
 pub mod run;
 pub mod runner;
 pub mod scenario;
+pub mod sweep;
 pub mod tools;
 
 use std::path::Path;

@@ -84,6 +84,7 @@ pub fn read_logs(dir: &Path, duration_s: u32) -> Result<Measurement> {
         p999_ms: at(99.9),
         max_ms: latencies.last().copied(),
         errors: Errors::default(),
+        unsent: 0,
     })
 }
 

@@ -121,7 +121,7 @@ pub fn csv(rows: &[Row]) -> String {
         let e = &m.errors;
         let fields = [
             csv_field(&r.target),
-            r.binary.unwrap_or("").to_string(),
+            r.binary.as_deref().unwrap_or("").to_string(),
             csv_field(&r.group),
             r.status.name().to_string(),
             r.tool.clone(),

@@ -2,14 +2,14 @@
 //! `results.json` has it. A row is built from its parts: the case, the tool, and the rounds
 //! measured (the round closest to the median throughput gives the latencies and resources).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shared::Binary;
 
 use super::scenario::{self, Case, Settings, Subject};
 use super::tools::{Measurement, Tool};
 
 /// How a row ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Measured.
@@ -31,7 +31,7 @@ impl Status {
 }
 
 /// Open or closed loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LoopKind {
     /// The tool sends the next request when an answer comes (wrk, ab).
@@ -41,11 +41,12 @@ pub enum LoopKind {
 }
 
 /// One result row of `results.json`. The field names are the documented ones
-/// (docs/results.md); the tool's numbers are flattened in from its [`Measurement`].
-#[derive(Clone, Debug, Serialize)]
+/// (docs/results.md); the tool's numbers are flattened in from its [`Measurement`]. Rows are
+/// read back from a sweep's `results.jsonl` to resume it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     pub target: String,
-    pub binary: Option<&'static str>,
+    pub binary: Option<String>,
     pub model: String,
     /// Rows in the same group compare with each other.
     pub group: String,
@@ -79,6 +80,9 @@ pub struct Row {
     pub bound_rps: Option<f64>,
     pub efficiency: Option<f64>,
     pub relative: Option<f64>,
+    /// A sweep's point: the knob values of this row (absent outside sweeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<super::sweep::Point>,
 }
 
 /// What one round of one case measured, beyond the tool's numbers.
@@ -106,7 +110,7 @@ impl Row {
         let s = &case.settings;
         let (binary, model, flags, concurrency) = match &case.subject {
             Subject::Target(b) => (
-                Some(b.name()),
+                Some(b.name().to_string()),
                 b.model().to_string(),
                 s.target_flags(*b)
                     .into_iter()
@@ -154,6 +158,12 @@ impl Row {
                 0.0
             }
         });
+        // The load tool could not keep the rate: answered under 95% of it, or requests left
+        // unsent at the deadline. Such a point measures the client as much as the target.
+        let saturated = s
+            .rate
+            .zip(achieved_rate)
+            .map(|(rate, achieved)| achieved < 0.95 * f64::from(rate) || m.unsent > 0);
         let bound = scenario::bound_rps(s, concurrency);
         let (status, failure) = match failure {
             Some(why) => (Status::Failed, Some(why)),
@@ -186,10 +196,7 @@ impl Row {
             requests_per_sec_max: spread.max,
             rounds_rps,
             requested_rate: s.rate,
-            saturated: s
-                .rate
-                .zip(achieved_rate)
-                .map(|(rate, achieved)| achieved < 0.99 * f64::from(rate)),
+            saturated,
             achieved_rate,
             db_sessions_peak: chosen.sessions_peak,
             threads_peak: chosen.threads_peak,
@@ -200,6 +207,7 @@ impl Row {
             bound_rps: bound,
             efficiency: bound.filter(|_| m.seconds > 0.0).map(|b| spread.median / b),
             relative: None,
+            point: None,
             measurement: chosen.measurement,
         }
     }
@@ -254,7 +262,7 @@ impl Spread {
 pub fn set_relative(rows: &mut [Row], baseline: Binary) {
     let bases: Vec<(String, f64)> = rows
         .iter()
-        .filter(|r| r.binary == Some(baseline.name()) && r.is_ok())
+        .filter(|r| r.binary.as_deref() == Some(baseline.name()) && r.is_ok())
         .map(|r| (r.group.clone(), r.requests_per_sec))
         .collect();
     for row in rows.iter_mut() {

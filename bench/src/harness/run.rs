@@ -105,12 +105,12 @@ pub fn versions(stack: &Stack, tool: &Tool, pgbouncer: bool) -> Vec<(String, Str
     out
 }
 
-fn now() -> String {
+pub fn now() -> String {
     httpdate::fmt_http_date(std::time::SystemTime::now())
 }
 
 /// Everything about a run but its rows, when it ends.
-fn meta(stack: &Stack, plan: &Plan, tool: &Tool, started: String) -> Meta {
+pub fn meta(stack: &Stack, plan: &Plan, tool: &Tool, started: String) -> Meta {
     Meta {
         suite: "rust-web-perf",
         bench_version: env!("CARGO_PKG_VERSION"),

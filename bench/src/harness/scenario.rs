@@ -9,13 +9,13 @@
 use std::fmt;
 
 use anyhow::{bail, Result};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shared::{Backend, Binary};
 
 use super::tools::ToolKind;
 
 /// What a case requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Endpoint {
     /// `/test`: the backend, with the delay.
     #[serde(rename = "/test")]
@@ -45,7 +45,7 @@ impl fmt::Display for Endpoint {
 }
 
 /// How the load reaches a target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Via {
     /// Through its own nginx reverse proxy, as in the articles.
@@ -67,12 +67,21 @@ fn backend_name<S: Serializer>(backend: &Backend, serializer: S) -> Result<S::Ok
     serializer.serialize_str(backend.name())
 }
 
+fn backend_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Backend, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    Backend::from_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown backend {name:?}")))
+}
+
 /// What one measured run asks of a target, fully resolved: the row's configuration.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Settings {
     pub path: Endpoint,
     /// What `/test` does.
-    #[serde(serialize_with = "backend_name")]
+    #[serde(
+        serialize_with = "backend_name",
+        deserialize_with = "backend_from_name"
+    )]
     pub backend: Backend,
     pub delay_ms: u32,
     /// Concurrent client connections.
@@ -101,6 +110,7 @@ pub struct Settings {
 }
 
 /// One preset: defaults plus how it expands.
+#[derive(Clone)]
 pub struct Scenario {
     pub name: &'static str,
     pub source: &'static str,
@@ -119,6 +129,12 @@ pub enum Extra {
     OpenLoop(&'static [u32]),
     /// No targets: pgbench with the targets' statement, and nginx answering alone.
     Limits,
+    /// A sweep preset, for `bench sweep`: the knobs it varies (`KNOB=V1,V2,…`, as `--vary`
+    /// takes them) and its targets (empty: every built one).
+    Sweep {
+        vary: &'static [&'static str],
+        targets: &'static [Binary],
+    },
 }
 
 const BASE: Settings = Settings {
@@ -233,6 +249,56 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             extra: Extra::OpenLoop(&[4000, 10]),
+        },
+        Scenario {
+            name: "flip-map",
+            source: "Grinberg 2020: the configuration decides the verdict, so draw the whole map",
+            summary: "sweep: delay 0, 10, 20, 40 ms × clients 19, 100, 400, 100 sessions; sync-pool (19 workers), sync-thread, tokio-axum, may-green; 5 s per point",
+            settings: Settings {
+                duration_s: 5,
+                warmup_s: 1,
+                ..BASE
+            },
+            extra: Extra::Sweep {
+                vary: &["delay-ms=0,10,20,40", "connections=19,100,400"],
+                targets: &[
+                    Binary::SyncPool,
+                    Binary::SyncThread,
+                    Binary::TokioAxum,
+                    Binary::MayGreen,
+                ],
+            },
+        },
+        Scenario {
+            name: "capacity",
+            source: "open-loop capacity at a latency objective (wrk2/HttpArena style), at Grinberg's settings",
+            summary: "sweep: grinberg (20 ms, 100 sessions) in open loop at 250 to 6000 req/s with oha; every target; capacity at p99 ≤ 100 ms",
+            settings: Settings {
+                delay_ms: 20,
+                duration_s: 5,
+                warmup_s: 1,
+                tool: ToolKind::Oha,
+                ..BASE
+            },
+            extra: Extra::Sweep {
+                vary: &["rate=250,500,1000,2000,3000,4000,5000,6000"],
+                targets: &[],
+            },
+        },
+        Scenario {
+            name: "sessions",
+            source: "Grinberg 2020: where the pool, not the model, is the bound",
+            summary: "sweep: grinberg with pool-size 5, 10, 19, 50, 100; every target",
+            settings: Settings {
+                delay_ms: 20,
+                duration_s: 5,
+                warmup_s: 1,
+                ..BASE
+            },
+            extra: Extra::Sweep {
+                vary: &["pool-size=5,10,19,50,100"],
+                targets: &[],
+            },
         },
         Scenario {
             name: "limits",
@@ -417,6 +483,8 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
                 }
             }
         }
+        // A sweep's points are `bench sweep`'s to expand; as a run, its base point.
+        Extra::Sweep { .. } => cases.extend(one_per_target()),
         Extra::Limits => {
             cases.push(Case {
                 label: "pgbench".into(),
@@ -452,6 +520,28 @@ mod tests {
         for scenario in all() {
             assert!(!scenario.source.is_empty() && !scenario.summary.is_empty());
         }
+    }
+
+    #[test]
+    fn sweep_presets_parse_and_flip_map_has_twelve_points() {
+        for scenario in all() {
+            if let Extra::Sweep { vary, .. } = scenario.extra {
+                let varies: Vec<_> = vary
+                    .iter()
+                    .map(|v| super::super::sweep::parse_vary(v).unwrap())
+                    .collect();
+                assert!(!varies.is_empty(), "{}", scenario.name);
+            }
+        }
+        let Extra::Sweep { vary, targets } = find("flip-map").unwrap().extra else {
+            panic!("flip-map is a sweep");
+        };
+        let varies: Vec<_> = vary
+            .iter()
+            .map(|v| super::super::sweep::parse_vary(v).unwrap())
+            .collect();
+        assert_eq!(super::super::sweep::points(&varies).len(), 12);
+        assert_eq!(targets.len(), 4);
     }
 
     #[test]

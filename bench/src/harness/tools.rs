@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::scenario::Settings;
@@ -25,7 +25,7 @@ pub const TIMEOUT_S: u32 = 10;
 
 /// The load tools the harness drives. Everything the harness knows of a tool is a match on
 /// this enum: adding one is a variant and the matches the compiler points at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ToolKind {
     /// Closed loop, keep-alive; percentiles from a Lua hook (the default).
@@ -94,7 +94,7 @@ impl std::fmt::Display for ToolKind {
 }
 
 /// Errors by kind, as the tools count them.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Errors {
     pub connect: u64,
     pub read: u64,
@@ -114,7 +114,7 @@ impl Errors {
 }
 
 /// What one tool run measured.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Measurement {
     /// Responses with a 2xx status.
     pub ok_responses: u64,
@@ -125,6 +125,10 @@ pub struct Measurement {
     pub p999_ms: Option<f64>,
     pub max_ms: Option<f64>,
     pub errors: Errors,
+    /// Open loop: requests the tool had scheduled but not sent when the time was up (oha's
+    /// "aborted due to deadline"); not the target's errors, but a sign the rate was not held.
+    #[serde(default)]
+    pub unsent: u64,
 }
 
 impl Measurement {
@@ -398,6 +402,7 @@ fn parse_wrk(stdout: &str) -> Result<Measurement> {
             total: 0,
         }
         .with_total(),
+        unsent: 0,
     })
 }
 
@@ -424,13 +429,15 @@ fn parse_oha(stdout: &str) -> Result<Measurement> {
         non_2xx,
         ..Errors::default()
     };
+    let mut unsent = 0;
     if let Some(kinds) = v["errorDistribution"].as_object() {
         for (message, count) in kinds {
             let count = count.as_u64().unwrap_or(0);
             let message = message.to_ascii_lowercase();
             if message.contains("aborted due to deadline") {
-                // Requests oha had not finished when the duration ended: not the server's
-                // errors (in-flight ones are waited for, see the command).
+                // Requests oha had not sent when the duration ended: not the server's errors
+                // (in-flight ones are waited for, see the command), but the rate not held.
+                unsent += count;
                 continue;
             }
             if message.contains("timeout") || message.contains("timed out") {
@@ -445,6 +452,7 @@ fn parse_oha(stdout: &str) -> Result<Measurement> {
     let p = &v["latencyPercentiles"];
     let ms = |value: &Value| value.as_f64().map(|s| s * 1000.0);
     Ok(Measurement {
+        unsent,
         ok_responses: ok,
         seconds,
         p50_ms: ms(&p["p50"]),
@@ -511,6 +519,7 @@ fn parse_ab(stdout: &str) -> Result<Measurement> {
             total: 0,
         }
         .with_total(),
+        unsent: 0,
     })
 }
 
@@ -562,6 +571,7 @@ fn parse_hey(stdout: &str) -> Result<Measurement> {
             ..Errors::default()
         }
         .with_total(),
+        unsent: 0,
     })
 }
 
