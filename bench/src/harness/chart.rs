@@ -215,6 +215,15 @@ pub fn latency(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
     Ok(())
 }
 
+/// A target's colour, the same in every sweep chart: by its place in `Binary::ALL`.
+fn color_for(target: &str, fallback: usize) -> RGBColor {
+    let index = shared::Binary::ALL
+        .iter()
+        .position(|b| target.starts_with(b.name()))
+        .unwrap_or(fallback);
+    COLORS[index % COLORS.len()]
+}
+
 /// The rows of one target, in the order the targets first appear.
 fn by_target(rows: &[Row]) -> Vec<(String, Vec<&Row>)> {
     let mut groups: Vec<(String, Vec<&Row>)> = Vec::new();
@@ -277,7 +286,7 @@ pub fn knob_sweep(path: &Path, scenario: &str, vary: &Vary, rows: &[Row]) -> Res
         .draw()
         .map_err(plot_error)?;
     for (index, (target, group)) in by_target(rows).into_iter().enumerate() {
-        let color = COLORS[index % COLORS.len()];
+        let color = color_for(&target, index);
         let mut points: Vec<(f64, f64)> = group
             .iter()
             .filter(|r| r.is_ok())
@@ -358,6 +367,7 @@ pub fn rate_sweep(
         .map_err(plot_error)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("offered requests/s")
         .y_desc("milliseconds")
         .y_label_formatter(&|ms| format!("{ms:.0}"))
@@ -375,7 +385,7 @@ pub fn rate_sweep(
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
     let owned: Vec<Row> = rated.iter().map(|r| (*r).clone()).collect();
     for (index, (target, group)) in by_target(&owned).into_iter().enumerate() {
-        let color = COLORS[index % COLORS.len()];
+        let color = color_for(&target, index);
         let mut group = group;
         group.sort_by_key(|r| r.requested_rate);
         let at =

@@ -6,7 +6,7 @@ use std::net::ToSocketAddrs;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::request::{self, Request};
 use crate::response::{self, Response};
@@ -14,6 +14,10 @@ use crate::response::{self, Response};
 #[cfg(unix)]
 use bytes::Buf;
 use bytes::{BufMut, BytesMut};
+#[cfg(unix)]
+use may::io::WaitIo;
+
+use crate::clock;
 use may::net::{TcpListener, TcpStream};
 use may::{coroutine, go};
 
@@ -80,10 +84,26 @@ pub(crate) fn err<T>(e: io::Error) -> io::Result<T> {
 }
 
 /// PATCH (rust-web-perf): reads what is there; reports (would block, end of stream). Upstream
-/// failed at the end of the stream even when whole requests were still buffered.
+/// failed at the end of the stream even when whole requests were still buffered. A buffer given
+/// back while idle is not allocated again until bytes arrive: the first read lands on the stack.
 #[cfg(unix)]
 #[inline]
 fn nonblock_read(stream: &mut impl Read, req_buf: &mut BytesMut) -> io::Result<(bool, bool)> {
+    if req_buf.capacity() == 0 {
+        let mut first = [0u8; 1024];
+        loop {
+            match stream.read(&mut first) {
+                Ok(0) => return Ok((false, true)),
+                Ok(n) => {
+                    req_buf.extend_from_slice(&first[..n]);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((true, false)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return err(e),
+            }
+        }
+    }
     reserve_buf(req_buf);
     let read_buf: &mut [u8] = unsafe { std::mem::transmute(req_buf.chunk_mut()) };
     let len = read_buf.len();
@@ -162,7 +182,7 @@ pub fn set_timeouts(timeouts: Timeouts) {
     let _ = TIMEOUTS.set(timeouts);
 }
 
-fn timeouts() -> Timeouts {
+pub(crate) fn timeouts() -> Timeouts {
     *TIMEOUTS.get_or_init(|| Timeouts {
         header: Duration::from_secs(10),
         keep_alive: Some(Duration::from_secs(5)),
@@ -197,27 +217,41 @@ fn register_listener(listener: &TcpListener) {
 /// PATCH (rust-web-perf): upstream never closed a connection itself, so `Connection: close`,
 /// HTTP/1.0 clients (ab without -k) and malformed requests were left hanging or dropped
 /// without an answer. Here a refused request gets its 4xx and the connection closes; a
-/// request that asks to close is answered, then the connection closes. A head must arrive
-/// whole within the header timeout (else 408), and an idle connection closes after the
-/// keep-alive timeout. A response the socket could not take at once is written out before
-/// the next wait (upstream waited for the next readable event to finish it).
+/// request that asks to close is answered, then the connection closes. The connection is on
+/// the clock (`crate::clock`): a head not whole within the header timeout gets 408, and an
+/// idle connection closes after the keep-alive timeout. While it waits for bytes it holds no
+/// buffer. A response the socket could not take at once is written out before the next wait (upstream
+/// waited for the next readable event to finish it).
 #[cfg(unix)]
 fn each_connection_loop<T: HttpService>(stream: &mut TcpStream, mut service: T) -> io::Result<()> {
     let timeouts = timeouts();
-    // PATCH: the buffers are allocated when there are bytes to hold, and given back while the
-    // connection waits for its next request (upstream kept 68 KiB per connection for its
-    // whole life): an idle connection costs its coroutine's stack and nothing else.
+    let registration = clock::register(stream.waker());
+    let conn = &registration.conn;
+    // PATCH: the buffers are allocated when there are bytes to hold (upstream kept 68 KiB per
+    // connection for its whole life).
     let mut req_buf = BytesMut::new();
     let mut rsp_buf = BytesMut::new();
     let mut body_buf = BytesMut::new();
-    // When the bytes now buffered began to arrive (`None`: nothing buffered, idle).
-    let mut head_started: Option<Instant> = None;
-    // The read timeout set on the socket, so that it is set only when it changes.
-    let mut read_timeout: Option<Duration> = None;
 
     loop {
+        if conn.take_request() == clock::EXPIRED {
+            match conn.phase() {
+                clock::HEAD => return refuse_slow_head(stream, &mut rsp_buf, timeouts.header),
+                clock::IDLE => {
+                    // Idle too long: close without a word.
+                    stream.shutdown(std::net::Shutdown::Both).ok();
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+
         let (read_blocked, eof) = nonblock_read(stream.inner_mut(), &mut req_buf)?;
+        if !req_buf.is_empty() && conn.phase() == clock::IDLE {
+            conn.enter(clock::HEAD);
+        }
         let mut close = eof;
+        let mut served = false;
 
         // prepare the requests, we should make sure the request is fully read
         loop {
@@ -231,6 +265,10 @@ fn each_connection_loop<T: HttpService>(stream: &mut TcpStream, mut service: T) 
                     break;
                 }
             };
+            if !served {
+                conn.enter(clock::BUSY);
+                served = true;
+            }
             let keep_alive = req.keep_alive();
             let head = req.method() == "HEAD";
             reserve_buf(&mut rsp_buf);
@@ -242,8 +280,6 @@ fn each_connection_loop<T: HttpService>(stream: &mut TcpStream, mut service: T) 
                     response::encode_error(e, &mut rsp_buf);
                 }
             }
-            // A whole request was consumed: what is left, if anything, starts now.
-            head_started = None;
             if !keep_alive {
                 close = true;
                 break;
@@ -263,60 +299,25 @@ fn each_connection_loop<T: HttpService>(stream: &mut TcpStream, mut service: T) 
             stream.write_all(&rsp_buf)?;
             rsp_buf.clear();
         }
+        if served {
+            // Answered: idle until the next byte, or the next head has begun.
+            conn.enter(if req_buf.is_empty() {
+                clock::IDLE
+            } else {
+                clock::HEAD
+            });
+        }
 
-        if !read_blocked {
-            continue;
-        }
-        // Wait for more bytes: a partial head for what is left of the header timeout, an
-        // idle connection for the keep-alive timeout.
-        if !req_buf.is_empty() && head_started.is_none() {
-            head_started = Some(Instant::now());
-        }
-        let wait = match head_started {
-            Some(started) => {
-                let left = timeouts.header.saturating_sub(started.elapsed());
-                if left.is_zero() {
-                    return refuse_slow_head(stream, &mut rsp_buf, timeouts.header);
-                }
-                Some(left)
+        if read_blocked {
+            if req_buf.is_empty() && rsp_buf.is_empty() {
+                // Nothing buffered: nothing is kept while waiting (the next bytes land on the
+                // stack first).
+                req_buf = BytesMut::new();
+                rsp_buf = BytesMut::new();
+                body_buf = BytesMut::new();
             }
-            None => timeouts.keep_alive,
-        };
-        if wait != read_timeout {
-            stream.set_read_timeout(wait)?;
-            read_timeout = wait;
+            stream.wait_io();
         }
-        let read = if req_buf.is_empty() {
-            // Idle: nothing buffered, so nothing is kept while waiting; the first bytes land
-            // on the stack.
-            req_buf = BytesMut::new();
-            rsp_buf = BytesMut::new();
-            body_buf = BytesMut::new();
-            let mut first = [0u8; 1024];
-            stream.read(&mut first).map(|n| {
-                req_buf.extend_from_slice(&first[..n]);
-            })
-        } else {
-            reserve_buf(&mut req_buf);
-            let spare: &mut [u8] = unsafe { std::mem::transmute(req_buf.chunk_mut()) };
-            stream
-                .read(spare)
-                .map(|n| unsafe { req_buf.advance_mut(n) })
-        };
-        match read {
-            Ok(()) => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
-                if head_started.is_some() {
-                    return refuse_slow_head(stream, &mut rsp_buf, timeouts.header);
-                }
-                // Idle too long: close without a word.
-                stream.shutdown(std::net::Shutdown::Both).ok();
-                return Ok(());
-            }
-            Err(e) => return err(e),
-        }
-        // Zero bytes is the end of the stream: the next round answers what is buffered and
-        // closes.
     }
 }
 

@@ -1,6 +1,7 @@
 #[macro_use]
 extern crate log;
 
+mod clock;
 mod date;
 mod http_server;
 mod request;
