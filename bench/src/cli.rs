@@ -175,6 +175,29 @@ struct LoadArgs {
     overrides: Overrides,
 }
 
+impl LoadArgs {
+    /// The plan of a run or a sweep: the chosen targets (and those not built) and its output.
+    fn plan(
+        &self,
+        scenario: scenario::Scenario,
+        settings: scenario::Settings,
+        (targets, missing_targets): (Vec<Binary>, Vec<String>),
+        baseline: Binary,
+        out: &std::path::Path,
+    ) -> Plan {
+        Plan {
+            scenario,
+            settings,
+            targets,
+            missing_targets,
+            baseline,
+            verify: !self.no_verify,
+            out: out.to_path_buf(),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 struct RunArgs {
     #[command(flatten)]
@@ -564,16 +587,13 @@ fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     eprintln!("bench: starting the stack");
     let stack = Stack::start(&args.stack.stack_options())?;
     let (targets, missing_targets) = chosen_targets(&stack, &args.stack.targets)?;
-    let plan = Plan {
+    let plan = args.load.plan(
         scenario,
         settings,
-        targets,
-        missing_targets,
+        (targets, missing_targets),
         baseline,
-        verify: !args.load.no_verify,
-        out: out.clone(),
-        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    };
+        &out,
+    );
     eprintln!(
         "bench: {} ({}), {} via {}",
         plan.scenario.name, plan.scenario.summary, plan.settings.tool, plan.settings.via
@@ -777,16 +797,13 @@ fn sweep_command(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> 
         settings.tool
     );
     let plan = sweep::SweepPlan {
-        base: Plan {
+        base: args.load.plan(
             scenario,
             settings,
-            targets,
-            missing_targets,
+            (targets, missing_targets),
             baseline,
-            verify: !args.load.no_verify,
-            out: out.clone(),
-            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        },
+            &out,
+        ),
         varies,
         seed,
         slo_p99_ms: args.slo_p99_ms,

@@ -368,6 +368,17 @@ fn sigterm_answers_every_request_in_flight_then_exits_0(
         statuses.iter().all(|s| s == "200"),
         "requests in flight at SIGTERM: {statuses:?}"
     );
+    // Each answer is the connection's last, and says so: a keep-alive client sends nothing
+    // more, so nothing it sends is lost to the drain.
+    for response in responses.iter().flatten() {
+        ensure!(
+            response
+                .header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close")),
+            "an answer during the drain lacks Connection: close: {:?}",
+            response.headers
+        );
+    }
     let status = target
         .wait_exit(Duration::from_secs(10))
         .context("still running 10 s after SIGTERM with nothing in flight")?;

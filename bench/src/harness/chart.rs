@@ -25,6 +25,22 @@ fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("cannot draw the chart: {e:?}")
 }
 
+/// The legend in the upper left, then the file written.
+fn legend_and_present<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(plot_error)?;
+    root.present().map_err(plot_error)?;
+    Ok(())
+}
+
 /// Bars of 2xx req/s per row, with the Little's-law bound as a red tick above each bar that
 /// has one.
 pub fn throughput(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
@@ -312,15 +328,7 @@ pub fn knob_sweep(path: &Path, scenario: &str, vary: &Vary, rows: &[Row]) -> Res
             .draw_series(DashedLineSeries::new(bounds, 6, 4, color.stroke_width(1)))
             .map_err(plot_error)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(plot_error)?;
-    root.present().map_err(plot_error)?;
-    Ok(())
+    legend_and_present(&mut chart, &root)
 }
 
 /// A rate sweep: p50 (thin, dashed) and p99 (thick) against the offered rate, log scale of
@@ -430,15 +438,7 @@ pub fn rate_sweep(
             )
             .map_err(plot_error)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(plot_error)?;
-    root.present().map_err(plot_error)?;
-    Ok(())
+    legend_and_present(&mut chart, &root)
 }
 
 /// Which side a ratio A/B is on: B ahead (< 1.0), a tie to 1.3, A clearly ahead (≥ 1.3).

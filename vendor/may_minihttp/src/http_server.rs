@@ -273,7 +273,12 @@ fn each_connection_loop<T: HttpService>(stream: &mut TcpStream, mut service: T) 
             let head = req.method() == "HEAD";
             reserve_buf(&mut rsp_buf);
             let mut rsp = Response::new(&mut body_buf);
-            match service.call(req, &mut rsp) {
+            let result = service.call(req, &mut rsp);
+            // PATCH: once a drain has begun (checked when the answer is ready), the answer is
+            // the last one and says so (`Connection: close`), so that the client sends nothing
+            // more on this connection.
+            let keep_alive = keep_alive && !STOPPING.load(Ordering::Relaxed);
+            match result {
                 Ok(()) => response::encode(rsp, &mut rsp_buf, !keep_alive, head),
                 Err(e) => {
                     drop(rsp);
