@@ -68,10 +68,6 @@ impl<T> GuardedIo<T> {
         }
     }
 
-    pub fn get_ref(&self) -> &T {
-        &self.inner
-    }
-
     /// When the current phase times out, if it does.
     fn deadline(&self) -> Option<Instant> {
         match self.phase {

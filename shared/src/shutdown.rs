@@ -110,13 +110,12 @@ impl OpenConnections {
         Some(ConnectionGuard { registry: self, fd })
     }
 
-    /// How many connections are open.
-    pub fn len(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
+    /// Whether no connection is open.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// Starts the drain: no new registrations, and the read side of every open connection is

@@ -116,8 +116,18 @@ impl AsyncApp {
         })
     }
 
-    /// The reply to one request.
-    pub async fn respond(&self, method: &str, path: &str, query: Option<&str>) -> Reply {
+    /// The reply to one request. `has_transfer_encoding`: the framework let a request with a
+    /// `Transfer-Encoding` through, which the contract refuses (400, close) before any work.
+    pub async fn respond(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        has_transfer_encoding: bool,
+    ) -> Reply {
+        if let Some(refused) = crate::request::refuse_framing(has_transfer_encoding) {
+            return refused;
+        }
         match crate::plan(&self.defaults, method, path, query) {
             Work::Reply(reply) => reply,
             Work::FetchRow { id, delay_ms } => {

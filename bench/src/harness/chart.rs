@@ -218,17 +218,10 @@ pub fn latency(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
             )
             .map_err(plot_error)?;
     }
-    if !series.is_empty() {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(plot_error)?;
+    if series.is_empty() {
+        return root.present().map_err(plot_error);
     }
-    root.present().map_err(plot_error)?;
-    Ok(())
+    legend_and_present(&mut chart, &root)
 }
 
 /// A target's colour, the same in every sweep chart: by its place in `Binary::ALL`.

@@ -56,17 +56,47 @@ pub fn verify(stack: &Stack, targets: &[Binary]) -> Result<Vec<(Binary, String)>
     Ok(refused)
 }
 
-fn progress_bar(total: u64, show: bool) -> ProgressBar {
+/// The progress of `total` measurements (rounds, or a sweep's rows), with the time left.
+pub fn progress_bar(total: u64, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}, about {eta} left  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+impl Plan {
+    /// The targets refused by the contract checks, with why (none when not verifying).
+    pub fn refused(&self, stack: &Stack) -> Result<Vec<(Binary, String)>> {
+        if self.verify {
+            verify(stack, &self.targets)
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// The runner of this plan's cases, with pgbouncer in front when the plan asks for it.
+    pub fn runner<'a>(
+        &self,
+        stack: &'a Stack,
+        tool: &Tool,
+        interrupted: &'a AtomicBool,
+    ) -> Result<Runner<'a>> {
+        Runner::new(
+            stack,
+            tool.clone(),
+            &self.out.join("work"),
+            interrupted,
+            self.settings.pgbouncer.then_some(self.settings.sessions),
+        )
+    }
 }
 
 /// Versions of everything that shaped the numbers.
@@ -136,8 +166,9 @@ pub struct Outcome {
 pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> Result<Outcome> {
     let started = now();
     let cases = scenario::expand(&plan.scenario, &plan.settings, &plan.targets);
-    let refused = if plan.verify && plan.scenario.extra != Extra::Limits {
-        verify(stack, &plan.targets)?
+    // The limits rows measure no target: nothing to verify.
+    let refused = if plan.scenario.extra != Extra::Limits {
+        plan.refused(stack)?
     } else {
         Vec::new()
     };
@@ -146,13 +177,7 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
         .map(|c| u64::from(c.settings.rounds.max(1)))
         .sum();
     let bar = progress_bar(rounds, plan.progress);
-    let mut runner = Runner::new(
-        stack,
-        tool.clone(),
-        &plan.out.join("work"),
-        interrupted,
-        plan.settings.pgbouncer.then_some(plan.settings.sessions),
-    )?;
+    let mut runner = plan.runner(stack, &tool, interrupted)?;
     let bar_for_rounds = bar.clone();
     runner.on_round = Box::new(move |_| bar_for_rounds.inc(1));
     let mut rows = Vec::new();
@@ -239,10 +264,8 @@ pub fn compare(
         bail!("compare takes exactly two targets");
     };
     let started = now();
-    if plan.verify {
-        if let Some((binary, why)) = verify(stack, &plan.targets)?.first() {
-            bail!("{} is refused: {why}", binary.name());
-        }
+    if let Some((binary, why)) = plan.refused(stack)?.first() {
+        bail!("{} is refused: {why}", binary.name());
     }
     let settings = Settings {
         rounds: 1,
@@ -254,13 +277,7 @@ pub fn compare(
         settings: settings.clone(),
         group: String::new(),
     };
-    let runner = Runner::new(
-        stack,
-        tool.clone(),
-        &plan.out.join("work"),
-        interrupted,
-        settings.pgbouncer.then_some(settings.sessions),
-    )?;
+    let runner = plan.runner(stack, &tool, interrupted)?;
     let bar = progress_bar(u64::from(plan.settings.rounds) * 2, plan.progress);
     let mut rows = Vec::new();
     let mut pairs = Vec::new();

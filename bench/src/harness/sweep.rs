@@ -17,10 +17,8 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -31,7 +29,6 @@ use super::row::{set_relative, Row};
 use super::run::Plan;
 use super::scenario::{Case, Settings, Subject, Via};
 use super::tools::{Tool, ToolKind};
-use super::Runner;
 use crate::stack::Stack;
 
 /// A flag of `bench run` that a sweep can vary.
@@ -142,15 +139,6 @@ impl fmt::Display for Knob {
 pub enum Value {
     Number(u32),
     Word(String),
-}
-
-impl Value {
-    pub fn number(&self) -> Option<u32> {
-        match self {
-            Value::Number(n) => Some(*n),
-            Value::Word(_) => None,
-        }
-    }
 }
 
 impl fmt::Display for Value {
@@ -409,21 +397,6 @@ pub fn read_jsonl(dir: &Path) -> Result<Vec<Row>> {
         .collect()
 }
 
-fn progress_bar(total: u64, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows, about {eta} left  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
 /// Runs the sweep: every target at every point, rows appended to `results.jsonl` as they
 /// finish; `results.json`, `results.csv`, `report.md` and the charts at the end, and when
 /// interrupted.
@@ -442,21 +415,11 @@ pub fn sweep(
         Vec::new()
     };
     let skipped = rows.len();
-    let refused = if base.verify {
-        super::run::verify(stack, &base.targets)?
-    } else {
-        Vec::new()
-    };
+    let refused = base.refused(stack)?;
     let points = points(&plan.varies);
     let total = (points.len() * base.targets.len()) as u64;
-    let bar = progress_bar(total, base.progress);
-    let runner = Runner::new(
-        stack,
-        tool.clone(),
-        &base.out.join("work"),
-        interrupted,
-        base.settings.pgbouncer.then_some(base.settings.sessions),
-    )?;
+    let bar = super::run::progress_bar(total, base.progress);
+    let runner = base.runner(stack, &tool, interrupted)?;
     let mut jsonl = fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -21,7 +21,6 @@ use actix_web::http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, SERV
 use actix_web::http::KeepAlive;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use shared::request::refuse_framing;
 use shared::tokio_stack::{self, AsyncApp};
 use shared::{AppError, Binary, Config, Reply};
 
@@ -75,14 +74,16 @@ async fn serve(config: Config) -> Result<(), String> {
 async fn handle(app: web::Data<AsyncApp>, request: HttpRequest) -> HttpResponse {
     let reply = if head_len(&request) > shared::config::MAX_HEAD {
         Reply::error(&AppError::HeadersTooLarge).closing()
-    } else if let Some(refused) =
-        refuse_framing(request.headers().contains_key("transfer-encoding"))
-    {
-        refused
     } else {
         let query = Some(request.query_string()).filter(|q| !q.is_empty());
-        app.respond(request.method().as_str(), request.path(), query)
-            .await
+        let has_transfer_encoding = request.headers().contains_key("transfer-encoding");
+        app.respond(
+            request.method().as_str(),
+            request.path(),
+            query,
+            has_transfer_encoding,
+        )
+        .await
     };
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = HttpResponse::build(status);

@@ -16,13 +16,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use axum::serve::Listener;
 use axum::Router;
 use shared::guarded::GuardedIo;
-use shared::request::refuse_framing;
 use shared::tokio_stack::{self, AsyncApp};
 use shared::{Binary, Config, ConnLimits};
 use tokio::net::{TcpListener, TcpStream};
@@ -48,16 +47,17 @@ async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("server failed: {e}"))
 }
 
-async fn handle(
-    State(app): State<Arc<AsyncApp>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> impl IntoResponse {
-    let reply = match refuse_framing(headers.contains_key("transfer-encoding")) {
-        Some(refused) => refused,
-        None => app.respond(method.as_str(), uri.path(), uri.query()).await,
-    };
+async fn handle(State(app): State<Arc<AsyncApp>>, request: Request) -> impl IntoResponse {
+    let uri = request.uri();
+    let has_transfer_encoding = request.headers().contains_key("transfer-encoding");
+    let reply = app
+        .respond(
+            request.method().as_str(),
+            uri.path(),
+            uri.query(),
+            has_transfer_encoding,
+        )
+        .await;
     app.http_response(reply)
 }
 

@@ -24,7 +24,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use shared::request::refuse_framing;
 use shared::tokio_stack::{self, AsyncApp};
 use shared::{Binary, Config};
 
@@ -68,12 +67,14 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let uri = request.uri();
-    let reply = match refuse_framing(request.headers().contains_key("transfer-encoding")) {
-        Some(refused) => refused,
-        None => {
-            app.respond(request.method().as_str(), uri.path(), uri.query())
-                .await
-        }
-    };
+    let has_transfer_encoding = request.headers().contains_key("transfer-encoding");
+    let reply = app
+        .respond(
+            request.method().as_str(),
+            uri.path(),
+            uri.query(),
+            has_transfer_encoding,
+        )
+        .await;
     Ok(app.http_response(reply))
 }
