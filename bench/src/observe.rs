@@ -53,6 +53,19 @@ impl Observer {
         })
     }
 
+    /// Ends every session of `application_name` (`pg_terminate_backend`), as a failover or an
+    /// administrator would; returns how many there were.
+    pub fn terminate(&mut self, application_name: &str) -> Result<i64> {
+        let row = self.client.query_one(
+            &format!(
+                "{TAG} SELECT count(pg_terminate_backend(pid))
+                   FROM pg_stat_activity WHERE application_name = $1"
+            ),
+            &[&application_name],
+        )?;
+        Ok(row.get(0))
+    }
+
     /// The `b` of row `a`, to check a body against.
     pub fn row(&mut self, a: i32) -> Result<Option<String>> {
         Ok(self

@@ -110,6 +110,30 @@ fn counting_cases() -> Vec<Counting> {
             expected_peak: 20,
         });
     }
+    // Pipelined: one connection per worker, whatever the load and the pool size; PostgreSQL
+    // runs a connection's queries one at a time, so W sessions sleep at once.
+    for &binary in TARGETS.iter().filter(|b| b.is_tokio()) {
+        cases.push(Counting {
+            name: "pipelined_sleeps_once_per_worker",
+            binary,
+            flags: &[
+                ("--db-mode", "pipelined"),
+                ("--workers", "3"),
+                ("--pool-size", "20"),
+            ],
+            target: SLEEP_300,
+            requests: 20,
+            expected_peak: 3,
+        });
+        cases.push(Counting {
+            name: "pipelined_one_worker_serialises_sleeps",
+            binary,
+            flags: &[("--db-mode", "pipelined"), ("--workers", "1")],
+            target: SLEEP_300,
+            requests: 8,
+            expected_peak: 1,
+        });
+    }
     cases
 }
 
@@ -462,12 +486,28 @@ fn upstream_failures_are_502_and_504(world: &World, binary: Binary) -> Result<()
 /// The database restarts under a target with a full pool: every request afterwards succeeds
 /// (TechEmpower issue #8790: 13 of the top 20 frameworks did not recover by themselves).
 fn recovers_after_the_database_restarts(world: &World, binary: Binary) -> Result<()> {
+    recovers_after_a_restart_with(world, binary, &[])
+}
+
+/// The same with one pipelined connection per worker (tokio targets): each worker's
+/// connection is replaced without a process restart.
+fn pipelined_recovers_after_the_database_restarts(world: &World, binary: Binary) -> Result<()> {
+    recovers_after_a_restart_with(world, binary, &[("--db-mode", "pipelined")])
+}
+
+fn recovers_after_a_restart_with(
+    world: &World,
+    binary: Binary,
+    extra: &[(&str, &str)],
+) -> Result<()> {
     let stack = world.stack()?;
     if !stack.postgres.is_embedded() {
         eprintln!("  skipped: the database is not ours to restart");
         return Ok(());
     }
-    let target = stack.launch(binary, &flags(&[("--pool-size", "4"), ("--workers", "4")]))?;
+    let mut target_flags = vec![("--pool-size", "4"), ("--workers", "4")];
+    target_flags.extend_from_slice(extra);
+    let target = stack.launch(binary, &flags(&target_flags))?;
     // Open every pooled connection.
     let warm = checks::burst(target.addr, "/test?id=1&delay_ms=100", 4);
     ensure!(
@@ -493,6 +533,127 @@ fn recovers_after_the_database_restarts(world: &World, binary: Binary) -> Result
     ensure!(
         statuses.iter().all(|s| *s == 200),
         "concurrent requests after the restart: {statuses:?}"
+    );
+    Ok(())
+}
+
+/// Pipelined (tokio targets): the connections are ended under the target
+/// (`pg_terminate_backend`), some while queries are in flight on them; every request
+/// afterwards gets its row, and the target holds one connection per worker again, not more.
+fn pipelined_connections_are_replaced_when_killed(world: &World, binary: Binary) -> Result<()> {
+    let stack = world.stack()?;
+    let target = stack.launch(
+        binary,
+        &flags(&[("--db-mode", "pipelined"), ("--workers", "2")]),
+    )?;
+    let warm = checks::burst(target.addr, "/test?id=1&delay_ms=20", 8);
+    ensure!(
+        warm.iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.status == 200)),
+        "warm-up failed"
+    );
+    let mut observer = bench::observe::Observer::connect(stack.database_url())?;
+    // Killed while idle.
+    let killed = observer.terminate(binary.name())?;
+    ensure!(killed >= 1, "the target had no session to end");
+    for id in 1..=6 {
+        let response = client::get(target.addr, &format!("/test?id={id}"))?;
+        ensure!(
+            response.status == 200,
+            "request {id} after its connection was ended: {} {}",
+            response.status,
+            response.text()
+        );
+    }
+    // Killed while two requests sleep on them.
+    let addr = target.addr;
+    let in_flight = std::thread::spawn(move || checks::burst(addr, "/test?id=3&delay_ms=1000", 2));
+    wait_for_sleeping_sessions(stack.database_url(), binary, 1)?;
+    observer.terminate(binary.name())?;
+    let answered = in_flight
+        .join()
+        .map_err(|_| anyhow::anyhow!("request thread panicked"))?;
+    let statuses: Vec<u16> = answered
+        .iter()
+        .map(|r| r.as_ref().map_or(0, |r| r.status))
+        .collect();
+    ensure!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "requests in flight when their connection ended: {statuses:?} (a row or a 503, nothing else)"
+    );
+    let burst = checks::burst(target.addr, "/test?id=2&delay_ms=20", 8);
+    let statuses: Vec<u16> = burst
+        .iter()
+        .map(|r| r.as_ref().map_or(0, |r| r.status))
+        .collect();
+    ensure!(
+        statuses.iter().all(|s| *s == 200),
+        "concurrent requests after the connections were replaced: {statuses:?}"
+    );
+    let sessions = observer.sessions(binary.name())?.total;
+    ensure!(
+        sessions <= 2,
+        "{sessions} sessions after the replacement; pipelined with 2 workers holds at most 2"
+    );
+    Ok(())
+}
+
+/// The DB waiters of every model are served first come, first served: with one connection
+/// held by a long request, six more arrive 100 ms apart, and their answers must come back in
+/// the order they arrived (each runs 30 ms, one at a time). In pool mode the order is the
+/// pool's queue; pipelined, the order of the queries on the worker's connection.
+fn db_waiters_are_served_in_arrival_order(world: &World, binary: Binary) -> Result<()> {
+    served_in_arrival_order(world, binary, &[])
+}
+
+fn pipelined_waiters_are_served_in_arrival_order(world: &World, binary: Binary) -> Result<()> {
+    served_in_arrival_order(world, binary, &[("--db-mode", "pipelined")])
+}
+
+fn served_in_arrival_order(world: &World, binary: Binary, extra: &[(&str, &str)]) -> Result<()> {
+    const WAITERS: usize = 6;
+    let stack = world.stack()?;
+    // sync-pool needs a free worker per waiter; the others wait without a thread.
+    let workers = if binary == Binary::SyncPool { "8" } else { "1" };
+    let mut target_flags = vec![
+        ("--pool-size", "1"),
+        ("--workers", workers),
+        ("--pool-timeout-ms", "20000"),
+    ];
+    target_flags.extend_from_slice(extra);
+    let target = stack.launch(binary, &flags(&target_flags))?;
+    let addr = target.addr;
+    let holder = std::thread::spawn(move || client::get(addr, "/test?id=1&delay_ms=1500"));
+    wait_for_sleeping_sessions(stack.database_url(), binary, 1)?;
+    let finished = Arc::new(Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    for waiter in 1..=WAITERS {
+        let finished = finished.clone();
+        let mut conn = client::Conn::open(addr)?;
+        waiters.push(std::thread::spawn(move || -> Result<u16> {
+            let response = conn.get(&format!("/test?id={}&delay_ms=30", waiter + 1))?;
+            finished
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(waiter);
+            Ok(response.status)
+        }));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let held = holder
+        .join()
+        .map_err(|_| anyhow::anyhow!("request thread panicked"))??;
+    ensure!(held.status == 200, "the holding request: {}", held.status);
+    for waiter in waiters {
+        let status = waiter
+            .join()
+            .map_err(|_| anyhow::anyhow!("request thread panicked"))??;
+        ensure!(status == 200, "a waiter got {status}");
+    }
+    let order = finished.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    ensure!(
+        order == (1..=WAITERS).collect::<Vec<_>>(),
+        "waiters that arrived in the order 1..={WAITERS} were served as {order:?}"
     );
     Ok(())
 }
@@ -526,6 +687,15 @@ fn run_counting(world: &World, case: &Counting) -> Result<()> {
             took < serial / 2,
             "{} overlapping requests took {took:?}, not well under the serial {serial:?}",
             case.requests
+        );
+    }
+    if case.flags.contains(&("--db-mode", "pipelined")) {
+        ensure!(
+            burst.db.sessions == case.expected_peak,
+            "pipelined with {:?}: {} sessions open at the peak, expected one per worker ({})",
+            case.flags,
+            burst.db.sessions,
+            case.expected_peak
         );
     }
     ensure!(
@@ -693,7 +863,7 @@ fn main() {
             ));
         }
         // Each starts its own instance with the flags it needs.
-        let special: [(&str, TargetTest); 8] = [
+        let special: [(&str, TargetTest); 9] = [
             (
                 "repeated_connection_storms_reach_a_steady_state",
                 repeated_connection_storms_reach_a_steady_state,
@@ -723,8 +893,31 @@ fn main() {
                 "recovers_after_the_database_restarts",
                 recovers_after_the_database_restarts,
             ),
+            (
+                "db_waiters_are_served_in_arrival_order",
+                db_waiters_are_served_in_arrival_order,
+            ),
         ];
-        for (name, test) in special {
+        let pipelined: [(&str, TargetTest); 3] = [
+            (
+                "pipelined_connections_are_replaced_when_killed",
+                pipelined_connections_are_replaced_when_killed,
+            ),
+            (
+                "pipelined_recovers_after_the_database_restarts",
+                pipelined_recovers_after_the_database_restarts,
+            ),
+            (
+                "pipelined_waiters_are_served_in_arrival_order",
+                pipelined_waiters_are_served_in_arrival_order,
+            ),
+        ];
+        let pipelined = if binary.is_tokio() {
+            &pipelined[..]
+        } else {
+            &[]
+        };
+        for &(name, test) in special.iter().chain(pipelined) {
             trials.push(trial(&world, format!("{binary}::{name}"), move |w| {
                 test(w, binary)
             }));

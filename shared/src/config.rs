@@ -53,6 +53,14 @@ impl Binary {
         Binary::ALL.into_iter().find(|b| b.name() == name)
     }
 
+    /// The three async targets on tokio (and tokio-postgres).
+    pub fn is_tokio(self) -> bool {
+        matches!(
+            self,
+            Binary::TokioAxum | Binary::TokioActix | Binary::TokioHyper
+        )
+    }
+
     /// One line on the concurrency model, for `--help` and reports.
     pub fn model(self) -> &'static str {
         match self {
@@ -113,6 +121,45 @@ impl Backend {
             "upstream" => Some(Backend::Upstream),
             _ => None,
         }
+    }
+}
+
+/// How the tokio targets reach PostgreSQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DbMode {
+    /// A pool of `--pool-size` connections; a request holds one for its query.
+    Pool,
+    /// One connection per worker thread, shared by its tasks: their queries are pipelined on
+    /// it (the design of the fastest TechEmpower entries). `--pool-size` is not used.
+    Pipelined,
+}
+
+impl DbMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DbMode::Pool => "pool",
+            DbMode::Pipelined => "pipelined",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DbMode> {
+        match name {
+            "pool" => Some(DbMode::Pool),
+            "pipelined" => Some(DbMode::Pipelined),
+            _ => None,
+        }
+    }
+
+    /// Whether `binary` can run in this mode: every target pools, only the tokio targets
+    /// pipeline (their driver, tokio-postgres, pipelines concurrent queries on one client).
+    pub fn supported_by(self, binary: Binary) -> bool {
+        self == DbMode::Pool || binary.is_tokio()
+    }
+}
+
+impl fmt::Display for DbMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -184,6 +231,11 @@ struct Flags {
     /// milliseconds, then exit 0. A second signal exits at once.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
     shutdown_timeout_ms: u64,
+
+    /// tokio targets: `pool`, or `pipelined` (one connection per worker thread, its tasks'
+    /// queries pipelined on it). The other targets only pool.
+    #[arg(long, env = "DB_MODE", value_enum, default_value_t = DbMode::Pool)]
+    db_mode: DbMode,
 }
 
 /// The validated configuration of one target process.
@@ -203,6 +255,8 @@ pub struct Config {
     pub limits: ConnLimits,
     /// How long a SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Pooled or pipelined DB connections (tokio targets).
+    pub db_mode: DbMode,
 }
 
 /// The connection rules that every target keeps, whatever its HTTP layer (the contract's
@@ -267,7 +321,16 @@ impl Config {
             .name(binary.name())
             .bin_name(binary.name())
             .about(format!("{}: {}", binary.name(), binary.model()));
-        let flags = Flags::from_arg_matches(&command.try_get_matches_from(args)?)?;
+        let flags = Flags::from_arg_matches(&command.clone().try_get_matches_from(args)?)?;
+        if !flags.db_mode.supported_by(binary) {
+            return Err(command.clone().error(
+                clap::error::ErrorKind::ValueValidation,
+                format!(
+                    "invalid value '{}' for '--db-mode <DB_MODE>': {} only pools its DB connections; pipelined is for tokio-axum, tokio-actix and tokio-hyper",
+                    flags.db_mode, binary
+                ),
+            ));
+        }
         let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let workers = flags
             .workers
@@ -295,6 +358,7 @@ impl Config {
                     .then(|| Duration::from_millis(flags.keep_alive_timeout_ms)),
             },
             shutdown_timeout: Duration::from_millis(flags.shutdown_timeout_ms),
+            db_mode: flags.db_mode,
         })
     }
 
@@ -304,13 +368,19 @@ impl Config {
             Binary::SyncThread => format!(" max-threads={}", self.max_threads),
             _ => String::new(),
         };
+        let db = match self.db_mode {
+            DbMode::Pool => format!("pool-size={}", self.pool_size),
+            DbMode::Pipelined => format!(
+                "db-mode=pipelined ({} connections, one per worker; pool-size unused)",
+                self.workers
+            ),
+        };
         format!(
-            "{} listening on http://{} ({}); workers={} pool-size={} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}",
+            "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}",
             self.binary,
             self.listen,
             self.binary.model(),
             self.workers,
-            self.pool_size,
             self.pool_timeout.as_millis(),
             self.defaults.backend.name(),
             self.defaults.delay_ms,
@@ -539,6 +609,34 @@ mod tests {
         assert_eq!(config.upstream.target(5), "/upstream?delay_ms=5");
         assert_eq!(config.limits, ConnLimits::default());
         assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(config.db_mode, DbMode::Pool);
+    }
+
+    #[test]
+    fn only_the_tokio_targets_pipeline() {
+        for binary in Binary::ALL {
+            let parsed = parse(binary, &["--db-mode", "pipelined"]);
+            if binary.is_tokio() {
+                assert_eq!(parsed.unwrap().db_mode, DbMode::Pipelined);
+            } else {
+                let message = parsed.unwrap_err();
+                assert!(message.contains("--db-mode"), "{message}");
+                assert!(message.contains(binary.name()), "{message}");
+                assert!(!message.contains('\n'), "{message}");
+            }
+            assert_eq!(
+                parse(binary, &["--db-mode", "pool"]).unwrap().db_mode,
+                DbMode::Pool
+            );
+        }
+        let config = parse(
+            Binary::TokioHyper,
+            &["--db-mode", "pipelined", "--workers", "3"],
+        );
+        assert!(config
+            .unwrap()
+            .summary()
+            .contains("db-mode=pipelined (3 connections"));
     }
 
     #[test]
@@ -581,6 +679,7 @@ mod tests {
             (&["--delay-ms", "10001"][..], "--delay-ms"),
             (&["--delay-ms", "+5"][..], "--delay-ms"),
             (&["--backend", "redis"][..], "--backend"),
+            (&["--db-mode", "sharded"][..], "--db-mode"),
             (&["--listen", "localhost"][..], "--listen"),
             (&["--database-url", "mysql://x"][..], "--database-url"),
             (&["--upstream-url", "https://x/"][..], "--upstream-url"),

@@ -38,7 +38,9 @@ pub mod pg;
 #[cfg(feature = "tokio")]
 pub mod tokio_stack;
 
-pub use config::{Backend, Binary, Config, ConnLimits, DatabaseUrl, RequestDefaults, UpstreamUrl};
+pub use config::{
+    Backend, Binary, Config, ConnLimits, DatabaseUrl, DbMode, RequestDefaults, UpstreamUrl,
+};
 pub use error::AppError;
 pub use render::Row;
 pub use request::{plan, Reply, UpstreamReply, Work};

@@ -1,9 +1,12 @@
 //! The async I/O that tokio-axum, tokio-actix and tokio-hyper share: a `deadpool-postgres` pool
-//! and a pooled keep-alive hyper-util client. The three targets differ only in their HTTP
+//! (or, with `--db-mode pipelined`, one pipelined connection per worker thread) and a pooled
+//! keep-alive hyper-util client. The three targets differ only in their HTTP
 //! layer and runtime layout; how a request waits for PostgreSQL or nginx is this module.
 
 use std::future::Future;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,7 +22,7 @@ use crate::error::{one_line, with_causes, AppError};
 use crate::guarded::GuardedIo;
 use crate::request::{Reply, UpstreamReply, Work};
 use crate::upstream::upstream_timeout;
-use crate::{pg, sql, Config, ConnLimits, RequestDefaults, Row, UpstreamUrl};
+use crate::{pg, sql, Config, ConnLimits, DbMode, RequestDefaults, Row, UpstreamUrl};
 
 /// Runs `serve(config)` on a tokio multi-thread runtime with `--workers` worker threads, the
 /// layout of tokio-axum and tokio-hyper, and turns a start-up failure into a message and a
@@ -85,7 +88,7 @@ pub fn shutdown_signal(config: &Config) -> Result<impl Future<Output = ()>, Stri
 /// Binds the listener, prints the start-up line, and checks the database in the background.
 pub async fn start(
     config: &Config,
-    app: &std::sync::Arc<AsyncApp>,
+    app: &Arc<AsyncApp>,
 ) -> Result<tokio::net::TcpListener, String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -173,16 +176,51 @@ impl AsyncApp {
     }
 }
 
+/// How a tokio target reaches PostgreSQL (`--db-mode`).
+pub enum Database {
+    /// A request holds one of `--pool-size` connections for its query.
+    Pooled(Pooled),
+    /// W connections (W = `--workers`), taken in turn; a request sends its query behind the
+    /// queries already sent on its connection.
+    Pipelined(Pipelined),
+}
+
+impl Database {
+    pub fn new(config: &Config) -> Result<Database, String> {
+        Ok(match config.db_mode {
+            DbMode::Pool => Database::Pooled(Pooled::new(config)?),
+            DbMode::Pipelined => Database::Pipelined(Pipelined::new(config)),
+        })
+    }
+
+    /// Opens one connection (or checks one out), so that a wrong URL or a stopped database is
+    /// reported at start-up.
+    pub async fn connect(&self) -> Result<(), AppError> {
+        match self {
+            Database::Pooled(pool) => pool.connect().await,
+            Database::Pipelined(pipelined) => pipelined.connect().await,
+        }
+    }
+
+    /// One row, with `delay_ms` of `pg_sleep` in the same statement.
+    pub async fn fetch_row(&self, id: i32, delay_ms: u32) -> Result<Row, AppError> {
+        match self {
+            Database::Pooled(pool) => pool.fetch_row(id, delay_ms).await,
+            Database::Pipelined(pipelined) => pipelined.fetch_row(id, delay_ms).await,
+        }
+    }
+}
+
 /// The `deadpool-postgres` pool: at most `--pool-size` connections, a wait of at most
 /// `--pool-timeout-ms` for one (then 503). Connections are opened on first use.
-pub struct Database {
+pub struct Pooled {
     pool: Pool,
     timeout: Duration,
     max_size: usize,
 }
 
-impl Database {
-    pub fn new(config: &Config) -> Result<Database, String> {
+impl Pooled {
+    pub fn new(config: &Config) -> Result<Pooled, String> {
         let manager = Manager::from_config(
             pg::driver_config(config),
             NoTls,
@@ -200,7 +238,7 @@ impl Database {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| format!("cannot build the DB pool: {e}"))?;
-        Ok(Database {
+        Ok(Pooled {
             pool,
             timeout: config.pool_timeout,
             max_size: config.pool_size,
@@ -256,6 +294,154 @@ impl Database {
             )),
             PoolError::Backend(e) => pg::map_error(&e),
             other => AppError::DbUnavailable(one_line(other)),
+        }
+    }
+}
+
+/// `--db-mode pipelined`: as many tokio-postgres connections as worker threads, the design of
+/// the fastest TechEmpower entries. A request sends its query on a connection without waiting
+/// for the queries before it to finish: tokio-postgres writes each query as soon as it is
+/// asked, and hands the answers back in order. There is no pool wait and no checkout; but
+/// PostgreSQL runs a connection's queries one after another, so a `pg_sleep` holds up every
+/// query behind it on that connection.
+///
+/// Requests take the connections in turn. (Binding a connection to the worker thread a task
+/// runs on, as the thread-per-core servers do, leaves connections unused on a work-stealing
+/// runtime: a worker that is never woken for a request never queries. In turn, the W
+/// connections carry equal shares on every runtime.) A connection found closed is replaced on
+/// the next query; the query that found it closed is sent once more on the new connection (it
+/// only reads).
+pub struct Pipelined {
+    config: tokio_postgres::Config,
+    slots: Box<[Slot]>,
+    next_slot: AtomicUsize,
+    timeout: Duration,
+}
+
+/// One of the W connections, opened on first use and replaced when it closes.
+struct Slot {
+    session: std::sync::Mutex<Option<Arc<Session>>>,
+    /// Held while the connection is (re)opened, so that the other requests given this slot
+    /// wait for that one connection instead of opening their own.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// An open connection with both statements prepared on it.
+struct Session {
+    client: tokio_postgres::Client,
+    select_row: tokio_postgres::Statement,
+    select_row_after_sleep: tokio_postgres::Statement,
+}
+
+impl Slot {
+    /// The open connection, if there is one.
+    fn current(&self) -> Option<Arc<Session>> {
+        let session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        session.clone().filter(|s| !s.client.is_closed())
+    }
+
+    /// Forgets `closed`, unless another task has replaced it already.
+    fn forget(&self, closed: &Arc<Session>) {
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if session.as_ref().is_some_and(|s| Arc::ptr_eq(s, closed)) {
+            *session = None;
+        }
+    }
+}
+
+impl Pipelined {
+    pub fn new(config: &Config) -> Pipelined {
+        let slots = (0..config.workers)
+            .map(|_| Slot {
+                session: std::sync::Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
+            })
+            .collect();
+        Pipelined {
+            config: pg::driver_config(config),
+            slots,
+            next_slot: AtomicUsize::new(0),
+            timeout: config.pool_timeout,
+        }
+    }
+
+    /// The next connection in turn.
+    fn slot(&self) -> &Slot {
+        let index = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        &self.slots[index % self.slots.len()]
+    }
+
+    /// Opens the first connection: the database is checked, and the first request finds it
+    /// ready.
+    pub async fn connect(&self) -> Result<(), AppError> {
+        self.session(&self.slots[0]).await.map(drop)
+    }
+
+    /// The slot's connection, opened now if it has none or it closed.
+    async fn session(&self, slot: &Slot) -> Result<Arc<Session>, AppError> {
+        if let Some(session) = slot.current() {
+            return Ok(session);
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(session) = slot.current() {
+            return Ok(session);
+        }
+        let session = Arc::new(self.open().await?);
+        *slot.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Connects and prepares both statements, within `--pool-timeout-ms`.
+    async fn open(&self) -> Result<Session, AppError> {
+        let open = async {
+            let (client, connection) = self.config.connect(NoTls).await?;
+            // The connection's own task writes the queries and reads the answers; it ends
+            // when the server closes the connection, which `is_closed` then reports.
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            let (select_row, select_row_after_sleep) = tokio::try_join!(
+                client.prepare(sql::SELECT_ROW),
+                client.prepare(sql::SELECT_ROW_AFTER_SLEEP)
+            )?;
+            Ok::<_, tokio_postgres::Error>(Session {
+                client,
+                select_row,
+                select_row_after_sleep,
+            })
+        };
+        match tokio::time::timeout(self.timeout, open).await {
+            Ok(Ok(session)) => Ok(session),
+            Ok(Err(e)) => Err(pg::map_error(&e)),
+            Err(_) => Err(AppError::DbUnavailable(format!(
+                "no connection within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// One row, queried on the next connection, behind whatever was sent on it before.
+    pub async fn fetch_row(&self, id: i32, delay_ms: u32) -> Result<Row, AppError> {
+        let slot = self.slot();
+        let mut retried = false;
+        loop {
+            let session = self.session(slot).await?;
+            let found = if delay_ms == 0 {
+                session.client.query_opt(&session.select_row, &[&id]).await
+            } else {
+                let seconds = sql::sleep_seconds(delay_ms);
+                let statement = &session.select_row_after_sleep;
+                session.client.query_opt(statement, &[&id, &seconds]).await
+            };
+            match found {
+                Err(_) if session.client.is_closed() && !retried => {
+                    slot.forget(&session);
+                    retried = true;
+                }
+                Err(e) => return Err(pg::map_error(&e)),
+                Ok(None) => return Err(AppError::NoSuchRow(id)),
+                Ok(Some(row)) => return pg::to_row(&row),
+            }
         }
     }
 }

@@ -5,7 +5,9 @@
 //!   worker it was given (no work stealing).
 //! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
 //!   the worker to another request.
-//! - Bound: `--pool-size` DB connections, shared by all workers.
+//! - Bound: `--pool-size` DB connections, shared by all workers; or, with `--db-mode
+//!   pipelined`, `--workers` connections taken in turn, each query pipelined behind the ones
+//!   already sent on it.
 //! - Python analog: gunicorn with async workers (one event loop per worker process).
 //! - Shutdown: actix's graceful stop, started by the shared signal thread: the acceptor
 //!   stops, and the workers finish their connections.

@@ -4,7 +4,9 @@
 //!   future on it, scheduled by work stealing.
 //! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
 //!   the worker thread to another task.
-//! - Bound: `--pool-size` DB connections; the number of tasks is unbounded.
+//! - Bound: `--pool-size` DB connections; the number of tasks is unbounded. With `--db-mode
+//!   pipelined`, `--workers` connections taken in turn, each query pipelined behind the ones
+//!   already sent on it.
 //! - Python analog: aiohttp, or Starlette on uvicorn.
 //! - Shutdown: axum's graceful shutdown: SIGTERM stops the accept loop, idle connections
 //!   close, and `serve` returns once the requests in flight are answered.

@@ -4,7 +4,9 @@
 //!   future on it.
 //! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
 //!   the worker thread to another task.
-//! - Bound: `--pool-size` DB connections; the number of tasks is unbounded.
+//! - Bound: `--pool-size` DB connections; the number of tasks is unbounded. With `--db-mode
+//!   pipelined`, `--workers` connections taken in turn, each query pipelined behind the ones
+//!   already sent on it.
 //! - Python analog: aiohttp.web's low layer (or a raw asyncio protocol).
 //! - Shutdown: SIGTERM ends the accept loop; hyper-util's `GracefulShutdown` asks every
 //!   connection to close once its request in flight is answered, and waits for them.
