@@ -89,6 +89,10 @@ pub struct Overrides {
     /// Pin the target to CPU 0 and the load tool to the other CPUs.
     #[arg(long)]
     pub pin: bool,
+    /// The tokio targets' DB connections: a pool, or one pipelined connection per worker
+    /// (the other targets only pool, and are left out in pipelined mode).
+    #[arg(long, value_enum)]
+    pub db_mode: Option<shared::DbMode>,
     /// Rounds per target; rows keep the median and the min–max.
     #[arg(long)]
     pub rounds: Option<u32>,
@@ -138,6 +142,9 @@ impl Overrides {
         if let Some(v) = self.rounds {
             settings.rounds = v.max(1);
         }
+        if let Some(v) = self.db_mode {
+            settings.db_mode = v;
+        }
         if let Some(v) = self.rows {
             settings.rows = v;
         }
@@ -182,7 +189,7 @@ impl LoadArgs {
         scenario: scenario::Scenario,
         settings: scenario::Settings,
         (targets, missing_targets): (Vec<Binary>, Vec<String>),
-        baseline: Binary,
+        baseline: String,
         out: &std::path::Path,
     ) -> Plan {
         Plan {
@@ -204,9 +211,10 @@ struct RunArgs {
     stack: StackArgs,
     #[command(flatten)]
     load: LoadArgs,
-    /// The target every row's `relative` is measured against.
-    #[arg(long, default_value = "sync-pool")]
-    baseline: String,
+    /// The target every row's `relative` is measured against, or `pgbench` [default:
+    /// sync-pool; leaderboard: pgbench].
+    #[arg(long)]
+    baseline: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -228,8 +236,9 @@ struct SweepArgs {
     #[command(flatten)]
     load: LoadArgs,
     /// A knob and its values, e.g. delay-ms=0,10,20 (repeatable; every combination is a
-    /// point). Knobs: delay-ms, connections, pool-size, workers, rate, backend, via. A sweep
-    /// preset (flip-map, capacity, sessions) brings its own.
+    /// point). Knobs: delay-ms, connections, pool-size, workers, rate, backend, via, db-mode. A sweep
+    /// preset (flip-map, capacity, sessions) brings its own; --vary replaces a preset's knob of
+    /// the same name and adds any other.
     #[arg(long, value_name = "KNOB=V1,V2,…", value_parser = sweep::parse_vary)]
     vary: Vec<sweep::Vary>,
     /// The latency objective of the capacity: the highest offered rate with p99 within it.
@@ -536,6 +545,22 @@ fn print_scenarios() {
     println!("\nOverride any parameter with flags, e.g. `bench run --scenario grinberg --duration 30s --rounds 3`.");
 }
 
+/// The name every row's `relative` divides by: the one asked for (a target, or `pgbench` in a
+/// preset with pgbench rows), or the preset's own: pgbench for the leaderboard, else
+/// sync-pool.
+fn baseline_for(scenario: &scenario::Scenario, asked: Option<&str>) -> Result<String> {
+    let has_pgbench = matches!(
+        scenario.extra,
+        scenario::Extra::Leaderboard(_) | scenario::Extra::Limits
+    );
+    match asked {
+        Some("pgbench") if has_pgbench => Ok("pgbench".into()),
+        Some(name) => Ok(parse_targets(&[name.to_string()])?[0].name().to_string()),
+        None if matches!(scenario.extra, scenario::Extra::Leaderboard(_)) => Ok("pgbench".into()),
+        None => Ok(Binary::SyncPool.name().to_string()),
+    }
+}
+
 /// The targets to run: the ones named, or every built one (the rest are listed as missing).
 fn chosen_targets(stack: &Stack, names: &[String]) -> Result<(Vec<Binary>, Vec<String>)> {
     let built = harness::built_targets(stack.bin_dir());
@@ -581,12 +606,24 @@ fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             scenario.name
         );
     }
-    let baseline = parse_targets(std::slice::from_ref(&args.baseline))?[0];
+    let baseline = baseline_for(&scenario, args.baseline.as_deref())?;
     parse_targets(&args.stack.targets)?;
     let out = report::out_dir(args.load.out.as_deref(), scenario.name)?;
     eprintln!("bench: starting the stack");
     let stack = Stack::start(&args.stack.stack_options())?;
     let (targets, missing_targets) = chosen_targets(&stack, &args.stack.targets)?;
+    let pooling: Vec<&str> = targets
+        .iter()
+        .filter(|b| !settings.db_mode.supported_by(**b))
+        .map(|b| b.name())
+        .collect();
+    if !pooling.is_empty() {
+        eprintln!(
+            "bench: --db-mode {} is for the tokio targets; left out: {}",
+            settings.db_mode,
+            pooling.join(", ")
+        );
+    }
     let plan = args.load.plan(
         scenario,
         settings,
@@ -648,7 +685,7 @@ fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         settings,
         targets: targets.clone(),
         missing_targets: Vec::new(),
-        baseline: targets[1],
+        baseline: targets[1].name().to_string(),
         verify: !args.load.no_verify,
         out: out.clone(),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -703,6 +740,7 @@ fn knobs_set_by_flags(overrides: &Overrides) -> Vec<sweep::Knob> {
         (Knob::Rate, overrides.rate.is_some()),
         (Knob::Backend, overrides.backend.is_some()),
         (Knob::Via, overrides.via.is_some()),
+        (Knob::DbMode, overrides.db_mode.is_some()),
     ]
     .into_iter()
     .filter_map(|(knob, set)| set.then_some(knob))
@@ -715,15 +753,20 @@ fn sweep_command(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> 
         scenario::Extra::Sweep { vary, targets } => (vary, targets),
         _ => (&[][..], &[][..]),
     };
-    let varies = if args.vary.is_empty() {
-        preset_vary
-            .iter()
-            .map(|v| sweep::parse_vary(v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("preset {}: {e}", scenario.name))?
-    } else {
-        args.vary.clone()
-    };
+    // The preset's knobs, each replaced by a --vary of the same knob; other --vary knobs are
+    // added (e.g. `--scenario sessions --vary db-mode=pool,pipelined`).
+    sweep::check_distinct(&args.vary).map_err(UsageError)?;
+    let mut varies = preset_vary
+        .iter()
+        .map(|v| sweep::parse_vary(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("preset {}: {e}", scenario.name))?;
+    for vary in &args.vary {
+        match varies.iter_mut().find(|v| v.knob == vary.knob) {
+            Some(preset) => *preset = vary.clone(),
+            None => varies.push(vary.clone()),
+        }
+    }
     if varies.is_empty() {
         return Err(UsageError(format!(
             "nothing to sweep: give --vary KNOB=V1,V2,… ({} is not a sweep preset)",
@@ -746,7 +789,9 @@ fn sweep_command(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> 
     settings.tool = sweep::tool_for(&varies, args.load.tool, settings.tool)?;
     settings.tool.check_rate(settings.rate)?;
     let tool = tools::locate(settings.tool)?;
-    let baseline = parse_targets(std::slice::from_ref(&args.baseline))?[0];
+    let baseline = parse_targets(std::slice::from_ref(&args.baseline))?[0]
+        .name()
+        .to_string();
     let heatmaps = args
         .heatmap
         .iter()

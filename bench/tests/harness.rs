@@ -623,6 +623,131 @@ fn a_rate_beyond_the_machine_is_saturated_and_caps_the_capacity() {
     parse_svg(&dir.join("rate.svg"));
 }
 
+/// The leaderboard: each tokio target pooled and pipelined beside pgbench at each client
+/// count, one group per count, every row measured against pgbench. Pipelined holds one DB
+/// session per worker thread whatever the clients; the pool at most its 16.
+#[test]
+fn the_leaderboard_sets_pool_and_pipelined_beside_pgbench() {
+    let _guard = lock();
+    let dir = out_dir("leaderboard");
+    let output = bench(&[
+        "run",
+        "--scenario",
+        "leaderboard",
+        "--targets",
+        "tokio-hyper",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--no-verify",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("vs pgbench"));
+    let results = read_json(&dir.join("results.json"));
+    let rows = results["results"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        9,
+        "3 client counts × (pool, pipelined, pgbench)"
+    );
+    let workers = std::thread::available_parallelism().unwrap().get() as i64;
+    for c in [16, 64, 256] {
+        let group = format!("c={c}");
+        let row = |label: &str| {
+            rows.iter()
+                .find(|r| r["target"] == format!("{label} {group}"))
+                .unwrap_or_else(|| panic!("no row {label} {group}"))
+        };
+        let (pool, pipelined, pgbench) = (
+            row("tokio-hyper pool"),
+            row("tokio-hyper pipelined"),
+            row("pgbench"),
+        );
+        for r in [pool, pipelined, pgbench] {
+            assert_eq!(r["status"], "ok", "{r}");
+            assert_eq!(r["group"], group.as_str());
+            assert_eq!(r["config"]["connections"], c);
+            assert_eq!(r["config"]["delay_ms"], 0);
+        }
+        assert_eq!(pgbench["relative"].as_f64(), Some(1.0));
+        assert_eq!(
+            pgbench["db_sessions_peak"], c,
+            "one session per pgbench client"
+        );
+        assert!(pool["relative"].as_f64().unwrap() > 0.0);
+        assert_eq!(pipelined["config"]["db_mode"], "pipelined");
+        assert_eq!(pool["config"]["db_mode"], "pool");
+        let flags = pipelined["flags"].to_string();
+        assert!(flags.contains("--db-mode pipelined"), "{flags}");
+        let sessions = pipelined["db_sessions_peak"].as_i64().unwrap();
+        assert!(
+            (1..=workers).contains(&sessions),
+            "pipelined at {group}: {sessions} sessions, one per worker ({workers}) at most"
+        );
+        let sessions = pool["db_sessions_peak"].as_i64().unwrap();
+        assert!((1..=16).contains(&sessions), "pool at {group}: {sessions}");
+    }
+}
+
+/// A sweep over `db-mode` pipelines only the tokio targets: the others have a row at `pool`
+/// alone.
+#[test]
+fn a_db_mode_sweep_pipelines_only_the_tokio_targets() {
+    let _guard = lock();
+    let dir = out_dir("sweep-db-mode");
+    let output = bench(&[
+        "sweep",
+        "--scenario",
+        "quick",
+        "--targets",
+        "sync-pool,tokio-axum",
+        "--vary",
+        "db-mode=pool,pipelined",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--no-verify",
+        "--seed",
+        "3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    let rows = jsonl_rows(&dir);
+    let mut seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], "ok", "{r}");
+            assert_eq!(r["point"]["db-mode"], r["config"]["db_mode"]);
+            (
+                r["target"].as_str().unwrap().to_string(),
+                r["point"]["db-mode"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = [
+        ("sync-pool", "pool"),
+        ("tokio-axum", "pipelined"),
+        ("tokio-axum", "pool"),
+    ]
+    .map(|(t, m)| (t.to_string(), m.to_string()));
+    assert_eq!(seen, expected);
+    let pipelined = rows
+        .iter()
+        .find(|r| r["point"]["db-mode"] == "pipelined")
+        .unwrap();
+    // quick runs the async targets with 2 workers: 2 pipelined connections at most.
+    assert!(
+        pipelined["db_sessions_peak"].as_i64().unwrap() <= 2,
+        "{pipelined}"
+    );
+}
+
 /// A bad --vary exits 2 with a message naming it; a knob in --vary and as its own flag is an
 /// error, not a silent override.
 #[test]
@@ -636,6 +761,7 @@ fn bad_vary_exits_2_and_names_what_is_wrong() {
             "delay-ms",
         ),
         (&["--vary", "rate=1", "--vary", "rate=2"][..], "rate"),
+        (&["--vary", "db-mode=pool,sharded"][..], "sharded"),
     ] {
         let mut all = vec!["sweep", "--scenario", "quick"];
         all.extend_from_slice(args);

@@ -125,9 +125,10 @@ impl Backend {
 }
 
 /// How the tokio targets reach PostgreSQL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum DbMode {
     /// A pool of `--pool-size` connections; a request holds one for its query.
+    #[default]
     Pool,
     /// One connection per worker thread, shared by its tasks: their queries are pipelined on
     /// it (the design of the fastest TechEmpower entries). `--pool-size` is not used.

@@ -3,7 +3,6 @@
 //! measured (the round closest to the median throughput gives the latencies and resources).
 
 use serde::{Deserialize, Serialize};
-use shared::Binary;
 
 use super::scenario::{self, Case, Settings, Subject};
 use super::tools::{Measurement, Tool};
@@ -105,6 +104,15 @@ fn per_request(cpu_s: Option<f64>, answered: u64) -> Option<f64> {
 }
 
 impl Row {
+    /// What was measured: the target's binary, or `pgbench` / `nginx-static` (the first word of
+    /// the label of a row without a target).
+    pub fn subject_name(&self) -> &str {
+        match &self.binary {
+            Some(binary) => binary,
+            None => self.target.split_whitespace().next().unwrap_or(""),
+        }
+    }
+
     /// The row of `case` from its rounds (none when it failed before the first ended).
     pub fn build(case: &Case, tool: &Tool, rounds: Vec<Round>, failure: Option<String>) -> Row {
         let s = &case.settings;
@@ -258,11 +266,12 @@ impl Spread {
     }
 }
 
-/// Fills in `relative`: each row's throughput over the baseline's in its group.
-pub fn set_relative(rows: &mut [Row], baseline: Binary) {
+/// Fills in `relative`: each row's throughput over the baseline's in its group. The baseline
+/// is a target's name, or `pgbench` ([`Row::subject_name`]).
+pub fn set_relative(rows: &mut [Row], baseline: &str) {
     let bases: Vec<(String, f64)> = rows
         .iter()
-        .filter(|r| r.binary.as_deref() == Some(baseline.name()) && r.is_ok())
+        .filter(|r| r.subject_name() == baseline && r.is_ok())
         .map(|r| (r.group.clone(), r.requests_per_sec))
         .collect();
     for row in rows.iter_mut() {
@@ -278,6 +287,7 @@ pub fn set_relative(rows: &mut [Row], baseline: Binary) {
 mod tests {
     use super::*;
     use crate::harness::tools::ToolKind;
+    use shared::Binary;
 
     fn tool() -> Tool {
         Tool {
@@ -348,7 +358,7 @@ mod tests {
         let base = Row::build(&case(Binary::SyncPool), &tool(), vec![round(9000)], None);
         let fast = Row::build(&case(Binary::TokioActix), &tool(), vec![round(27000)], None);
         let mut rows = vec![base, fast, failed, empty];
-        set_relative(&mut rows, Binary::SyncPool);
+        set_relative(&mut rows, "sync-pool");
         assert_eq!(rows[0].relative, Some(1.0));
         assert_eq!(rows[1].relative, Some(3.0));
         assert_eq!(rows[2].relative, None);

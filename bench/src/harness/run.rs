@@ -12,7 +12,7 @@ use serde::Serialize;
 use shared::Binary;
 
 use super::report::{self, Machine, Meta};
-use super::scenario::{self, Case, Extra, Scenario, Settings};
+use super::scenario::{self, Case, Scenario, Settings};
 use super::tools::{self, Tool};
 use super::{set_relative, Row, Runner, Spread};
 use crate::stack::Stack;
@@ -23,7 +23,8 @@ pub struct Plan {
     pub settings: Settings,
     pub targets: Vec<Binary>,
     pub missing_targets: Vec<String>,
-    pub baseline: Binary,
+    /// The name every row's `relative` divides by: a target, or `pgbench`.
+    pub baseline: String,
     pub verify: bool,
     pub out: PathBuf,
     pub progress: bool,
@@ -149,7 +150,7 @@ pub fn meta(stack: &Stack, plan: &Plan, tool: &Tool, started: String) -> Meta {
         started,
         finished: now(),
         settings: plan.settings.clone(),
-        baseline: plan.baseline.name().to_string(),
+        baseline: plan.baseline.clone(),
         machine: Machine::read(),
         versions: versions(stack, tool, plan.settings.pgbouncer),
         missing_targets: plan.missing_targets.clone(),
@@ -166,9 +167,15 @@ pub struct Outcome {
 pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> Result<Outcome> {
     let started = now();
     let cases = scenario::expand(&plan.scenario, &plan.settings, &plan.targets);
-    // The limits rows measure no target: nothing to verify.
-    let refused = if plan.scenario.extra != Extra::Limits {
-        plan.refused(stack)?
+    // Only the targets with a row are verified (the limits rows measure none).
+    let measured: Vec<Binary> = plan
+        .targets
+        .iter()
+        .copied()
+        .filter(|b| cases.iter().any(|c| case_binary(c) == Some(b.name())))
+        .collect();
+    let refused = if plan.verify {
+        verify(stack, &measured)?
     } else {
         Vec::new()
     };
@@ -210,7 +217,7 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
         }
     }
     bar.finish_and_clear();
-    set_relative(&mut rows, plan.baseline);
+    set_relative(&mut rows, &plan.baseline);
     let meta = meta(stack, plan, &tool, started);
     report::write_all(&plan.out, &meta, &rows)?;
     Ok(Outcome {

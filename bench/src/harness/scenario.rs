@@ -10,7 +10,7 @@ use std::fmt;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use shared::{Backend, Binary};
+use shared::{Backend, Binary, DbMode};
 
 use super::tools::ToolKind;
 
@@ -73,6 +73,16 @@ fn backend_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Backe
         .ok_or_else(|| serde::de::Error::custom(format!("unknown backend {name:?}")))
 }
 
+fn db_mode_name<S: Serializer>(mode: &DbMode, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(mode.name())
+}
+
+fn db_mode_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DbMode, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    DbMode::from_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown db mode {name:?}")))
+}
+
 /// What one measured run asks of a target, fully resolved: the row's configuration.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Settings {
@@ -107,6 +117,13 @@ pub struct Settings {
     pub rounds: u32,
     /// The targets' `--rows`: random ids are drawn from 1..=rows (pgbench too).
     pub rows: i32,
+    /// The tokio targets' `--db-mode` (the others always pool).
+    #[serde(
+        default,
+        serialize_with = "db_mode_name",
+        deserialize_with = "db_mode_from_name"
+    )]
+    pub db_mode: DbMode,
 }
 
 /// One preset: defaults plus how it expands.
@@ -129,6 +146,9 @@ pub enum Extra {
     OpenLoop(&'static [u32]),
     /// No targets: pgbench with the targets' statement, and nginx answering alone.
     Limits,
+    /// At each of these client counts: every tokio target pooled and pipelined, and pgbench
+    /// with as many clients, in one group per count (the TechEmpower single-query design).
+    Leaderboard(&'static [u32]),
     /// A sweep preset, for `bench sweep`: the knobs it varies (`KNOB=V1,V2,…`, as `--vary`
     /// takes them) and its targets (empty: every built one).
     Sweep {
@@ -156,6 +176,7 @@ const BASE: Settings = Settings {
     tool: ToolKind::Wrk,
     rounds: 1,
     rows: 1_000_000,
+    db_mode: DbMode::Pool,
 };
 
 pub fn all() -> Vec<Scenario> {
@@ -301,6 +322,18 @@ pub fn all() -> Vec<Scenario> {
             },
         },
         Scenario {
+            name: "leaderboard",
+            source: "TechEmpower single query: one pipelined connection per worker beside a pool",
+            summary: "no delay, direct, clients 16, 64, 256; each tokio target pooled (16 sessions) and pipelined (one connection per worker), pgbench with as many clients",
+            settings: Settings {
+                via: Via::Direct,
+                sessions: 16,
+                async_workers: None,
+                ..BASE
+            },
+            extra: Extra::Leaderboard(&[16, 64, 256]),
+        },
+        Scenario {
             name: "limits",
             source: "the physical limits under every other row",
             summary: "pgbench with the targets' statement and client count; nginx `return 200`",
@@ -378,7 +411,16 @@ impl Settings {
         if let Some(workers) = self.workers(binary) {
             flags.push(("--workers".to_string(), workers.to_string()));
         }
+        if binary.is_tokio() {
+            flags.push(("--db-mode".to_string(), self.db_mode.name().to_string()));
+        }
         flags
+    }
+
+    /// The targets' worker threads: the scenario's, or the CPU count (their default).
+    pub fn async_worker_count(&self) -> u32 {
+        self.async_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
     }
 
     /// Whether a request runs the DB statement (`/test` with the db backend).
@@ -405,6 +447,10 @@ impl Settings {
             } else {
                 max_threads
             }),
+            // Pipelined: PostgreSQL runs one query at a time on each of the W connections.
+            b if b.is_tokio() && self.db_mode == DbMode::Pipelined => {
+                db.then(|| self.async_worker_count())
+            }
             _ => db.then_some(self.sessions),
         }
     }
@@ -433,9 +479,11 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
         group: group.to_string(),
     };
     let mut cases = Vec::new();
+    // Only the tokio targets pipeline; in pipelined mode the others have no row.
     let one_per_target = || {
         targets
             .iter()
+            .filter(|b| settings.db_mode.supported_by(**b))
             .map(|&b| target_case(b, settings.clone(), b.name().into(), ""))
     };
     match scenario.extra {
@@ -481,6 +529,31 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
                     // One rate given on the command line: the loop above made duplicates.
                     cases.dedup_by(|a, b| a.label == b.label);
                 }
+            }
+        }
+        Extra::Leaderboard(clients) => {
+            for &c in clients {
+                let group = format!("c={c}");
+                let at = Settings {
+                    connections: c,
+                    ..settings.clone()
+                };
+                for &binary in targets.iter().filter(|b| b.is_tokio()) {
+                    for mode in [DbMode::Pool, DbMode::Pipelined] {
+                        let moded = Settings {
+                            db_mode: mode,
+                            ..at.clone()
+                        };
+                        let label = format!("{binary} {mode} {group}");
+                        cases.push(target_case(binary, moded, label, &group));
+                    }
+                }
+                cases.push(Case {
+                    label: format!("pgbench {group}"),
+                    subject: Subject::Pgbench,
+                    settings: Settings { sessions: c, ..at },
+                    group,
+                });
             }
         }
         // A sweep's points are `bench sweep`'s to expand; as a run, its base point.

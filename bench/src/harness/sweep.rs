@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
-use shared::{Backend, Binary};
+use shared::{Backend, Binary, DbMode};
 
 use super::report::{self, Meta};
 use super::row::{set_relative, Row};
@@ -41,10 +41,11 @@ pub enum Knob {
     Rate,
     Backend,
     Via,
+    DbMode,
 }
 
 impl Knob {
-    pub const ALL: [Knob; 7] = [
+    pub const ALL: [Knob; 8] = [
         Knob::DelayMs,
         Knob::Connections,
         Knob::PoolSize,
@@ -52,6 +53,7 @@ impl Knob {
         Knob::Rate,
         Knob::Backend,
         Knob::Via,
+        Knob::DbMode,
     ];
 
     /// The flag's name, as `bench run` spells it (without `--`).
@@ -64,6 +66,7 @@ impl Knob {
             Knob::Rate => "rate",
             Knob::Backend => "backend",
             Knob::Via => "via",
+            Knob::DbMode => "db-mode",
         }
     }
 
@@ -86,6 +89,9 @@ impl Knob {
                 "nginx" | "direct" => Ok(Value::Word(text.to_string())),
                 _ => Err(format!("via: {text:?} is not nginx or direct")),
             },
+            Knob::DbMode => DbMode::from_name(text)
+                .map(|_| Value::Word(text.to_string()))
+                .ok_or_else(|| format!("db-mode: {text:?} is not pool or pipelined")),
             _ => match text.parse::<u32>() {
                 Ok(n) if n > 0 || self == Knob::DelayMs => Ok(Value::Number(n)),
                 _ => Err(format!(
@@ -114,6 +120,9 @@ impl Knob {
             (Knob::Rate, Value::Number(n)) => settings.rate = Some(*n),
             (Knob::Backend, Value::Word(w)) => {
                 settings.backend = Backend::from_name(w).unwrap_or(settings.backend)
+            }
+            (Knob::DbMode, Value::Word(w)) => {
+                settings.db_mode = DbMode::from_name(w).unwrap_or(settings.db_mode)
             }
             (Knob::Via, Value::Word(w)) => {
                 settings.via = if w == "direct" {
@@ -417,7 +426,16 @@ pub fn sweep(
     let skipped = rows.len();
     let refused = base.refused(stack)?;
     let points = points(&plan.varies);
-    let total = (points.len() * base.targets.len()) as u64;
+    // Only the tokio targets pipeline: a point in pipelined mode has no row for the others.
+    let applies = |point: &Point, binary: Binary| {
+        let mut settings = base.settings.clone();
+        point.apply(&mut settings);
+        settings.db_mode.supported_by(binary)
+    };
+    let total = points
+        .iter()
+        .map(|p| base.targets.iter().filter(|b| applies(p, **b)).count() as u64)
+        .sum();
     let bar = super::run::progress_bar(total, base.progress);
     let runner = base.runner(stack, &tool, interrupted)?;
     let mut jsonl = fs::OpenOptions::new()
@@ -430,6 +448,9 @@ pub fn sweep(
         let mut settings = base.settings.clone();
         point.apply(&mut settings);
         for binary in order(&base.targets, plan.seed, index) {
+            if !settings.db_mode.supported_by(binary) {
+                continue;
+            }
             let done = rows
                 .iter()
                 .any(|r| r.point.as_ref() == Some(point) && r.target == binary.name());
@@ -477,7 +498,7 @@ pub fn sweep(
         }
     }
     bar.finish_and_clear();
-    set_relative(&mut rows, base.baseline);
+    set_relative(&mut rows, &base.baseline);
     let capacity = capacities(&rows, plan.slo_p99_ms);
     let meta = super::run::meta(stack, base, &tool, started);
     let charts = write_all(plan, &meta, &rows, &capacity)?;
