@@ -182,14 +182,14 @@ pub enum Database {
     Pooled(Pooled),
     /// W connections (W = `--workers`), taken in turn; a request sends its query behind the
     /// queries already sent on its connection.
-    Pipelined(Pipelined),
+    Pipelined(Box<Pipelined>),
 }
 
 impl Database {
     pub fn new(config: &Config) -> Result<Database, String> {
         Ok(match config.db_mode {
             DbMode::Pool => Database::Pooled(Pooled::new(config)?),
-            DbMode::Pipelined => Database::Pipelined(Pipelined::new(config)),
+            DbMode::Pipelined => Database::Pipelined(Box::new(Pipelined::new(config))),
         })
     }
 
