@@ -93,6 +93,10 @@ pub struct Overrides {
     /// (the other targets only pool, and are left out in pipelined mode).
     #[arg(long, value_enum)]
     pub db_mode: Option<shared::DbMode>,
+    /// wrk only: one thread per connection, each counting its answers; rows get how evenly
+    /// the target served its connections (`connection_requests`).
+    #[arg(long)]
+    pub per_connection: bool,
     /// Rounds per target; rows keep the median and the min–max.
     #[arg(long)]
     pub rounds: Option<u32>,
@@ -138,6 +142,7 @@ impl Overrides {
             settings.client_keepalive = v.is_on();
         }
         settings.pgbouncer |= self.pgbouncer;
+        settings.per_connection |= self.per_connection;
         settings.pin |= self.pin;
         if let Some(v) = self.rounds {
             settings.rounds = v.max(1);
@@ -594,6 +599,13 @@ fn plan_settings(load: &LoadArgs) -> Result<(scenario::Scenario, scenario::Setti
     load.overrides.apply(&mut settings);
     settings.tool = load.tool.unwrap_or(settings.tool);
     settings.tool.check_rate(settings.rate)?;
+    if settings.per_connection && settings.tool != tools::ToolKind::Wrk {
+        return Err(UsageError(format!(
+            "--per-connection counts answers in wrk's threads; {} cannot: use --tool wrk",
+            settings.tool
+        ))
+        .into());
+    }
     let tool = tools::locate(settings.tool)?;
     Ok((scenario, settings, tool))
 }

@@ -126,21 +126,58 @@ pub struct PreparedClient {
 
 /// The DB pool: at most `--pool-size` connections, opened on demand by the caller that needs
 /// one; a wait of at most `--pool-timeout-ms` for a busy pool, first come, first served.
+///
+/// Each waiter sleeps on its own condition variable and only the first in line is woken when
+/// a connection comes back. (Waking them all to let the first one through, as one shared
+/// condition variable would, costs a wake-up of every waiting thread per request: at zero
+/// delay, with 100 threads on 16 connections, that herd took three quarters of sync-thread's
+/// CPU.)
 pub struct Database {
     driver: postgres::Config,
     max_size: usize,
     timeout: Duration,
     state: Mutex<PoolState>,
-    changed: Condvar,
 }
 
 struct PoolState {
     idle: Vec<PreparedClient>,
     /// Connections open or being opened, idle or not.
     open: usize,
-    /// Tickets of the callers waiting, in arrival order.
-    waiting: VecDeque<u64>,
-    next_ticket: u64,
+    /// The callers waiting, in arrival order.
+    waiting: VecDeque<Arc<Waiter>>,
+}
+
+/// One waiting caller: woken alone, when it is first in line and a connection is free.
+struct Waiter {
+    wake: Condvar,
+}
+
+/// What a caller got from the pool: an idle connection, or the right to open one.
+enum Slot {
+    Idle(PreparedClient),
+    New,
+}
+
+impl PoolState {
+    fn take(&mut self, max_size: usize) -> Option<Slot> {
+        if let Some(conn) = self.idle.pop() {
+            Some(Slot::Idle(conn))
+        } else if self.open < max_size {
+            self.open += 1;
+            Some(Slot::New)
+        } else {
+            None
+        }
+    }
+
+    /// Wakes the first waiter, if a connection is there for it.
+    fn wake_first(&self, max_size: usize) {
+        if !self.idle.is_empty() || self.open < max_size {
+            if let Some(first) = self.waiting.front() {
+                first.wake.notify_one();
+            }
+        }
+    }
 }
 
 /// A checked-out connection; it goes back to the pool on drop, unless it broke.
@@ -156,8 +193,7 @@ impl Drop for Checkout<'_> {
             Some(conn) if !conn.client.is_closed() => state.idle.push(conn),
             _ => state.open -= 1,
         }
-        drop(state);
-        self.db.changed.notify_all();
+        state.wake_first(self.db.max_size);
     }
 }
 
@@ -171,9 +207,7 @@ impl Database {
                 idle: Vec::new(),
                 open: 0,
                 waiting: VecDeque::new(),
-                next_ticket: 0,
             }),
-            changed: Condvar::new(),
         }
     }
 
@@ -185,50 +219,62 @@ impl Database {
     /// `--pool-timeout-ms` (then 503). Waiters are served in arrival order. A new connection is
     /// opened here, on the caller's thread: a refused connection is a 503 at once.
     pub fn checkout(&self) -> Result<Checkout<'_>, AppError> {
-        let deadline = Instant::now() + self.timeout;
         let mut state = self.lock();
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        state.waiting.push_back(ticket);
-        loop {
-            if state.waiting.front() == Some(&ticket) {
-                if let Some(conn) = state.idle.pop() {
-                    state.waiting.pop_front();
-                    drop(state);
-                    self.changed.notify_all();
-                    return Ok(Checkout {
-                        db: self,
-                        conn: Some(conn),
-                    });
-                }
-                if state.open < self.max_size {
-                    state.open += 1;
-                    state.waiting.pop_front();
-                    drop(state);
-                    self.changed.notify_all();
-                    // On failure the slot is given back by the checkout's drop.
-                    let mut checkout = Checkout {
-                        db: self,
-                        conn: None,
-                    };
-                    checkout.conn = Some(self.connect()?);
-                    return Ok(checkout);
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                state.waiting.retain(|t| *t != ticket);
-                drop(state);
-                self.changed.notify_all();
-                return Err(AppError::PoolTimeout {
-                    waited_ms: self.timeout.as_millis() as u64,
+        // Nobody in line: take a connection at once, if there is one.
+        let at_once = if state.waiting.is_empty() {
+            state.take(self.max_size)
+        } else {
+            None
+        };
+        let slot = match at_once {
+            Some(slot) => slot,
+            None => {
+                let deadline = Instant::now() + self.timeout;
+                let me = Arc::new(Waiter {
+                    wake: Condvar::new(),
                 });
+                state.waiting.push_back(me.clone());
+                loop {
+                    let first = state.waiting.front().is_some_and(|w| Arc::ptr_eq(w, &me));
+                    if first {
+                        if let Some(slot) = state.take(self.max_size) {
+                            state.waiting.pop_front();
+                            // More room (several connections came back): the next one too.
+                            state.wake_first(self.max_size);
+                            break slot;
+                        }
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        state.waiting.retain(|w| !Arc::ptr_eq(w, &me));
+                        state.wake_first(self.max_size);
+                        return Err(AppError::PoolTimeout {
+                            waited_ms: self.timeout.as_millis() as u64,
+                        });
+                    }
+                    state = me
+                        .wake
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
             }
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        };
+        drop(state);
+        match slot {
+            Slot::Idle(conn) => Ok(Checkout {
+                db: self,
+                conn: Some(conn),
+            }),
+            Slot::New => {
+                // On failure the slot is given back by the checkout's drop.
+                let mut checkout = Checkout {
+                    db: self,
+                    conn: None,
+                };
+                checkout.conn = Some(self.connect()?);
+                Ok(checkout)
+            }
         }
     }
 

@@ -85,6 +85,7 @@ pub fn read_logs(dir: &Path, duration_s: u32) -> Result<Measurement> {
         max_ms: latencies.last().copied(),
         errors: Errors::default(),
         unsent: 0,
+        per_connection: Vec::new(),
     })
 }
 

@@ -283,6 +283,24 @@ pub fn markdown(meta: &Meta, rows: &[Row]) -> String {
          - **CPU ms/req** is the target's user + system CPU over the measured load, per response; \
          PG and nginx the same for PostgreSQL's backends and the proxy.\n"
     );
+    let spread: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.connection_requests.is_some())
+        .collect();
+    if !spread.is_empty() {
+        out += "Answers per client connection (wrk, one thread per connection): how evenly each target served its connections.\n\n";
+        out += "| target | connections | min | median | max | CV | starved |\n|---|--:|--:|--:|--:|--:|--:|\n";
+        for r in spread {
+            if let Some(c) = &r.connection_requests {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.0} | {} | {:.2} | {} |",
+                    r.target, c.connections, c.min, c.median, c.max, c.cv, c.starved
+                );
+            }
+        }
+        out += "\n";
+    }
     if !meta.missing_targets.is_empty() {
         let _ = writeln!(
             out,

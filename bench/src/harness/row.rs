@@ -79,6 +79,9 @@ pub struct Row {
     pub bound_rps: Option<f64>,
     pub efficiency: Option<f64>,
     pub relative: Option<f64>,
+    /// `--per-connection` (wrk): how the answers were spread over the connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_requests: Option<ConnectionRequests>,
     /// A sweep's point: the knob values of this row (absent outside sweeps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<super::sweep::Point>,
@@ -94,6 +97,44 @@ pub struct Round {
     pub cpu_s: Option<f64>,
     pub postgres_cpu_s: Option<f64>,
     pub nginx_cpu_s: Option<f64>,
+}
+
+/// How many 2xx each client connection got in the measured load: a model that serves its
+/// connections unevenly shows it here before it shows in the percentiles.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionRequests {
+    pub connections: usize,
+    pub min: u64,
+    pub median: f64,
+    pub max: u64,
+    /// Coefficient of variation: standard deviation / mean (0 is perfectly even).
+    pub cv: f64,
+    /// Connections that got no answer at all.
+    pub starved: usize,
+}
+
+impl ConnectionRequests {
+    pub fn of(counts: &[u64]) -> Option<ConnectionRequests> {
+        if counts.is_empty() {
+            return None;
+        }
+        let values: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        Some(ConnectionRequests {
+            connections: counts.len(),
+            min: counts.iter().copied().min().unwrap_or(0),
+            median: Spread::of(&values).median,
+            max: counts.iter().copied().max().unwrap_or(0),
+            cv: if mean > 0.0 {
+                variance.sqrt() / mean
+            } else {
+                0.0
+            },
+            starved: counts.iter().filter(|&&c| c == 0).count(),
+        })
+    }
 }
 
 /// CPU milliseconds per answered request.
@@ -216,6 +257,7 @@ impl Row {
             efficiency: bound.filter(|_| m.seconds > 0.0).map(|b| spread.median / b),
             relative: None,
             point: None,
+            connection_requests: ConnectionRequests::of(&m.per_connection),
             measurement: chosen.measurement,
         }
     }

@@ -124,6 +124,10 @@ pub struct Settings {
         deserialize_with = "db_mode_from_name"
     )]
     pub db_mode: DbMode,
+    /// wrk with one thread per connection, each counting its answers: how evenly the target
+    /// serves its connections (the row's `connection_requests`).
+    #[serde(default)]
+    pub per_connection: bool,
 }
 
 /// One preset: defaults plus how it expands.
@@ -177,6 +181,7 @@ const BASE: Settings = Settings {
     rounds: 1,
     rows: 1_000_000,
     db_mode: DbMode::Pool,
+    per_connection: false,
 };
 
 pub fn all() -> Vec<Scenario> {
@@ -332,6 +337,19 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             extra: Extra::Leaderboard(&[16, 64, 256]),
+        },
+        Scenario {
+            name: "tails",
+            source: "tails under saturation: does a model serve its connections evenly at zero delay?",
+            summary: "no delay, direct, c=100, 16 sessions, workers at the CPU count (sync-pool 19); wrk with one thread per connection, counting each connection's answers",
+            settings: Settings {
+                via: Via::Direct,
+                sessions: 16,
+                async_workers: None,
+                per_connection: true,
+                ..BASE
+            },
+            extra: Extra::None,
         },
         Scenario {
             name: "limits",

@@ -129,6 +129,10 @@ pub struct Measurement {
     /// "aborted due to deadline"); not the target's errors, but a sign the rate was not held.
     #[serde(default)]
     pub unsent: u64,
+    /// wrk with `--per-connection`: the 2xx answered on each connection (one wrk thread per
+    /// connection). Summarised in the row as `connection_requests`.
+    #[serde(skip)]
+    pub per_connection: Vec<u64>,
 }
 
 impl Measurement {
@@ -224,6 +228,33 @@ done = function(summary, latency, requests)
 end
 "#;
 
+/// The wrk script of `--per-connection`: one thread per connection, each counting its 2xx;
+/// `done()` prints the counts after the summary. (Defining `response` makes wrk hand every
+/// answer to Lua, which costs some client CPU: a diagnostic, not the default.)
+const WRK_PER_CONNECTION: &str = r#"
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+end
+init = function(args)
+  answered = 0
+end
+response = function(status, headers, body)
+  if status >= 200 and status < 300 then
+    answered = answered + 1
+  end
+end
+local summarise = done
+done = function(summary, latency, requests)
+  summarise(summary, latency, requests)
+  local counts = {}
+  for _, thread in ipairs(threads) do
+    table.insert(counts, tostring(thread:get("answered") or 0))
+  end
+  io.write('BENCH_CONNECTIONS [' .. table.concat(counts, ',') .. ']\n')
+end
+"#;
+
 /// The command that runs `tool` against `url` for `seconds` with `settings`' load. `work_dir`
 /// holds scripts and per-request logs.
 pub fn command(
@@ -239,10 +270,15 @@ pub fn command(
     match tool.kind {
         ToolKind::Wrk => {
             let script = work_dir.join("bench.lua");
-            fs::write(&script, WRK_SCRIPT)?;
+            let (text, threads) = if settings.per_connection {
+                (format!("{WRK_SCRIPT}{WRK_PER_CONNECTION}"), c)
+            } else {
+                (WRK_SCRIPT.to_string(), c.min(2))
+            };
+            fs::write(&script, text)?;
             command.args([
                 "-t",
-                &c.min(2).to_string(),
+                &threads.to_string(),
                 "-c",
                 &c.to_string(),
                 "-d",
@@ -384,6 +420,14 @@ fn parse_wrk(stdout: &str) -> Result<Measurement> {
     let ms = |key: &str| v[key].as_f64().map(|us| us / 1000.0);
     let requests = n("requests");
     let status_errors = n("status");
+    let per_connection = match stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH_CONNECTIONS "))
+    {
+        Some(counts) => serde_json::from_str::<Vec<u64>>(counts)
+            .context("wrk's per-connection counts are not a JSON list")?,
+        None => Vec::new(),
+    };
     Ok(Measurement {
         ok_responses: requests.saturating_sub(status_errors),
         seconds: n("duration_us") as f64 / 1e6,
@@ -403,6 +447,7 @@ fn parse_wrk(stdout: &str) -> Result<Measurement> {
         }
         .with_total(),
         unsent: 0,
+        per_connection,
     })
 }
 
@@ -461,6 +506,7 @@ fn parse_oha(stdout: &str) -> Result<Measurement> {
         p999_ms: ms(&p["p99.9"]),
         max_ms: ms(&summary["slowest"]),
         errors: errors.with_total(),
+        per_connection: Vec::new(),
     })
 }
 
@@ -520,6 +566,7 @@ fn parse_ab(stdout: &str) -> Result<Measurement> {
         }
         .with_total(),
         unsent: 0,
+        per_connection: Vec::new(),
     })
 }
 
@@ -572,6 +619,7 @@ fn parse_hey(stdout: &str) -> Result<Measurement> {
         }
         .with_total(),
         unsent: 0,
+        per_connection: Vec::new(),
     })
 }
 
