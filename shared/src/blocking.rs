@@ -152,7 +152,9 @@ struct Waiter {
     wake: Condvar,
 }
 
-/// What a caller got from the pool: an idle connection, or the right to open one.
+/// What a caller got from the pool: an idle connection, or the right to open one. (It only
+/// lives on the caller's stack between the two, so its size does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Slot {
     Idle(PreparedClient),
     New,
