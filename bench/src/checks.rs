@@ -704,13 +704,18 @@ pub struct BurstPeaks {
     pub upstream_in_flight: Option<i64>,
 }
 
+/// The statuses of `responses`, in order; a failed request counts as 0.
+pub fn statuses(responses: &[Result<Response>]) -> Vec<u16> {
+    responses
+        .iter()
+        .map(|r| r.as_ref().map_or(0, |r| r.status))
+        .collect()
+}
+
 impl BurstPeaks {
     /// The statuses, in order; a failed request counts as 0.
     pub fn statuses(&self) -> Vec<u16> {
-        self.responses
-            .iter()
-            .map(|r| r.as_ref().map_or(0, |r| r.status))
-            .collect()
+        statuses(&self.responses)
     }
 
     pub fn all_ok(&self) -> bool {

@@ -526,10 +526,7 @@ fn recovers_after_a_restart_with(
         );
     }
     let burst = checks::burst(target.addr, "/test?id=2&delay_ms=50", 4);
-    let statuses: Vec<u16> = burst
-        .iter()
-        .map(|r| r.as_ref().map_or(0, |r| r.status))
-        .collect();
+    let statuses = checks::statuses(&burst);
     ensure!(
         statuses.iter().all(|s| *s == 200),
         "concurrent requests after the restart: {statuses:?}"
@@ -573,19 +570,13 @@ fn pipelined_connections_are_replaced_when_killed(world: &World, binary: Binary)
     let answered = in_flight
         .join()
         .map_err(|_| anyhow::anyhow!("request thread panicked"))?;
-    let statuses: Vec<u16> = answered
-        .iter()
-        .map(|r| r.as_ref().map_or(0, |r| r.status))
-        .collect();
+    let statuses = checks::statuses(&answered);
     ensure!(
         statuses.iter().all(|s| *s == 200 || *s == 503),
         "requests in flight when their connection ended: {statuses:?} (a row or a 503, nothing else)"
     );
     let burst = checks::burst(target.addr, "/test?id=2&delay_ms=20", 8);
-    let statuses: Vec<u16> = burst
-        .iter()
-        .map(|r| r.as_ref().map_or(0, |r| r.status))
-        .collect();
+    let statuses = checks::statuses(&burst);
     ensure!(
         statuses.iter().all(|s| *s == 200),
         "concurrent requests after the connections were replaced: {statuses:?}"
