@@ -97,6 +97,11 @@ pub struct Overrides {
     /// the target served its connections (`connection_requests`).
     #[arg(long)]
     pub per_connection: bool,
+    /// A fault during the measured load (repeatable): KIND[@AT][:FOR] with KIND db-restart,
+    /// db-stop, upstream-stop or pool-drain; AT seconds into the load [default: a third of
+    /// it], FOR seconds [default: 5]. E.g. --fault db-stop@5:3.
+    #[arg(long, value_name = "KIND[@AT][:FOR]", value_parser = harness::fault::parse)]
+    pub fault: Vec<harness::fault::Fault>,
     /// Rounds per target; rows keep the median and the min–max.
     #[arg(long)]
     pub rounds: Option<u32>,
@@ -143,6 +148,9 @@ impl Overrides {
         }
         settings.pgbouncer |= self.pgbouncer;
         settings.per_connection |= self.per_connection;
+        if !self.fault.is_empty() {
+            settings.faults = self.fault.clone();
+        }
         settings.pin |= self.pin;
         if let Some(v) = self.rounds {
             settings.rounds = v.max(1);
@@ -341,17 +349,19 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify(args),
         Command::Run(args) => run(args, &interrupted),
         Command::Compare(args) => compare(args, &interrupted),
-        Command::Sweep(args) => match sweep_command(args, &interrupted) {
-            Err(error) if error.downcast_ref::<UsageError>().is_some() => {
-                eprintln!("bench: {error:#}");
-                return ExitCode::from(2);
-            }
-            other => other,
-        },
+        Command::Sweep(args) => sweep_command(args, &interrupted),
         Command::Scenarios => {
             print_scenarios();
             Ok(ExitCode::SUCCESS)
         }
+    };
+    // A mistake in how the command was called: one line and status 2, like clap's own.
+    let result = match result {
+        Err(error) if error.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("bench: {error:#}");
+            return ExitCode::from(2);
+        }
+        other => other,
     };
     match result {
         Ok(code) => code,
@@ -612,6 +622,12 @@ fn plan_settings(load: &LoadArgs) -> Result<(scenario::Scenario, scenario::Setti
 
 fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let (scenario, settings, tool) = plan_settings(&args.load)?;
+    let names = parse_targets(&args.stack.targets)?;
+    let private_db = args.stack.database_url.is_none();
+    for case in scenario::expand(&scenario, &settings, &names) {
+        harness::fault::check(&case.settings.faults, &case.settings, private_db)
+            .map_err(UsageError)?;
+    }
     if matches!(scenario.extra, scenario::Extra::Sweep { .. }) {
         bail!(
             "{0} is a sweep preset: run `bench sweep --scenario {0}`",
@@ -668,6 +684,8 @@ fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
 
 fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let (scenario, mut settings, tool) = plan_settings(&args.load)?;
+    harness::fault::check(&settings.faults, &settings, args.database_url.is_none())
+        .map_err(UsageError)?;
     if args.load.overrides.rounds.is_none() {
         settings.rounds = 3;
     }
@@ -800,6 +818,12 @@ fn sweep_command(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> 
     // A varied rate needs an open-loop tool (`tool_for`); so does a rate given as a flag.
     settings.tool = sweep::tool_for(&varies, args.load.tool, settings.tool)?;
     settings.tool.check_rate(settings.rate)?;
+    harness::fault::check(
+        &settings.faults,
+        &settings,
+        args.stack.database_url.is_none(),
+    )
+    .map_err(UsageError)?;
     let tool = tools::locate(settings.tool)?;
     let baseline = parse_targets(std::slice::from_ref(&args.baseline))?[0]
         .name()

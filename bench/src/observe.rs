@@ -121,7 +121,7 @@ pub struct Peaks {
 /// finished.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Result<Peaks>>,
+    handle: JoinHandle<Peaks>,
 }
 
 impl Sampler {
@@ -130,21 +130,34 @@ impl Sampler {
         application_name: &str,
         interval: Duration,
     ) -> Result<Sampler> {
-        let mut observer = Observer::connect(database_url)?;
+        let observer = Observer::connect(database_url)?;
         let stop = Arc::new(AtomicBool::new(false));
         let name = application_name.to_string();
+        let url = database_url.to_string();
         let handle = std::thread::spawn({
             let stop = stop.clone();
             move || {
                 let mut peaks = Peaks::default();
+                // A fault may stop or restart the database under the sampler: it then connects
+                // again at the next sample, and the peaks keep what was seen.
+                let mut observer = Some(observer);
                 loop {
                     let started = Instant::now();
-                    let now = observer.sessions(&name)?;
-                    peaks.sessions = peaks.sessions.max(now.total);
-                    peaks.in_sleep = peaks.in_sleep.max(now.in_sleep);
-                    peaks.samples += 1;
+                    if observer.is_none() {
+                        observer = Observer::connect(&url).ok();
+                    }
+                    let now = observer.as_mut().map(|o| o.sessions(&name));
+                    match now {
+                        Some(Ok(now)) => {
+                            peaks.sessions = peaks.sessions.max(now.total);
+                            peaks.in_sleep = peaks.in_sleep.max(now.in_sleep);
+                            peaks.samples += 1;
+                        }
+                        Some(Err(_)) => observer = None,
+                        None => {}
+                    }
                     if stop.load(Ordering::SeqCst) {
-                        return Ok(peaks);
+                        return peaks;
                     }
                     std::thread::sleep(interval.saturating_sub(started.elapsed()));
                 }
@@ -157,7 +170,7 @@ impl Sampler {
         self.stop.store(true, Ordering::SeqCst);
         self.handle
             .join()
-            .map_err(|_| anyhow::anyhow!("the session sampler panicked"))?
+            .map_err(|_| anyhow::anyhow!("the session sampler panicked"))
     }
 }
 

@@ -601,3 +601,90 @@ mod tests {
         assert_eq!(diverging(0.25), RGBColor(33, 102, 172));
     }
 }
+
+/// A fault's timeline: the probe's 2xx per second (per 100 ms bucket) over the measured load,
+/// one line per row, the fault windows shaded, and a mark below the axis for every bucket in
+/// which a row's probe saw errors (one lane per row).
+pub fn timeline(path: &Path, title: &str, rows: &[&Row]) -> Result<()> {
+    let with: Vec<(&Row, &super::fault::Timeline)> = rows
+        .iter()
+        .filter_map(|r| Some((*r, r.timeline.as_ref()?)))
+        .collect();
+    let per_s = |t: &super::fault::Timeline, n: u32| f64::from(n) * 1000.0 / f64::from(t.bucket_ms);
+    let right = with
+        .iter()
+        .map(|(_, t)| t.ok.len() as f64 * f64::from(t.bucket_ms) / 1000.0)
+        .fold(1.0, f64::max);
+    let top = with
+        .iter()
+        .flat_map(|(_, t)| t.ok.iter().map(move |n| per_s(t, *n)))
+        .fold(10.0, f64::max)
+        * 1.15;
+    let lane = top * 0.05;
+    let bottom = -lane * (with.len() as f64 + 1.0);
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{title}: probe 2xx/s (fault shaded; errors marked below the axis)"),
+            ("sans-serif", 17),
+        )
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..right, bottom..top)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds into the measured load")
+        .y_desc("probe 2xx per second")
+        .y_label_formatter(&|v| {
+            if *v < 0.0 {
+                String::new()
+            } else {
+                format!("{v:.0}")
+            }
+        })
+        .draw()
+        .map_err(plot_error)?;
+    let windows: Vec<(f64, f64)> = with
+        .iter()
+        .flat_map(|(r, _)| r.faults.iter().map(|f| (f.started_s, f.back_s)))
+        .collect();
+    chart
+        .draw_series(windows.iter().map(|(from, to)| {
+            Rectangle::new(
+                [(*from, 0.0), (to.max(from + 0.05), top)],
+                RED.mix(0.08).filled(),
+            )
+        }))
+        .map_err(plot_error)?;
+    for (index, (row, t)) in with.iter().enumerate() {
+        let color = color_for(&row.target, index);
+        let seconds = |i: usize| (i as f64 + 0.5) * f64::from(t.bucket_ms) / 1000.0;
+        let points: Vec<(f64, f64)> =
+            t.ok.iter()
+                .enumerate()
+                .map(|(i, n)| (seconds(i), per_s(t, *n)))
+                .collect();
+        let label = row.binary.clone().unwrap_or_else(|| row.target.clone());
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        let y = -lane * (index as f64 + 1.0);
+        chart
+            .draw_series(
+                t.errors
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(i, _)| Circle::new((seconds(i), y), 3, color.filled())),
+            )
+            .map_err(plot_error)?;
+    }
+    legend_and_present(&mut chart, &root)
+}

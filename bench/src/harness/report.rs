@@ -91,7 +91,41 @@ pub fn write_all(dir: &Path, meta: &Meta, rows: &[Row]) -> Result<()> {
     fs::write(dir.join("report.md"), markdown(meta, rows))?;
     super::chart::throughput(&dir.join("throughput.svg"), &meta.scenario, rows)?;
     super::chart::latency(&dir.join("latency.svg"), &meta.scenario, rows)?;
+    for (file, title, group) in timelines(&meta.scenario, rows) {
+        super::chart::timeline(&dir.join(file), &title, &group)?;
+    }
     Ok(())
+}
+
+/// The timeline charts of a run with faults: one per group of rows that share their faults,
+/// named after the group's first fault (`timeline-db-restart.svg`), or `timeline.svg` when
+/// the whole run has the same ones.
+pub fn timelines<'a>(scenario: &str, rows: &'a [Row]) -> Vec<(String, String, Vec<&'a Row>)> {
+    let mut groups: Vec<(String, Vec<&Row>)> = Vec::new();
+    for row in rows.iter().filter(|r| r.timeline.is_some()) {
+        match groups.iter_mut().find(|(g, _)| *g == row.group) {
+            Some((_, members)) => members.push(row),
+            None => groups.push((row.group.clone(), vec![row])),
+        }
+    }
+    let single = groups.len() == 1;
+    groups
+        .into_iter()
+        .map(|(group, members)| {
+            let kind = members[0].faults.first().map_or("fault", |f| f.kind.name());
+            let file = if single {
+                "timeline.svg".to_string()
+            } else {
+                format!("timeline-{kind}.svg")
+            };
+            let faults: Vec<String> = members[0].faults.iter().map(|f| f.fault.clone()).collect();
+            let title = match group.as_str() {
+                "" => format!("{scenario}, {}", faults.join(", ")),
+                group => format!("{scenario}, {group}"),
+            };
+            (file, title, members)
+        })
+        .collect()
 }
 
 fn opt(value: Option<f64>, decimals: usize) -> String {
@@ -300,6 +334,34 @@ pub fn markdown(meta: &Meta, rows: &[Row]) -> String {
             }
         }
         out += "\n";
+    }
+    let faulted: Vec<&Row> = rows.iter().filter(|r| !r.faults.is_empty()).collect();
+    if !faulted.is_empty() {
+        out += "Faults, from the probe (100 req/s, 10 a second on each of 10 connections of its own): errors while the fault lasted and after the service was back, the time from the service being back to the first 2xx and to 90% of the probe's 2xx rate before the fault, and the slowest probe request around it.\n\n";
+        out += "| target | fault | at s | back after s | errors during | errors after | first 2xx ms | 90% ms | worst latency ms | survived |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n";
+        for r in faulted {
+            for f in &r.faults {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.1} | {:.2} | {} | {} | {} | {} | {:.0} | {} |",
+                    r.binary.as_deref().unwrap_or(&r.target),
+                    f.fault,
+                    f.started_s,
+                    f.back_s - f.started_s,
+                    f.errors_during,
+                    f.errors_after,
+                    dash(f.first_2xx_after_back_ms, 0),
+                    f.recovered_90_after_back_ms
+                        .map_or("not within the load".to_string(), |ms| format!("{ms:.0}")),
+                    f.worst_latency_ms,
+                    if f.target_survived { "yes" } else { "no" }
+                );
+            }
+        }
+        out += "\n";
+        for (file, _, _) in timelines(&meta.scenario, rows) {
+            let _ = writeln!(out, "![timeline]({file})\n");
+        }
     }
     if !meta.missing_targets.is_empty() {
         let _ = writeln!(

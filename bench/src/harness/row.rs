@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fault::{FaultReport, Timeline};
 use super::scenario::{self, Case, Settings, Subject};
 use super::tools::{Measurement, Tool};
 
@@ -82,6 +83,12 @@ pub struct Row {
     /// `--per-connection` (wrk): how the answers were spread over the connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_requests: Option<ConnectionRequests>,
+    /// `--fault`: what each fault cost, from the probe (absent without faults).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultReport>,
+    /// `--fault`: the probe's 2xx and errors per 100 ms of the measured load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
     /// A sweep's point: the knob values of this row (absent outside sweeps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<super::sweep::Point>,
@@ -91,6 +98,9 @@ pub struct Row {
 #[derive(Clone, Debug, Default)]
 pub struct Round {
     pub measurement: Measurement,
+    /// `--fault`: what each fault cost, and the probe's timeline.
+    pub faults: Vec<FaultReport>,
+    pub timeline: Option<Timeline>,
     pub sessions_peak: Option<i64>,
     pub rss_peak_mib: Option<f64>,
     pub threads_peak: Option<u64>,
@@ -258,6 +268,8 @@ impl Row {
             relative: None,
             point: None,
             connection_requests: ConnectionRequests::of(&m.per_connection),
+            faults: chosen.faults.clone(),
+            timeline: chosen.timeline.clone(),
             measurement: chosen.measurement,
         }
     }

@@ -6,11 +6,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use shared::Binary;
 
+use super::fault::{self, FaultReport, Probe, Timeline};
 use super::row::{Round, Row};
 use super::scenario::{Case, Settings, Subject, Via};
 use super::tools::{self, Measurement, Tool};
@@ -87,7 +88,7 @@ impl<'a> Runner<'a> {
             Subject::NginxStatic => {
                 let url = format!("http://{}/static", self.stack.upstream_addr);
                 let nginx = self.stack.upstream.pid();
-                self.round_http(case, &url, None, Some(nginx))
+                self.round_http(case, &url, None, Some(nginx), None)
             }
         }
     }
@@ -120,6 +121,7 @@ impl<'a> Runner<'a> {
             &url,
             Some((binary, target.pid())),
             proxy.as_ref().map(|(nginx, _)| nginx.pid()),
+            Some(addr),
         );
         if !target.is_running() {
             bail!(
@@ -131,13 +133,15 @@ impl<'a> Runner<'a> {
         round
     }
 
-    /// Warm-up, then the measured load against `url` with the samplers running.
+    /// Warm-up, then the measured load against `url` with the samplers running; with faults,
+    /// the probe on `probe_addr` and the faults during the load.
     fn round_http(
         &self,
         case: &Case,
         url: &str,
         target: Option<(Binary, u32)>,
         nginx_pid: Option<u32>,
+        probe_addr: Option<std::net::SocketAddr>,
     ) -> Result<Round> {
         let s = &case.settings;
         if s.warmup_s > 0 {
@@ -157,8 +161,40 @@ impl<'a> Runner<'a> {
             self.stack.postgres.server_pid(),
             nginx_pid,
         );
-        let measurement = self.run_tool(url, s, s.duration_s, "load");
-        let (cpu_s, postgres_cpu_s, nginx_cpu_s) = cpu.finish();
+        let faulted = !s.faults.is_empty();
+        let t0 = Instant::now();
+        let probe = probe_addr
+            .filter(|_| faulted)
+            .map(|addr| Probe::start(addr, s.path.path(), t0));
+        let (stack, pgbouncer, interrupted) =
+            (self.stack, self.pgbouncer.as_ref(), self.interrupted);
+        let (measurement, fault_times) = std::thread::scope(|scope| {
+            let injector = faulted.then(|| {
+                scope.spawn(move || {
+                    fault::inject(stack, pgbouncer, &s.faults, s.duration_s, t0, interrupted)
+                })
+            });
+            let measurement = self.run_tool(url, s, s.duration_s, "load");
+            let times = injector.map(|h| h.join().unwrap_or_default());
+            (measurement, times.unwrap_or_default())
+        });
+        let events = probe.map(Probe::finish).unwrap_or_default();
+        let (cpu_s, mut postgres_cpu_s, nginx_cpu_s) = cpu.finish();
+        if let Some(error) = fault_times.iter().find_map(|t| t.error.clone()) {
+            bail!("the fault could not be carried out: {error}");
+        }
+        if s.faults.iter().any(|f| f.kind.replaces_postgres()) {
+            // Other PostgreSQL processes at the end than at the start.
+            postgres_cpu_s = None;
+        }
+        let mut order: Vec<&fault::Fault> = s.faults.iter().collect();
+        order.sort_by(|a, b| a.at(s.duration_s).total_cmp(&b.at(s.duration_s)));
+        let faults = order
+            .into_iter()
+            .zip(&fault_times)
+            .map(|(f, times)| FaultReport::of(f, times, &events))
+            .collect();
+        let timeline = faulted.then(|| Timeline::of(&events, s.duration_s));
         let (rss, threads) = memory.map_or((None, None), |m| {
             let (rss, threads) = m.finish();
             (Some(rss), Some(threads))
@@ -169,6 +205,8 @@ impl<'a> Runner<'a> {
         };
         Ok(Round {
             measurement: measurement?,
+            faults,
+            timeline,
             sessions_peak,
             rss_peak_mib: rss,
             threads_peak: threads,

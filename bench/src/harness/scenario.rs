@@ -12,6 +12,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shared::{Backend, Binary, DbMode};
 
+use super::fault::{Fault, FaultKind};
 use super::tools::ToolKind;
 
 /// What a case requests.
@@ -128,6 +129,9 @@ pub struct Settings {
     /// serves its connections (the row's `connection_requests`).
     #[serde(default)]
     pub per_connection: bool,
+    /// Faults during the measured load (`--fault`).
+    #[serde(default)]
+    pub faults: Vec<Fault>,
 }
 
 /// One preset: defaults plus how it expands.
@@ -141,7 +145,7 @@ pub struct Scenario {
 }
 
 /// What a preset measures beyond one row per target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Extra {
     None,
     /// sync-pool again at each of these worker counts (Tsutsumi's thread sweep).
@@ -153,6 +157,9 @@ pub enum Extra {
     /// At each of these client counts: every tokio target pooled and pipelined, and pgbench
     /// with as many clients, in one group per count (the TechEmpower single-query design).
     Leaderboard(&'static [u32]),
+    /// One group per fault: every target with that fault (and the upstream faults with the
+    /// upstream backend). A `--fault` given on the command line replaces them.
+    Faults(&'static [Fault]),
     /// A sweep preset, for `bench sweep`: the knobs it varies (`KNOB=V1,V2,…`, as `--vary`
     /// takes them) and its targets (empty: every built one).
     Sweep {
@@ -182,7 +189,15 @@ const BASE: Settings = Settings {
     rows: 1_000_000,
     db_mode: DbMode::Pool,
     per_connection: false,
+    faults: Vec::new(),
 };
+
+/// The `faults` preset's faults, one group each.
+const PRESET_FAULTS: &[Fault] = &[
+    Fault::new(FaultKind::DbRestart, Some(5.0), 5.0),
+    Fault::new(FaultKind::DbStop, Some(5.0), 5.0),
+    Fault::new(FaultKind::UpstreamStop, Some(5.0), 5.0),
+];
 
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -350,6 +365,17 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             extra: Extra::None,
+        },
+        Scenario {
+            name: "faults",
+            source: "TechEmpower #8790: what a database restart or an upstream outage costs each model",
+            summary: "grinberg's load for 15 s, with a PostgreSQL restart at 5 s, then PostgreSQL stopped 5 s, then the upstream nginx stopped 5 s (upstream backend); every target; a probe at 100 req/s draws the timeline",
+            settings: Settings {
+                delay_ms: 20,
+                duration_s: 15,
+                ..BASE
+            },
+            extra: Extra::Faults(PRESET_FAULTS),
         },
         Scenario {
             name: "limits",
@@ -574,6 +600,25 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
                 });
             }
         }
+        Extra::Faults(faults) if settings.faults.is_empty() => {
+            for fault in faults {
+                let group = fault.to_string();
+                let backend = match fault.kind {
+                    FaultKind::UpstreamStop => Backend::Upstream,
+                    _ => settings.backend,
+                };
+                let faulted = Settings {
+                    faults: vec![fault.clone()],
+                    backend,
+                    ..settings.clone()
+                };
+                for &binary in targets {
+                    let label = format!("{binary} {group}");
+                    cases.push(target_case(binary, faulted.clone(), label, &group));
+                }
+            }
+        }
+        Extra::Faults(_) => cases.extend(one_per_target()),
         // A sweep's points are `bench sweep`'s to expand; as a run, its base point.
         Extra::Sweep { .. } => cases.extend(one_per_target()),
         Extra::Limits => {

@@ -164,6 +164,19 @@ impl Stack {
     }
 }
 
+impl Drop for Stack {
+    /// Stops nginx and PostgreSQL, then removes the run folder: nothing of the stack is left
+    /// (unless a server could not be stopped; then its folder stays, for the next start to
+    /// sweep). `BENCH_KEEP_RUN_DIR=1` keeps the folder and its logs, to read after a run.
+    fn drop(&mut self) {
+        self.upstream.stop();
+        let keep = std::env::var_os("BENCH_KEEP_RUN_DIR").is_some_and(|v| v == "1");
+        if self.postgres.shut_down() && !keep {
+            let _ = fs::remove_dir_all(&self.run_dir);
+        }
+    }
+}
+
 /// Flags as owned pairs, from `&[("--workers", "1")]`.
 pub fn flags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs

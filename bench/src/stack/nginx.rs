@@ -23,19 +23,53 @@ const ECHO_MODULE_PATHS: [&str; 2] = [
     "/usr/share/nginx/modules/ngx_http_echo_module.so",
 ];
 
-/// A running nginx.
+/// A running nginx, which can be stopped and started again on the same ports (a fault).
 pub struct Nginx {
     pub role: String,
-    process: Process,
+    process: std::sync::Mutex<Option<Process>>,
+    conf: PathBuf,
+    run_dir: PathBuf,
+    pids_file: PathBuf,
+    listen: Vec<SocketAddr>,
 }
 
 impl Nginx {
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Process>> {
+        self.process.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn ensure_running(&mut self) -> Result<()> {
-        self.process.ensure_running()
+    /// The master process's pid (0 while stopped).
+    pub fn pid(&self) -> u32 {
+        self.lock().as_ref().map_or(0, Process::pid)
+    }
+
+    pub fn ensure_running(&self) -> Result<()> {
+        match self.lock().as_mut() {
+            Some(process) => process.ensure_running(),
+            None => bail!("nginx ({}) is stopped", self.role),
+        }
+    }
+
+    /// Stops nginx (fast shutdown: its connections are closed).
+    pub fn stop(&self) {
+        if let Some(mut process) = self.lock().take() {
+            process.stop();
+        }
+    }
+
+    /// Starts nginx again with the same configuration and ports, and waits for them.
+    pub fn start_again(&self) -> Result<()> {
+        let mut process = self.lock();
+        if process.is_none() {
+            *process = Some(spawn(
+                &self.role,
+                &self.conf,
+                &self.run_dir,
+                &self.pids_file,
+                &self.listen,
+            )?);
+        }
+        Ok(())
     }
 }
 
@@ -71,12 +105,31 @@ fn start(
     pids_file: &Path,
     listen: &[SocketAddr],
 ) -> Result<Nginx> {
-    let program = nginx_program()?;
     for sub in ["body", "proxy", "fastcgi", "scgi", "uwsgi"] {
         fs::create_dir_all(run_dir.join(format!("{role}-tmp")).join(sub))?;
     }
     let conf = run_dir.join(format!("{role}.conf"));
     fs::write(&conf, conf_text)?;
+    let process = spawn(role, &conf, run_dir, pids_file, listen)?;
+    Ok(Nginx {
+        role: role.to_string(),
+        process: std::sync::Mutex::new(Some(process)),
+        conf,
+        run_dir: run_dir.to_path_buf(),
+        pids_file: pids_file.to_path_buf(),
+        listen: listen.to_vec(),
+    })
+}
+
+/// Runs nginx on `conf` and waits until it listens on every address.
+fn spawn(
+    role: &str,
+    conf: &Path,
+    run_dir: &Path,
+    pids_file: &Path,
+    listen: &[SocketAddr],
+) -> Result<Process> {
+    let program = nginx_program()?;
     let log = run_dir.join(format!("{role}-nginx.log"));
     let mut command = Command::new(program);
     command
@@ -85,7 +138,7 @@ fn start(
         .arg("-e")
         .arg(run_dir.join(format!("{role}-error.log")))
         .arg("-c")
-        .arg(&conf);
+        .arg(conf);
     // SIGTERM is nginx's fast shutdown.
     let mut process = Process::spawn("nginx", command, &log, pids_file, libc::SIGTERM)?;
     process.set_grace(Duration::from_secs(5));
@@ -93,10 +146,7 @@ fn start(
         wait_for_port(&mut process, *addr, Duration::from_secs(10))
             .with_context(|| format!("nginx ({role}) did not start; config {}", conf.display()))?;
     }
-    Ok(Nginx {
-        role: role.to_string(),
-        process,
-    })
+    Ok(process)
 }
 
 /// The upstream page server, on a free port.

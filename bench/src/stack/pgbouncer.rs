@@ -17,12 +17,40 @@ use super::process::{find_program, free_port, tail, wait_for_port, Process, RunA
 
 pub struct Pgbouncer {
     pub url: String,
+    /// The admin console (database `pgbouncer`), for the pool-drain fault.
+    admin_url: String,
+    dbname: String,
     process: Process,
 }
 
 impl Pgbouncer {
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    fn admin(&self, command: &str) -> Result<()> {
+        let mut client = postgres::Client::connect(&self.admin_url, postgres::NoTls)
+            .context("cannot reach pgbouncer's admin console")?;
+        client
+            .simple_query(command)
+            .with_context(|| format!("pgbouncer refused {command}"))?;
+        Ok(())
+    }
+
+    /// Drains the pool: new clients of the database are refused (`DISABLE db`) and every
+    /// client and server connection is dropped (`KILL db`), until [`Pgbouncer::resume`].
+    /// (pgbouncer 1.18 holds new clients after a `KILL` alone, and a `RESUME` does not
+    /// release them; refusing them is what its `DISABLE` is for.)
+    pub fn drain(&self) -> Result<()> {
+        self.admin(&format!("DISABLE {}", self.dbname))?;
+        self.admin(&format!("KILL {}", self.dbname))
+    }
+
+    /// Lets clients connect again: `RESUME db`, then `ENABLE db` (in that order: a client
+    /// let in while the database is still paused after a `KILL` waits forever in 1.18).
+    pub fn resume(&self) -> Result<()> {
+        self.admin(&format!("RESUME {}", self.dbname))?;
+        self.admin(&format!("ENABLE {}", self.dbname))
     }
 
     /// Starts pgbouncer in front of `database_url` with at most `server_sessions` sessions.
@@ -55,6 +83,7 @@ impl Pgbouncer {
              unix_socket_dir =\n\
              auth_type = trust\n\
              auth_file = {users}\n\
+             admin_users = {user}\n\
              pool_mode = session\n\
              max_client_conn = 10000\n\
              default_pool_size = {server_sessions}\n\
@@ -85,6 +114,8 @@ impl Pgbouncer {
             .with_context(|| format!("pgbouncer did not start:\n{}", tail(&log, 10)))?;
         Ok(Pgbouncer {
             url: format!("postgres://{}@127.0.0.1:{port}/{}", db.user, db.dbname),
+            admin_url: format!("postgres://{}@127.0.0.1:{port}/pgbouncer", db.user),
+            dbname: db.dbname.clone(),
             process,
         })
     }

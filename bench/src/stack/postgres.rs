@@ -133,22 +133,40 @@ impl Postgres {
     /// Stops the private cluster (fast shutdown: every session is ended) and starts it again on
     /// the same port and data, as a database restart in production would.
     pub fn restart(&self) -> Result<()> {
-        let (Some(restart), Some(data_dir)) = (self.restart.as_ref(), self.data_dir.as_ref())
-        else {
-            bail!("only the private cluster can be restarted");
-        };
+        self.stop()?;
+        self.start_again()
+    }
+
+    /// Stops the private cluster (fast shutdown: every session is ended).
+    pub fn stop(&self) -> Result<()> {
+        if !self.is_embedded() {
+            bail!("only the private cluster can be stopped");
+        }
         let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(mut old) = server.take() {
             old.stop();
         }
-        *server = Some(start_server(
-            &restart.bin,
-            data_dir,
-            self.port,
-            restart.run_as,
-            &restart.log,
-            &restart.pids_file,
-        )?);
+        Ok(())
+    }
+
+    /// Starts the stopped private cluster again on the same port and data; returns once it
+    /// accepts connections.
+    pub fn start_again(&self) -> Result<()> {
+        let (Some(restart), Some(data_dir)) = (self.restart.as_ref(), self.data_dir.as_ref())
+        else {
+            bail!("only the private cluster can be started again");
+        };
+        let mut server = self.server.lock().unwrap_or_else(|e| e.into_inner());
+        if server.is_none() {
+            *server = Some(start_server(
+                &restart.bin,
+                data_dir,
+                self.port,
+                restart.run_as,
+                &restart.log,
+                &restart.pids_file,
+            )?);
+        }
         Ok(())
     }
 
@@ -183,11 +201,12 @@ impl Postgres {
     }
 }
 
-impl Drop for Postgres {
+impl Postgres {
     /// Stops the server of the data folder, whatever its PID (it may have been restarted by
     /// someone else), and only then removes the folder: a server left running on a removed
-    /// folder would hold its port and memory until the machine restarts.
-    fn drop(&mut self) {
+    /// folder would hold its port and memory until the machine restarts. False when a server
+    /// could not be stopped (its folder is kept).
+    pub fn shut_down(&mut self) -> bool {
         let server = self.server.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Some(mut server) = server.take() {
             server.stop();
@@ -196,12 +215,19 @@ impl Drop for Postgres {
             if let Err(e) = stop_cluster(dir, &restart.bin, restart.run_as) {
                 // Keep the folder: it names the server that could not be stopped.
                 eprintln!("bench: {e:#}; {} is kept", dir.display());
-                return;
+                return false;
             }
         }
         if let Some(dir) = self.data_dir.take() {
             let _ = fs::remove_dir_all(dir);
         }
+        true
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }
 
