@@ -577,31 +577,6 @@ pub fn heatmap(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_spectrum_gives_each_nine_one_step() {
-        assert!((spectrum_x(90.0) - 1.0).abs() < 1e-9);
-        assert!((spectrum_x(99.0) - 2.0).abs() < 1e-9);
-        assert!((spectrum_x(99.9) - 3.0).abs() < 1e-9);
-        assert!((spectrum_x(50.0) - std::f64::consts::LOG10_2).abs() < 1e-9);
-        assert_eq!(spectrum_label(1.0), "90%");
-        assert_eq!(spectrum_label(3.0), "99.9%");
-        assert_eq!(spectrum_label(4.0), "99.99%");
-        assert_eq!(spectrum_label(0.0), "0%");
-    }
-
-    #[test]
-    fn verdicts_split_at_one_and_one_point_three() {
-        assert_eq!([0.9, 1.0, 1.29, 1.3, 5.0].map(verdict), [0, 1, 1, 2, 2]);
-        assert_eq!(diverging(1.0), RGBColor(255, 255, 255));
-        assert_eq!(diverging(4.0), RGBColor(203, 24, 29));
-        assert_eq!(diverging(0.25), RGBColor(33, 102, 172));
-    }
-}
-
 /// A fault's timeline: the probe's 2xx per second (per 100 ms bucket) over the measured load,
 /// one line per row, the fault windows shaded, and a mark below the axis for every bucket in
 /// which a row's probe saw errors (one lane per row).
@@ -687,4 +662,29 @@ pub fn timeline(path: &Path, title: &str, rows: &[&Row]) -> Result<()> {
             .map_err(plot_error)?;
     }
     legend_and_present(&mut chart, &root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spectrum_gives_each_nine_one_step() {
+        assert!((spectrum_x(90.0) - 1.0).abs() < 1e-9);
+        assert!((spectrum_x(99.0) - 2.0).abs() < 1e-9);
+        assert!((spectrum_x(99.9) - 3.0).abs() < 1e-9);
+        assert!((spectrum_x(50.0) - std::f64::consts::LOG10_2).abs() < 1e-9);
+        assert_eq!(spectrum_label(1.0), "90%");
+        assert_eq!(spectrum_label(3.0), "99.9%");
+        assert_eq!(spectrum_label(4.0), "99.99%");
+        assert_eq!(spectrum_label(0.0), "0%");
+    }
+
+    #[test]
+    fn verdicts_split_at_one_and_one_point_three() {
+        assert_eq!([0.9, 1.0, 1.29, 1.3, 5.0].map(verdict), [0, 1, 1, 2, 2]);
+        assert_eq!(diverging(1.0), RGBColor(255, 255, 255));
+        assert_eq!(diverging(4.0), RGBColor(203, 24, 29));
+        assert_eq!(diverging(0.25), RGBColor(33, 102, 172));
+    }
 }
