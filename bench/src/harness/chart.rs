@@ -622,15 +622,21 @@ pub fn timeline(path: &Path, title: &str, rows: &[&Row]) -> Result<()> {
         })
         .draw()
         .map_err(plot_error)?;
-    let windows: Vec<(f64, f64)> = with
-        .iter()
-        .flat_map(|(r, _)| r.faults.iter().map(|f| (f.started_s, f.back_s)))
-        .collect();
+    // One shaded window per fault: from its earliest start to its latest return over the rows.
+    let mut windows: Vec<(f64, f64)> = Vec::new();
+    for (row, _) in &with {
+        for (i, f) in row.faults.iter().enumerate() {
+            match windows.get_mut(i) {
+                Some(w) => *w = (w.0.min(f.started_s), w.1.max(f.back_s)),
+                None => windows.push((f.started_s, f.back_s)),
+            }
+        }
+    }
     chart
         .draw_series(windows.iter().map(|(from, to)| {
             Rectangle::new(
                 [(*from, 0.0), (to.max(from + 0.05), top)],
-                RED.mix(0.08).filled(),
+                RED.mix(0.12).filled(),
             )
         }))
         .map_err(plot_error)?;
