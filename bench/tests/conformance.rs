@@ -799,14 +799,19 @@ fn repeated_connection_storms_reach_a_steady_state(world: &World, binary: Binary
         after.push(rss_kib(pid)?);
     }
     let footprint = held_rss.iter().sum::<u64>() / ROUNDS as u64 - baseline_rss;
+    // What the allocator keeps cached after a storm jumps up and down from round to round
+    // (glibc's per-thread arenas: by a third of a storm in tokio-hyper), or climbs for a few
+    // rounds and levels off (tokio-axum, tokio-actix); a leak raises even the lowest residue
+    // every round. So the lowest residue of rounds 6 to 8 must not pass the highest of
+    // rounds 1 to 5 by more than a tenth of a storm.
     let early = after[..5].iter().copied().max().unwrap_or(0);
-    let late = after[5..].iter().copied().max().unwrap_or(0);
+    let late = after[5..].iter().copied().min().unwrap_or(0);
     eprintln!(
-        "  {binary}: RSS KiB at start {baseline_rss}, with {CONNECTIONS} held {held_rss:?}, after each storm {after:?}; a storm takes {footprint} KiB; highest after rounds 1-5 {early}, after rounds 6-{ROUNDS} {late}"
+        "  {binary}: RSS KiB at start {baseline_rss}, with {CONNECTIONS} held {held_rss:?}, after each storm {after:?}; a storm takes {footprint} KiB; highest after rounds 1-5 {early}, lowest after rounds 6-{ROUNDS} {late}"
     );
     ensure!(
         late.saturating_sub(early) * 10 <= footprint,
-        "rounds 6 to {ROUNDS} left {late} KiB, {} KiB over the highest of rounds 1 to 5, more than 10% of the {footprint} KiB a storm takes: a leak; after each storm: {after:?}",
+        "every round from 6 to {ROUNDS} left at least {late} KiB, {} KiB over the highest of rounds 1 to 5, more than 10% of the {footprint} KiB a storm takes: a leak; after each storm: {after:?}",
         late - early
     );
     if binary == Binary::MayGreen {
