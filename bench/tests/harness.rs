@@ -829,6 +829,21 @@ fn assert_faults_measured(dir: &Path, kinds: &[&str]) {
             .map(|n| n.as_u64().unwrap())
             .sum();
         assert!(ok > 100, "the probe got {ok} 2xx");
+        let sum = |key: &str| -> u64 {
+            timeline[key]
+                .as_array()
+                .unwrap_or_else(|| panic!("timeline.{key}"))
+                .iter()
+                .map(|n| n.as_u64().unwrap())
+                .sum()
+        };
+        let errors = sum("errors");
+        assert!(errors > 0, "the probe saw no error during the fault");
+        assert_eq!(
+            errors,
+            sum("non_2xx") + sum("connect") + sum("timeout") + sum("broken"),
+            "errors by kind do not add up"
+        );
     }
     let chart = parse_svg(&dir.join("timeline.svg"));
     assert!(chart.contains("probe 2xx"), "{chart}");

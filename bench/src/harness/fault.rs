@@ -409,8 +409,14 @@ pub struct Timeline {
     pub bucket_ms: u32,
     /// 2xx per bucket.
     pub ok: Vec<u32>,
-    /// Errors per bucket: non-2xx, refused connections, timeouts, broken connections.
+    /// Errors per bucket, all kinds together...
     pub errors: Vec<u32>,
+    /// ...and by kind: an answer that was not 2xx, a refused connection, no answer within
+    /// 2 s, a connection broken mid-request.
+    pub non_2xx: Vec<u32>,
+    pub connect: Vec<u32>,
+    pub timeout: Vec<u32>,
+    pub broken: Vec<u32>,
 }
 
 pub const BUCKET_MS: u32 = 100;
@@ -422,6 +428,10 @@ impl Timeline {
             bucket_ms: BUCKET_MS,
             ok: vec![0; buckets],
             errors: vec![0; buckets],
+            non_2xx: vec![0; buckets],
+            connect: vec![0; buckets],
+            timeout: vec![0; buckets],
+            broken: vec![0; buckets],
         };
         for event in events {
             let end = event.start_ms + event.latency_ms;
@@ -429,10 +439,18 @@ impl Timeline {
             if end < 0.0 || bucket >= buckets {
                 continue;
             }
-            match event.outcome {
-                Outcome::Ok => timeline.ok[bucket] += 1,
-                _ => timeline.errors[bucket] += 1,
-            }
+            let kind = match event.outcome {
+                Outcome::Ok => {
+                    timeline.ok[bucket] += 1;
+                    continue;
+                }
+                Outcome::Status(_) => &mut timeline.non_2xx,
+                Outcome::Connect => &mut timeline.connect,
+                Outcome::Timeout => &mut timeline.timeout,
+                Outcome::Io => &mut timeline.broken,
+            };
+            kind[bucket] += 1;
+            timeline.errors[bucket] += 1;
         }
         timeline
     }
@@ -623,6 +641,11 @@ mod tests {
         assert_eq!(timeline.ok.len(), 60);
         assert_eq!(timeline.ok[0], 10);
         assert_eq!(timeline.errors[35], 10);
+        assert_eq!(timeline.non_2xx[35], 10);
+        assert_eq!(
+            timeline.timeout[35] + timeline.connect[35] + timeline.broken[35],
+            0
+        );
         assert_eq!(timeline.ok[35], 0);
     }
 }
