@@ -43,8 +43,30 @@ enum Command {
     /// Vary knobs over a grid of points (--vary KNOB=V1,V2,…) and run every target at each:
     /// the verdict as a map, open-loop capacity at a latency objective, heatmaps of the flip.
     Sweep(SweepArgs),
+    /// The client side: N GETs of the upstream page (each answered after --delay-ms) made one
+    /// after another, from T threads, as N futures on tokio, and as N may coroutines.
+    Client(ClientArgs),
     /// List the presets, their parameters and the article each comes from.
     Scenarios,
+}
+
+#[derive(Args, Debug)]
+struct ClientArgs {
+    /// Requests per model.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    requests: u32,
+    /// nginx answers each request after this many milliseconds.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    delay_ms: u32,
+    /// Thread counts of the threads models.
+    #[arg(long, value_delimiter = ',', default_value = "10,20")]
+    threads: Vec<u32>,
+    /// Rounds per model; rows keep the median and the min–max.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
+    /// Results folder [default: results/client-<time>].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Flags that override a scenario's settings.
@@ -273,7 +295,7 @@ struct SweepArgs {
 }
 
 /// Which targets, and the stack to run them on.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct StackArgs {
     /// Comma-separated targets [default: all]. Names: sync-thread, sync-pool, tokio-axum,
     /// tokio-actix, tokio-hyper, may-green.
@@ -350,6 +372,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(args, &interrupted),
         Command::Compare(args) => compare(args, &interrupted),
         Command::Sweep(args) => sweep_command(args, &interrupted),
+        Command::Client(args) => client_command(args),
         Command::Scenarios => {
             print_scenarios();
             Ok(ExitCode::SUCCESS)
@@ -745,6 +768,32 @@ fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     );
     println!("Results: {}/compare.json", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn client_command(args: ClientArgs) -> Result<ExitCode> {
+    let plan = harness::clientside::ClientPlan {
+        requests: args.requests,
+        delay_ms: args.delay_ms,
+        models: harness::clientside::models(&args.threads)
+            .map_err(|e| UsageError(e.to_string()))?,
+        rounds: args.rounds,
+    };
+    let out = report::out_dir(args.out.as_deref(), "client")?;
+    eprintln!("bench: starting the stack");
+    let stack = Stack::start(&StackArgs::default().stack_options())?;
+    eprintln!(
+        "bench: client: {} GETs of {} ms per model, {} round(s)",
+        plan.requests, plan.delay_ms, plan.rounds
+    );
+    let rows = harness::clientside::run(stack.upstream_addr, &plan)?;
+    harness::clientside::write_all(&out, &plan, &rows)?;
+    println!("{}", harness::clientside::table(&rows));
+    println!(
+        "Results: {}/report.md (results.json, results.csv, wall.svg)",
+        out.display()
+    );
+    let errors: u64 = rows.iter().map(|r| r.errors).sum();
+    Ok(exit_code(usize::from(errors > 0)))
 }
 
 /// A mistake in how a command was called: exit status 2, like clap's own.

@@ -174,6 +174,20 @@ impl Sampler {
     }
 }
 
+/// Client connections nginx holds open right now (stub_status "Active connections"), minus
+/// the status request's own.
+pub fn nginx_active(status_addr: std::net::SocketAddr) -> Result<i64> {
+    let response = crate::client::get(status_addr, "/nginx_status")?;
+    let text = response.text();
+    let active = text
+        .split_whitespace()
+        .skip_while(|word| *word != "connections:")
+        .nth(1)
+        .and_then(|n| n.parse::<i64>().ok())
+        .with_context(|| format!("unexpected stub_status page: {text}"))?;
+    Ok(active - 1)
+}
+
 /// Requests nginx is working on right now (stub_status "Writing"), minus the status request
 /// itself.
 pub fn nginx_in_flight(status_addr: std::net::SocketAddr) -> Result<i64> {

@@ -455,17 +455,22 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(config: &Config) -> Result<Upstream, String> {
+        Upstream::for_url(&config.upstream)
+    }
+
+    /// A client of the page at `url` (also `bench client`'s tokio model).
+    pub fn for_url(url: &UpstreamUrl) -> Result<Upstream, String> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(crate::upstream::UPSTREAM_GRACE));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        let host = HeaderValue::from_str(&config.upstream.authority)
-            .map_err(|_| format!("bad upstream host {:?}", config.upstream.authority))?;
+        let host = HeaderValue::from_str(&url.authority)
+            .map_err(|_| format!("bad upstream host {:?}", url.authority))?;
         Ok(Upstream {
             client,
-            url: config.upstream.clone(),
+            url: url.clone(),
             host,
         })
     }

@@ -44,22 +44,38 @@ fn legend_and_present<'a, X: Ranged, Y: Ranged>(
 /// Bars of 2xx req/s per row, with the Little's-law bound as a red tick above each bar that
 /// has one.
 pub fn throughput(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
-    let n = rows.len().max(1);
-    let top = rows
+    let bars: Vec<(String, f64, Option<f64>)> = rows
         .iter()
-        .flat_map(|r| [Some(r.requests_per_sec), r.bound_rps])
+        .map(|r| (r.target.clone(), r.requests_per_sec, r.bound_rps))
+        .collect();
+    bar_chart(
+        path,
+        &format!("{scenario}: 2xx requests/s (red: Little's-law bound)"),
+        "requests/s",
+        &bars,
+    )
+}
+
+/// One bar per (label, value), and the bound, when there is one, as a red tick across it.
+fn bar_chart(
+    path: &Path,
+    caption: &str,
+    y_desc: &str,
+    bars: &[(String, f64, Option<f64>)],
+) -> Result<()> {
+    let n = bars.len().max(1);
+    let top = bars
+        .iter()
+        .flat_map(|(_, value, bound)| [Some(*value), *bound])
         .flatten()
-        .fold(1.0f64, f64::max)
+        .fold(1e-3f64, f64::max)
         * 1.1;
     let width = (160 + 110 * n as u32).max(640);
     let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let labels: Vec<String> = rows.iter().map(|r| r.target.clone()).collect();
+    let labels: Vec<String> = bars.iter().map(|(label, _, _)| label.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("{scenario}: 2xx requests/s (red: Little's-law bound)"),
-            ("sans-serif", 18),
-        )
+        .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -75,7 +91,7 @@ pub fn throughput(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
             SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .y_desc("requests/s")
+        .y_desc(y_desc)
         .draw()
         .map_err(plot_error)?;
     chart
@@ -90,15 +106,15 @@ pub fn throughput(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
                     COLORS[i as usize % COLORS.len()].filled()
                 })
                 .data(
-                    rows.iter()
+                    bars.iter()
                         .enumerate()
-                        .map(|(i, r)| (i as i32, r.requests_per_sec)),
+                        .map(|(i, (_, value, _))| (i as i32, *value)),
                 ),
         )
         .map_err(plot_error)?;
     chart
-        .draw_series(rows.iter().enumerate().filter_map(|(i, r)| {
-            let bound = r.bound_rps?;
+        .draw_series(bars.iter().enumerate().filter_map(|(i, (_, _, bound))| {
+            let bound = (*bound)?;
             let i = i as i32;
             Some(PathElement::new(
                 vec![
@@ -668,6 +684,27 @@ pub fn timeline(path: &Path, title: &str, rows: &[&Row]) -> Result<()> {
             .map_err(plot_error)?;
     }
     legend_and_present(&mut chart, &root)
+}
+
+/// `bench client`: wall time per client model, with each model's bound as a red tick.
+pub fn client_wall(
+    path: &Path,
+    plan: &super::clientside::ClientPlan,
+    rows: &[super::clientside::ClientRow],
+) -> Result<()> {
+    let bars: Vec<(String, f64, Option<f64>)> = rows
+        .iter()
+        .map(|r| (r.model.clone(), r.wall_s, Some(r.bound_s)))
+        .collect();
+    bar_chart(
+        path,
+        &format!(
+            "bench client: {} GETs of {} ms, wall time (red: the model's bound)",
+            plan.requests, plan.delay_ms
+        ),
+        "seconds",
+        &bars,
+    )
 }
 
 #[cfg(test)]

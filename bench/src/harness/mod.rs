@@ -15,6 +15,7 @@
 //!   knobs and offered load; `report` and `chart`: the outputs.
 
 pub mod chart;
+pub mod clientside;
 pub mod fault;
 pub mod pgbench;
 pub mod procfs;
