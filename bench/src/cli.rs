@@ -124,6 +124,10 @@ pub struct Overrides {
     /// it], FOR seconds [default: 5]. E.g. --fault db-stop@5:3.
     #[arg(long, value_name = "KIND[@AT][:FOR]", value_parser = harness::fault::parse)]
     pub fault: Vec<harness::fault::Fault>,
+    /// Slow clients beside the load tool's, straight to the target: each sends its request
+    /// over about a second and reads the answer slowly (the slow-clients preset sets 200).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=5000))]
+    pub slow_clients: Option<u32>,
     /// Rounds per target; rows keep the median and the min–max.
     #[arg(long)]
     pub rounds: Option<u32>,
@@ -170,6 +174,9 @@ impl Overrides {
         }
         settings.pgbouncer |= self.pgbouncer;
         settings.per_connection |= self.per_connection;
+        if let Some(v) = self.slow_clients {
+            settings.slow_clients = v;
+        }
         if !self.fault.is_empty() {
             settings.faults = self.fault.clone();
         }

@@ -998,6 +998,50 @@ fn bench_client_proves_each_model_by_its_bound() {
         .contains("| threads-10 |"));
 }
 
+/// The slow-clients preset at small sizes: every target without and with slow clients, and
+/// the slow clients complete requests of their own.
+#[test]
+fn slow_clients_run_beside_the_load_and_complete_requests() {
+    let _guard = lock();
+    let dir = out_dir("slow-clients");
+    let output = bench(&[
+        "run",
+        "--scenario",
+        "slow-clients",
+        "--targets",
+        "tokio-axum,sync-thread",
+        "--slow-clients",
+        "8",
+        "--connections",
+        "8",
+        "--duration",
+        "4s",
+        "--warmup",
+        "1s",
+        "--no-verify",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    let results = read_json(&dir.join("results.json"));
+    let rows = results["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "2 targets × (without, with)");
+    for row in rows {
+        assert_eq!(row["status"], "ok", "{row}");
+        let slow = &row["slow_clients"];
+        if row["group"] == "no slow clients" {
+            assert!(slow.is_null(), "{row}");
+        } else {
+            assert_eq!(row["group"], "8 slow clients");
+            assert_eq!(slow["clients"], 8);
+            assert!(slow["completed"].as_u64().unwrap() >= 8, "{slow}");
+            assert_eq!(slow["errors"], 0, "{slow}");
+        }
+    }
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("Slow clients"), "{report}");
+}
+
 /// A bad --vary exits 2 with a message naming it; a knob in --vary and as its own flag is an
 /// error, not a silent override.
 #[test]

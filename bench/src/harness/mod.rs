@@ -24,6 +24,7 @@ pub mod row;
 pub mod run;
 pub mod runner;
 pub mod scenario;
+pub mod slow;
 pub mod sweep;
 pub mod tools;
 

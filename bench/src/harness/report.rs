@@ -335,6 +335,26 @@ pub fn markdown(meta: &Meta, rows: &[Row]) -> String {
         }
         out += "\n";
     }
+    let slow: Vec<&Row> = rows.iter().filter(|r| r.slow_clients.is_some()).collect();
+    if !slow.is_empty() {
+        out += "Slow clients, straight to the target beside the load tool's: each sends its request over about a second and reads the answer slowly, then starts again. What they completed during the measured load, and what the load tool got (compare with the same target without them).\n\n";
+        out += "| target | slow clients | their requests completed | their errors | load req/s | load P99 ms |\n|---|--:|--:|--:|--:|--:|\n";
+        for r in slow {
+            if let Some(c) = &r.slow_clients {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {:.0} | {} |",
+                    r.binary.as_deref().unwrap_or(&r.target),
+                    c.clients,
+                    c.completed,
+                    c.errors,
+                    r.requests_per_sec,
+                    dash(r.measurement.p99_ms, 1)
+                );
+            }
+        }
+        out += "\n";
+    }
     let faulted: Vec<&Row> = rows.iter().filter(|r| !r.faults.is_empty()).collect();
     if !faulted.is_empty() {
         out += "Faults, from the probe (100 req/s, 10 a second on each of 10 connections of its own): errors while the fault lasted and after the service was back, the time from the service being back to the first 2xx and to 90% of the probe's 2xx rate before the fault, and the slowest probe request around it.\n\n";

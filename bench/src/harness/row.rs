@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fault::{FaultReport, Timeline};
 use super::scenario::{self, Case, Settings, Subject};
+use super::slow::SlowClientsReport;
 use super::tools::{Measurement, Tool};
 
 /// How a row ended.
@@ -89,6 +90,9 @@ pub struct Row {
     /// `--fault`: the probe's 2xx and errors per 100 ms of the measured load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// `--slow-clients`: their completed requests and errors during the measured load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_clients: Option<SlowClientsReport>,
     /// A sweep's point: the knob values of this row (absent outside sweeps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<super::sweep::Point>,
@@ -100,6 +104,8 @@ pub struct Round {
     pub measurement: Measurement,
     /// `--fault`: what each fault cost, and the probe's timeline.
     pub faults: Vec<FaultReport>,
+    /// `--slow-clients`: what the slow clients got during the measured load.
+    pub slow_clients: Option<SlowClientsReport>,
     pub timeline: Option<Timeline>,
     pub sessions_peak: Option<i64>,
     pub rss_peak_mib: Option<f64>,
@@ -270,6 +276,7 @@ impl Row {
             connection_requests: ConnectionRequests::of(&m.per_connection),
             faults: chosen.faults.clone(),
             timeline: chosen.timeline.clone(),
+            slow_clients: chosen.slow_clients.clone(),
             measurement: chosen.measurement,
         }
     }

@@ -14,6 +14,7 @@ use shared::Binary;
 use super::fault::{self, FaultReport, Probe, Timeline};
 use super::row::{Round, Row};
 use super::scenario::{Case, Settings, Subject, Via};
+use super::slow::SlowClients;
 use super::tools::{self, Measurement, Tool};
 use super::{pgbench, procfs, SAMPLE_EVERY};
 use crate::observe::Sampler;
@@ -144,8 +145,16 @@ impl<'a> Runner<'a> {
         probe_addr: Option<std::net::SocketAddr>,
     ) -> Result<Round> {
         let s = &case.settings;
+        // Slow clients start before the warm-up, so that they are steady when the
+        // measurement starts.
+        let slow = probe_addr
+            .filter(|_| s.slow_clients > 0)
+            .map(|addr| SlowClients::start(addr, s.path.path(), s.slow_clients));
         if s.warmup_s > 0 {
             self.run_tool(url, s, s.warmup_s, "warmup")?;
+        }
+        if let Some(slow) = &slow {
+            slow.reset();
         }
         let sessions = match target {
             Some((binary, _)) if s.queries_the_database() => Some(Sampler::start(
@@ -178,6 +187,7 @@ impl<'a> Runner<'a> {
             let times = injector.map(|h| h.join().unwrap_or_default());
             (measurement, times.unwrap_or_default())
         });
+        let slow_clients = slow.map(SlowClients::finish);
         let events = probe.map(Probe::finish).unwrap_or_default();
         let (cpu_s, mut postgres_cpu_s, nginx_cpu_s) = cpu.finish();
         if let Some(error) = fault_times.iter().find_map(|t| t.error.clone()) {
@@ -207,6 +217,7 @@ impl<'a> Runner<'a> {
             measurement: measurement?,
             faults,
             timeline,
+            slow_clients,
             sessions_peak,
             rss_peak_mib: rss,
             threads_peak: threads,

@@ -132,6 +132,10 @@ pub struct Settings {
     /// Faults during the measured load (`--fault`).
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Slow clients beside the load tool's (`--slow-clients`): each sends its request over
+    /// about a second and reads the answer slowly.
+    #[serde(default)]
+    pub slow_clients: u32,
 }
 
 /// One preset: defaults plus how it expands.
@@ -160,6 +164,8 @@ pub enum Extra {
     /// One group per fault: every target with that fault (and the upstream faults with the
     /// upstream backend). A `--fault` given on the command line replaces them.
     Faults(&'static [Fault]),
+    /// Every target without slow clients, then with the settings' `slow_clients`: two groups.
+    SlowClients,
     /// A sweep preset, for `bench sweep`: the knobs it varies (`KNOB=V1,V2,…`, as `--vary`
     /// takes them) and its targets (empty: every built one).
     Sweep {
@@ -190,6 +196,7 @@ const BASE: Settings = Settings {
     db_mode: DbMode::Pool,
     per_connection: false,
     faults: Vec::new(),
+    slow_clients: 0,
 };
 
 /// The `faults` preset's faults, one group each.
@@ -376,6 +383,18 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             extra: Extra::Faults(PRESET_FAULTS),
+        },
+        Scenario {
+            name: "slow-clients",
+            source: "the articles' \"remote requests with long response times\": smartphone users beside the load",
+            summary: "grinberg's load (c=100, 20 ms, 100 sessions), direct, without and with 200 slow clients that take a second to send each request and read the answer slowly",
+            settings: Settings {
+                delay_ms: 20,
+                via: Via::Direct,
+                slow_clients: 200,
+                ..BASE
+            },
+            extra: Extra::SlowClients,
         },
         Scenario {
             name: "limits",
@@ -619,6 +638,22 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
             }
         }
         Extra::Faults(_) => cases.extend(one_per_target()),
+        Extra::SlowClients => {
+            let k = settings.slow_clients;
+            for (group, slow) in [
+                ("no slow clients".to_string(), 0),
+                (format!("{k} slow clients"), k),
+            ] {
+                let with = Settings {
+                    slow_clients: slow,
+                    ..settings.clone()
+                };
+                for &binary in targets {
+                    let label = format!("{binary}, {group}");
+                    cases.push(target_case(binary, with.clone(), label, &group));
+                }
+            }
+        }
         // A sweep's points are `bench sweep`'s to expand; as a run, its base point.
         Extra::Sweep { .. } => cases.extend(one_per_target()),
         Extra::Limits => {
