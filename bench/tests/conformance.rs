@@ -745,9 +745,10 @@ fn raise_fd_limit() -> Result<u64> {
 ///
 /// A leak of per-connection state would add most of a storm's footprint every round. What
 /// the allocator keeps is not that: glibc holds freed memory in its per-thread arenas, so the
-/// thread and tokio targets' residue wanders by a few MB from round to round and creeps up
-/// slowly. So for every target, the highest residue of rounds 6 to 8 may exceed the highest of
-/// rounds 1 to 5 by at most 10% of a storm's footprint. may-green's connection memory is the
+/// thread and tokio targets' residue wanders by a third of a storm from round to round, or
+/// climbs for a few rounds and levels off. So for every target, the lowest residue of rounds 6
+/// to 8 may exceed the highest of rounds 1 to 5 by at most 10% of a storm's footprint (a leak
+/// raises even the lowest one every round). may-green's connection memory is the
 /// suite's own code (the vendored may_minihttp's buffers, which used to grow without end), and
 /// it is held to the strict rule: from round 4 on, each round adds under 2% of its resident
 /// memory.
