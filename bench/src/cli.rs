@@ -128,6 +128,10 @@ pub struct Overrides {
     /// over about a second and reads the answer slowly (the slow-clients preset sets 200).
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=5000))]
     pub slow_clients: Option<u32>,
+    /// Idle keep-alive connections held on each target (each after one GET /json) while the
+    /// load runs, with the target's idle timeout off; rows get what they cost.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub idle_connections: Option<u32>,
     /// Rounds per target; rows keep the median and the min–max.
     #[arg(long)]
     pub rounds: Option<u32>,
@@ -176,6 +180,9 @@ impl Overrides {
         settings.per_connection |= self.per_connection;
         if let Some(v) = self.slow_clients {
             settings.slow_clients = v;
+        }
+        if let Some(v) = self.idle_connections {
+            settings.idle_connections = v;
         }
         if !self.fault.is_empty() {
             settings.faults = self.fault.clone();

@@ -1042,6 +1042,47 @@ fn slow_clients_run_beside_the_load_and_complete_requests() {
     assert!(report.contains("Slow clients"), "{report}");
 }
 
+/// The connections preset at 200 idle connections: every target reports what a connection
+/// costs it, and a fresh connection's /health answers while they are held.
+#[test]
+fn the_connections_preset_reports_a_per_connection_figure_for_every_target() {
+    let _guard = lock();
+    let dir = out_dir("connections");
+    let output = bench(&[
+        "run",
+        "--scenario",
+        "connections",
+        "--idle-connections",
+        "200",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0s",
+        "--no-verify",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    let results = read_json(&dir.join("results.json"));
+    let rows = results["results"].as_array().unwrap();
+    assert_eq!(rows.len(), built_targets().len());
+    for row in rows {
+        assert_eq!(row["status"], "ok", "{row}");
+        let idle = &row["idle"];
+        assert_eq!(idle["answered"], 200, "{row}");
+        let per = idle["kib_per_connection"]
+            .as_f64()
+            .expect("a per-connection figure");
+        assert!(per > 0.0 && per < 1024.0, "{}: {per} KiB", row["target"]);
+        assert_eq!(idle["health_failed"], 0, "{row}");
+        assert!(idle["load_alone_rps"].as_f64().unwrap() > 0.0);
+        let flags = row["flags"].to_string();
+        assert!(flags.contains("--keep-alive-timeout-ms 0"), "{flags}");
+    }
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("KiB per connection"), "{report}");
+}
+
 /// A bad --vary exits 2 with a message naming it; a knob in --vary and as its own flag is an
 /// error, not a silent override.
 #[test]

@@ -17,6 +17,7 @@
 pub mod chart;
 pub mod clientside;
 pub mod fault;
+pub mod idle;
 pub mod pgbench;
 pub mod procfs;
 pub mod report;

@@ -335,6 +335,37 @@ pub fn markdown(meta: &Meta, rows: &[Row]) -> String {
         }
         out += "\n";
     }
+    let held: Vec<&Row> = rows.iter().filter(|r| r.idle.is_some()).collect();
+    if !held.is_empty() {
+        out += "Idle keep-alive connections held on each target (each after one `GET /json`, the target's idle timeout off): memory and threads with them held, `/health` on a fresh connection meanwhile, and the load beside them against the same load alone.\n\n";
+        out += "| target | idle asked / opened / answered | KiB per connection | RSS MiB before → held | threads before → held | /health p50 / p99 ms (failed) | load req/s alone → beside them | load P99 ms alone → beside | the first unanswered |\n|---|--:|--:|--:|--:|--:|--:|--:|---|\n";
+        for r in held {
+            if let Some(i) = &r.idle {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} / {} / {} | {} | {:.1} → {:.1} | {} → {} | {} / {} ({}) | {:.0} → {:.0} | {} → {} | {} |",
+                    r.binary.as_deref().unwrap_or(&r.target),
+                    i.asked,
+                    i.opened,
+                    i.answered,
+                    dash(i.kib_per_connection, 1),
+                    i.rss_before_mib,
+                    i.rss_held_mib,
+                    i.threads_before,
+                    i.threads_held,
+                    dash(i.health_p50_ms, 2),
+                    dash(i.health_p99_ms, 2),
+                    i.health_failed,
+                    i.load_alone_rps,
+                    r.requests_per_sec,
+                    dash(i.load_alone_p99_ms, 1),
+                    dash(r.measurement.p99_ms, 1),
+                    i.first_unanswered.as_deref().unwrap_or("–")
+                );
+            }
+        }
+        out += "\n";
+    }
     let slow: Vec<&Row> = rows.iter().filter(|r| r.slow_clients.is_some()).collect();
     if !slow.is_empty() {
         out += "Slow clients, straight to the target beside the load tool's: each sends its request over about a second and reads the answer slowly, then starts again. What they completed during the measured load, and what the load tool got (compare with the same target without them).\n\n";

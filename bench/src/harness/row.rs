@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::fault::{FaultReport, Timeline};
+use super::idle::IdleReport;
 use super::scenario::{self, Case, Settings, Subject};
 use super::slow::SlowClientsReport;
 use super::tools::{Measurement, Tool};
@@ -93,6 +94,9 @@ pub struct Row {
     /// `--slow-clients`: their completed requests and errors during the measured load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_clients: Option<SlowClientsReport>,
+    /// `--idle-connections`: memory, threads and `/health` with them held, and the load alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdleReport>,
     /// A sweep's point: the knob values of this row (absent outside sweeps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<super::sweep::Point>,
@@ -106,6 +110,8 @@ pub struct Round {
     pub faults: Vec<FaultReport>,
     /// `--slow-clients`: what the slow clients got during the measured load.
     pub slow_clients: Option<SlowClientsReport>,
+    /// `--idle-connections`: what holding them cost.
+    pub idle: Option<IdleReport>,
     pub timeline: Option<Timeline>,
     pub sessions_peak: Option<i64>,
     pub rss_peak_mib: Option<f64>,
@@ -277,6 +283,7 @@ impl Row {
             faults: chosen.faults.clone(),
             timeline: chosen.timeline.clone(),
             slow_clients: chosen.slow_clients.clone(),
+            idle: chosen.idle.clone(),
             measurement: chosen.measurement,
         }
     }

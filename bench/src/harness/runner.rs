@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use shared::Binary;
 
 use super::fault::{self, FaultReport, Probe, Timeline};
+use super::idle::{self, IdleReport};
 use super::row::{Round, Row};
 use super::scenario::{Case, Settings, Subject, Via};
 use super::slow::SlowClients;
@@ -96,6 +97,10 @@ impl<'a> Runner<'a> {
 
     fn round_target(&self, case: &Case, binary: Binary) -> Result<Round> {
         let s = &case.settings;
+        if s.idle_connections > 0 {
+            // Before the launch: the target inherits the limit.
+            idle::raise_fd_limit(u64::from(s.idle_connections) + 1024)?;
+        }
         let mut flags = s.target_flags(binary);
         if let Some(bouncer) = &self.pgbouncer {
             flags.push(("--database-url".into(), bouncer.url.clone()));
@@ -145,6 +150,11 @@ impl<'a> Runner<'a> {
         probe_addr: Option<std::net::SocketAddr>,
     ) -> Result<Round> {
         let s = &case.settings;
+        if s.idle_connections > 0 {
+            if let (Some((_, pid)), Some(addr)) = (target, probe_addr) {
+                return self.round_idle(case, url, pid, addr, nginx_pid);
+            }
+        }
         // Slow clients start before the warm-up, so that they are steady when the
         // measurement starts.
         let slow = probe_addr
@@ -218,6 +228,7 @@ impl<'a> Runner<'a> {
             faults,
             timeline,
             slow_clients,
+            idle: None,
             sessions_peak,
             rss_peak_mib: rss,
             threads_peak: threads,
@@ -225,6 +236,76 @@ impl<'a> Runner<'a> {
             postgres_cpu_s,
             nginx_cpu_s,
         })
+    }
+
+    /// The load alone, then `idle_connections` held open (memory, threads and `/health`
+    /// measured with them held), then the same load beside them: the round's measurement.
+    fn round_idle(
+        &self,
+        case: &Case,
+        url: &str,
+        pid: u32,
+        addr: std::net::SocketAddr,
+        nginx_pid: Option<u32>,
+    ) -> Result<Round> {
+        let s = &case.settings;
+        let Subject::Target(binary) = case.subject else {
+            bail!("idle connections are held on a target");
+        };
+        let alone = Settings {
+            idle_connections: 0,
+            ..s.clone()
+        };
+        let case_alone = Case {
+            settings: alone,
+            ..case.clone()
+        };
+        let baseline = self.round_http(&case_alone, url, None, nginx_pid, None)?;
+        let (rss_before_mib, threads_before) = idle::footprint(pid);
+        let held = idle::hold(addr, s.idle_connections);
+        let (rss_held_mib, threads_held) = idle::footprint(pid);
+        let (mut latencies, health_failed) = idle::health(addr, 50);
+        latencies.sort_by(f64::total_cmp);
+        let with = Case {
+            settings: Settings {
+                warmup_s: 0,
+                ..s.clone()
+            },
+            ..case.clone()
+        };
+        let mut round = self.round_http(
+            &Case {
+                settings: Settings {
+                    idle_connections: 0,
+                    ..with.settings.clone()
+                },
+                ..with
+            },
+            url,
+            Some((binary, pid)),
+            nginx_pid,
+            None,
+        )?;
+        let answered = held.answered;
+        round.idle = Some(IdleReport {
+            asked: s.idle_connections,
+            opened: held.opened,
+            answered,
+            first_unanswered: held.first_unanswered.clone(),
+            rss_before_mib,
+            rss_held_mib,
+            kib_per_connection: (answered > 0)
+                .then(|| (rss_held_mib - rss_before_mib) * 1024.0 / f64::from(answered)),
+            threads_before,
+            threads_held,
+            health_p50_ms: tools::percentile_of_sorted(&latencies, 50.0),
+            health_p99_ms: tools::percentile_of_sorted(&latencies, 99.0),
+            health_failed,
+            load_alone_rps: baseline.measurement.requests_per_sec(),
+            load_alone_p99_ms: baseline.measurement.p99_ms,
+        });
+        drop(held);
+        Ok(round)
     }
 
     fn run_tool(&self, url: &str, s: &Settings, seconds: u32, phase: &str) -> Result<Measurement> {

@@ -136,6 +136,10 @@ pub struct Settings {
     /// about a second and reads the answer slowly.
     #[serde(default)]
     pub slow_clients: u32,
+    /// Idle keep-alive connections held on the target during the load (`--idle-connections`);
+    /// the target's idle timeout is then off (`--keep-alive-timeout-ms 0`).
+    #[serde(default)]
+    pub idle_connections: u32,
 }
 
 /// One preset: defaults plus how it expands.
@@ -166,6 +170,8 @@ pub enum Extra {
     Faults(&'static [Fault]),
     /// Every target without slow clients, then with the settings' `slow_clients`: two groups.
     SlowClients,
+    /// Every target holding each of these numbers of idle connections: one group each.
+    Connections(&'static [u32]),
     /// A sweep preset, for `bench sweep`: the knobs it varies (`KNOB=V1,V2,…`, as `--vary`
     /// takes them) and its targets (empty: every built one).
     Sweep {
@@ -197,6 +203,7 @@ const BASE: Settings = Settings {
     per_connection: false,
     faults: Vec::new(),
     slow_clients: 0,
+    idle_connections: 0,
 };
 
 /// The `faults` preset's faults, one group each.
@@ -385,6 +392,19 @@ pub fn all() -> Vec<Scenario> {
             extra: Extra::Faults(PRESET_FAULTS),
         },
         Scenario {
+            name: "connections",
+            source: "\"asyncio scales better memory-wise\": what an idle connection costs each model",
+            summary: "1,000 then 10,000 idle keep-alive connections held on each target (idle timeout off): memory and threads per connection, /health on a fresh connection, and grinberg's load beside them against the same load alone; direct",
+            settings: Settings {
+                delay_ms: 20,
+                duration_s: 5,
+                warmup_s: 1,
+                via: Via::Direct,
+                ..BASE
+            },
+            extra: Extra::Connections(&[1000, 10_000]),
+        },
+        Scenario {
             name: "slow-clients",
             source: "the articles' \"remote requests with long response times\": smartphone users beside the load",
             summary: "grinberg's load (c=100, 20 ms, 100 sessions), direct, without and with 200 slow clients that take a second to send each request and read the answer slowly",
@@ -476,6 +496,9 @@ impl Settings {
         }
         if binary.is_tokio() {
             flags.push(("--db-mode".to_string(), self.db_mode.name().to_string()));
+        }
+        if self.idle_connections > 0 {
+            flags.push(("--keep-alive-timeout-ms".to_string(), "0".to_string()));
         }
         flags
     }
@@ -638,6 +661,20 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
             }
         }
         Extra::Faults(_) => cases.extend(one_per_target()),
+        Extra::Connections(counts) if settings.idle_connections == 0 => {
+            for &n in counts {
+                let group = format!("{n} idle");
+                let held = Settings {
+                    idle_connections: n,
+                    ..settings.clone()
+                };
+                for &binary in targets {
+                    let label = format!("{binary}, {group}");
+                    cases.push(target_case(binary, held.clone(), label, &group));
+                }
+            }
+        }
+        Extra::Connections(_) => cases.extend(one_per_target()),
         Extra::SlowClients => {
             let k = settings.slow_clients;
             for (group, slow) in [
