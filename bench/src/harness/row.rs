@@ -236,7 +236,19 @@ impl Row {
             .zip(achieved_rate)
             .map(|(rate, achieved)| achieved < 0.95 * f64::from(rate) || m.unsent > 0);
         let bound = scenario::bound_rps(s, concurrency);
-        let (status, failure) = match failure {
+        let stalled = chosen
+            .idle
+            .as_ref()
+            .filter(|i| i.answered < i.opened)
+            .map(|i| {
+                format!(
+                    "the target answered {} of {} idle connections, then stopped: {}; no load was run beside them",
+                    i.answered,
+                    i.opened,
+                    i.first_unanswered.as_deref().unwrap_or("no answer")
+                )
+            });
+        let (status, failure) = match failure.or(stalled) {
             Some(why) => (Status::Failed, Some(why)),
             None if m.ok_responses == 0 => (
                 Status::Failed,

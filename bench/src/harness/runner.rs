@@ -273,19 +273,32 @@ impl<'a> Runner<'a> {
             },
             ..case.clone()
         };
-        let mut round = self.round_http(
-            &Case {
-                settings: Settings {
-                    idle_connections: 0,
-                    ..with.settings.clone()
+        // A target that stopped answering the held connections (sync-thread at
+        // --max-threads) has nothing left for the load: it is not run, and the row says so
+        // (no 2xx), with what the first unanswered connection saw.
+        let mut round = if held.answered < held.opened {
+            Round {
+                measurement: tools::Measurement {
+                    seconds: f64::from(s.duration_s),
+                    ..tools::Measurement::default()
                 },
-                ..with
-            },
-            url,
-            Some((binary, pid)),
-            nginx_pid,
-            None,
-        )?;
+                ..Round::default()
+            }
+        } else {
+            self.round_http(
+                &Case {
+                    settings: Settings {
+                        idle_connections: 0,
+                        ..with.settings.clone()
+                    },
+                    ..with
+                },
+                url,
+                Some((binary, pid)),
+                nginx_pid,
+                None,
+            )?
+        };
         let answered = held.answered;
         round.idle = Some(IdleReport {
             asked: s.idle_connections,
