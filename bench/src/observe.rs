@@ -177,29 +177,26 @@ impl Sampler {
 /// Client connections nginx holds open right now (stub_status "Active connections"), minus
 /// the status request's own.
 pub fn nginx_active(status_addr: std::net::SocketAddr) -> Result<i64> {
-    let response = crate::client::get(status_addr, "/nginx_status")?;
-    let text = response.text();
-    let active = text
-        .split_whitespace()
-        .skip_while(|word| *word != "connections:")
-        .nth(1)
-        .and_then(|n| n.parse::<i64>().ok())
-        .with_context(|| format!("unexpected stub_status page: {text}"))?;
-    Ok(active - 1)
+    stub_status(status_addr, "connections:")
 }
 
 /// Requests nginx is working on right now (stub_status "Writing"), minus the status request
 /// itself.
 pub fn nginx_in_flight(status_addr: std::net::SocketAddr) -> Result<i64> {
+    stub_status(status_addr, "Writing:")
+}
+
+/// The number after `label` on nginx's stub_status page, less the status request's own 1.
+fn stub_status(status_addr: std::net::SocketAddr, label: &str) -> Result<i64> {
     let response = crate::client::get(status_addr, "/nginx_status")?;
     let text = response.text();
-    let writing = text
+    let value = text
         .split_whitespace()
-        .skip_while(|word| *word != "Writing:")
+        .skip_while(|word| *word != label)
         .nth(1)
         .and_then(|n| n.parse::<i64>().ok())
         .with_context(|| format!("unexpected stub_status page: {text}"))?;
-    Ok(writing - 1)
+    Ok(value - 1)
 }
 
 /// Samples [`nginx_in_flight`] on a thread until finished; returns the peak.
