@@ -198,8 +198,9 @@ pub fn check(faults: &[Fault], settings: &Settings, private_db: bool) -> Result<
 }
 
 /// When a fault happened, in seconds into the measured load.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct FaultTimes {
+    pub fault: Fault,
     pub started_s: f64,
     /// The service is back: PostgreSQL accepts connections, nginx listens, pgbouncer resumed.
     pub back_s: f64,
@@ -208,8 +209,8 @@ pub struct FaultTimes {
 }
 
 /// Carries out `faults` in order of their start, measured from `t0` (the start of the
-/// measured load). Each one is undone before the next, and before returning even when
-/// `interrupted` is set.
+/// measured load), and returns their times in that order. Each one is undone before the
+/// next, and before returning even when `interrupted` is set.
 pub fn inject(
     stack: &Stack,
     pgbouncer: Option<&Pgbouncer>,
@@ -260,6 +261,7 @@ pub fn inject(
             },
         };
         times.push(FaultTimes {
+            fault: fault.clone(),
             started_s: since(started),
             back_s: since(Instant::now()),
             error: result.err().map(|e| format!("{fault}: {e:#}")),
@@ -623,12 +625,13 @@ mod tests {
             };
             events.push(event(start, 1.0, outcome));
         }
+        let fault = parse("db-stop@3:0.5").unwrap();
         let times = FaultTimes {
+            fault: fault.clone(),
             started_s: 3.0,
             back_s: 3.5,
             error: None,
         };
-        let fault = parse("db-stop@3:0.5").unwrap();
         let report = FaultReport::of(&fault, &times, &events);
         assert_eq!(report.probe_2xx_per_s_before, 100.0);
         assert_eq!(report.errors_during, 50);

@@ -207,12 +207,9 @@ impl<'a> Runner<'a> {
             // Other PostgreSQL processes at the end than at the start.
             postgres_cpu_s = None;
         }
-        let mut order: Vec<&fault::Fault> = s.faults.iter().collect();
-        order.sort_by(|a, b| a.at(s.duration_s).total_cmp(&b.at(s.duration_s)));
-        let faults = order
-            .into_iter()
-            .zip(&fault_times)
-            .map(|(f, times)| FaultReport::of(f, times, &events))
+        let faults = fault_times
+            .iter()
+            .map(|times| FaultReport::of(&times.fault, times, &events))
             .collect();
         let timeline = faulted.then(|| Timeline::of(&events, s.duration_s));
         let (rss, threads) = memory.map_or((None, None), |m| {
@@ -252,27 +249,22 @@ impl<'a> Runner<'a> {
         let Subject::Target(binary) = case.subject else {
             bail!("idle connections are held on a target");
         };
-        let alone = Settings {
-            idle_connections: 0,
-            ..s.clone()
-        };
-        let case_alone = Case {
-            settings: alone,
+        // The same load, as a plain round: alone first, then (without a second warm-up)
+        // beside the held connections.
+        let mut load = Case {
+            settings: Settings {
+                idle_connections: 0,
+                ..s.clone()
+            },
             ..case.clone()
         };
-        let baseline = self.round_http(&case_alone, url, None, nginx_pid, None)?;
+        let baseline = self.round_http(&load, url, None, nginx_pid, None)?;
         let (rss_before_mib, threads_before) = idle::footprint(pid);
         let held = idle::hold(addr, s.idle_connections);
         let (rss_held_mib, threads_held) = idle::footprint(pid);
         let (mut latencies, health_failed) = idle::health(addr, 50);
         latencies.sort_by(f64::total_cmp);
-        let with = Case {
-            settings: Settings {
-                warmup_s: 0,
-                ..s.clone()
-            },
-            ..case.clone()
-        };
+        load.settings.warmup_s = 0;
         // A target that stopped answering the held connections (sync-thread at
         // --max-threads) has nothing left for the load: it is not run, and the row says so
         // (no 2xx), with what the first unanswered connection saw.
@@ -285,19 +277,7 @@ impl<'a> Runner<'a> {
                 ..Round::default()
             }
         } else {
-            self.round_http(
-                &Case {
-                    settings: Settings {
-                        idle_connections: 0,
-                        ..with.settings.clone()
-                    },
-                    ..with
-                },
-                url,
-                Some((binary, pid)),
-                nginx_pid,
-                None,
-            )?
+            self.round_http(&load, url, Some((binary, pid)), nginx_pid, None)?
         };
         let answered = held.answered;
         round.idle = Some(IdleReport {
