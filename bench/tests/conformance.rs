@@ -717,27 +717,6 @@ fn open_fds(pid: u32) -> Result<usize> {
     Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
 }
 
-/// Raises this process's descriptor limit to the hard limit (the targets inherit it).
-fn raise_fd_limit() -> Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit write and read a struct we own.
-    unsafe {
-        ensure!(
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0,
-            "getrlimit failed"
-        );
-        limit.rlim_cur = limit.rlim_max;
-        ensure!(
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0,
-            "setrlimit failed"
-        );
-    }
-    Ok(limit.rlim_cur)
-}
-
 /// Connection storms leave no growing residue: 8 rounds of 2,000 connections held open at
 /// once (each answers one `/json`), all closed before the next round; the resident memory is
 /// read while they are held, and once the target has closed them all (counted by its open
@@ -755,12 +734,8 @@ fn raise_fd_limit() -> Result<u64> {
 fn repeated_connection_storms_reach_a_steady_state(world: &World, binary: Binary) -> Result<()> {
     const ROUNDS: usize = 8;
     const CONNECTIONS: usize = 2000;
-    let limit = raise_fd_limit()?;
-    ensure!(
-        limit as usize > 2 * CONNECTIONS + 200,
-        "the descriptor limit is {limit}; {CONNECTIONS} connections need about {}",
-        2 * CONNECTIONS + 200
-    );
+    // This process holds the clients, the target (which inherits the limit) the servers.
+    bench::harness::idle::raise_fd_limit(2 * CONNECTIONS as u64 + 201)?;
     let stack = world.stack()?;
     let target = stack.launch(
         binary,

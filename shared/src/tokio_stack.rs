@@ -142,6 +142,26 @@ impl AsyncApp {
         }
     }
 
+    /// The response to a request of a hyper-based layer (hyper and axum): its method, path,
+    /// query and `Transfer-Encoding` go to [`AsyncApp::respond`], the reply to
+    /// [`AsyncApp::http_response`].
+    pub async fn serve_http<B>(
+        &self,
+        request: hyper::Request<B>,
+    ) -> hyper::Response<http_body_util::Full<Bytes>> {
+        let uri = request.uri();
+        let has_transfer_encoding = request.headers().contains_key("transfer-encoding");
+        let reply = self
+            .respond(
+                request.method().as_str(),
+                uri.path(),
+                uri.query(),
+                has_transfer_encoding,
+            )
+            .await;
+        self.http_response(reply)
+    }
+
     /// The reply as an `http` response, for the hyper-based layers (hyper and axum). The HTTP
     /// layer adds `Content-Length` and `Date`. An error from the HTTP layer's own rules (a
     /// refused framing) closes the connection.

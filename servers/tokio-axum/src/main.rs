@@ -50,17 +50,7 @@ async fn serve(config: Config) -> Result<(), String> {
 }
 
 async fn handle(State(app): State<Arc<AsyncApp>>, request: Request) -> impl IntoResponse {
-    let uri = request.uri();
-    let has_transfer_encoding = request.headers().contains_key("transfer-encoding");
-    let reply = app
-        .respond(
-            request.method().as_str(),
-            uri.path(),
-            uri.query(),
-            has_transfer_encoding,
-        )
-        .await;
-    app.http_response(reply)
+    app.serve_http(request).await
 }
 
 /// axum's listener, with every connection wrapped in the contract's limits.

@@ -68,15 +68,5 @@ async fn handle(
     app: Arc<AsyncApp>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let uri = request.uri();
-    let has_transfer_encoding = request.headers().contains_key("transfer-encoding");
-    let reply = app
-        .respond(
-            request.method().as_str(),
-            uri.path(),
-            uri.query(),
-            has_transfer_encoding,
-        )
-        .await;
-    Ok(app.http_response(reply))
+    Ok(app.serve_http(request).await)
 }
