@@ -336,15 +336,18 @@ impl<R: Read> Cursor<'_, R> {
     fn fill(&mut self) -> Result<bool, ReadError> {
         self.buf.drain(..self.pos);
         self.pos = 0;
-        let mut chunk = [0u8; 4096];
-        let n = loop {
-            match self.stream.read(&mut chunk) {
+        // Straight into the heap buffer: a chunk on a coroutine's stack would stay resident
+        // for as long as the connection that made the request stays open.
+        let start = self.buf.len();
+        self.buf.resize(start + 4096, 0);
+        let read = loop {
+            match self.stream.read(&mut self.buf[start..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other?,
+                other => break other,
             }
         };
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n > 0)
+        self.buf.truncate(start + read.as_ref().map_or(0, |n| *n));
+        Ok(read? > 0)
     }
 
     fn fill_or_fail(&mut self, inside: &str) -> Result<(), ReadError> {

@@ -124,6 +124,9 @@ pub struct Connection {
     write: BytesMut,
 }
 
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 8192;
+
 impl Connection {
     pub fn connect(params: &ConnectParams) -> Result<Connection, PgError> {
         let stream =
@@ -175,15 +178,19 @@ impl Connection {
             if let Some(message) = backend::Message::parse(&mut self.read)? {
                 return Ok(message);
             }
-            let mut chunk = [0u8; 8192];
-            let n = self.stream.read(&mut chunk)?;
+            // Straight into the heap buffer: a chunk on the coroutine's stack would leave its
+            // pages resident for as long as the connection that made the query stays open.
+            let start = self.read.len();
+            self.read.resize(start + READ_CHUNK, 0);
+            let read = self.stream.read(&mut self.read[start..]);
+            self.read.truncate(start + read.as_ref().map_or(0, |n| *n));
+            let n = read?;
             if n == 0 {
                 return Err(PgError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "PostgreSQL closed the connection",
                 )));
             }
-            self.read.extend_from_slice(&chunk[..n]);
         }
     }
 
