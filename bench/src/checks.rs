@@ -22,7 +22,12 @@ use crate::stack::Stack;
 /// What a check runs against.
 #[derive(Clone, Debug)]
 pub struct Subject {
-    pub binary: Binary,
+    /// The reference target, or `None` for a server the suite did not build (`--external`):
+    /// then the `Server` header is not compared with a name, and the server may keep
+    /// connections open or close them after each answer, as long as it says so.
+    pub binary: Option<Binary>,
+    /// The name in messages: the target's, or the external's.
+    pub name: String,
     /// The target itself.
     pub direct: SocketAddr,
     /// nginx in front of it, when there is one.
@@ -33,6 +38,10 @@ pub struct Subject {
     /// The target's `--rows`.
     pub rows: i32,
 }
+
+/// The rows `sql/data.sql` loads: the `--rows` of a target started with its defaults, and
+/// what an external server is checked against.
+pub const TABLE_ROWS: i32 = 1_000_000;
 
 /// A named check.
 pub struct Check {
@@ -132,7 +141,8 @@ pub fn run_on_stack(stack: &Stack, binary: Binary) -> Result<Vec<Outcome>> {
     let target = stack.launch(binary, &[])?;
     let (_proxy, routes) = stack.proxy(&[(binary.name().to_string(), target.addr)], true, 1)?;
     let subject = Subject {
-        binary,
+        binary: Some(binary),
+        name: binary.name().to_string(),
         direct: target.addr,
         proxied: Some(routes[0].listen),
         database_url: stack.database_url().to_string(),
@@ -264,12 +274,14 @@ fn headers_follow_the_contract(subject: &Subject) -> Result<()> {
             "{target}: Content-Length {length} but {} body bytes",
             response.body.len()
         );
-        let server = response.header("server").unwrap_or("(none)");
-        ensure!(
-            server == subject.binary.name(),
-            "{target}: Server is {server:?}, expected {:?}",
-            subject.binary.name()
-        );
+        if let Some(binary) = subject.binary {
+            let server = response.header("server").unwrap_or("(none)");
+            ensure!(
+                server == binary.name(),
+                "{target}: Server is {server:?}, expected {:?}",
+                binary.name()
+            );
+        }
         ensure!(
             response.header_count("server") == 1,
             "{target}: more than one Server header"
@@ -385,20 +397,33 @@ fn other_methods_are_405_with_allow(subject: &Subject) -> Result<()> {
     Ok(())
 }
 
+/// sync-pool answers one request per connection; an external server may too, when its first
+/// answer says `Connection: close`.
+fn one_request_per_connection(subject: &Subject, first: &Response) -> bool {
+    match subject.binary {
+        Some(binary) => binary == Binary::SyncPool,
+        None => first
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close")),
+    }
+}
+
 fn keep_alive_follows_the_model(subject: &Subject) -> Result<()> {
     let mut conn = client::Conn::open(subject.direct)?;
     let first = conn.get("/json")?;
     expect_status(&first, 200, "first request")?;
-    if subject.binary == Binary::SyncPool {
+    if one_request_per_connection(subject, &first) {
         // gunicorn's sync worker: one request per connection.
         let connection = first.header("connection").unwrap_or("(none)");
         ensure!(
             connection.eq_ignore_ascii_case("close"),
-            "sync-pool must answer Connection: close, got {connection:?}"
+            "{} must answer Connection: close, got {connection:?}",
+            subject.name
         );
         ensure!(
             conn.is_closed_by_peer(Duration::from_secs(5)),
-            "sync-pool did not close the connection after its response"
+            "{} did not close the connection after its response",
+            subject.name
         );
         return Ok(());
     }
@@ -448,12 +473,13 @@ fn close_requests_and_malformed_input_end_the_connection(subject: &Subject) -> R
         b"GET /json HTTP/1.1\r\nHost: bench\r\n\r\nGET /health HTTP/1.1\r\nHost: bench\r\n\r\n",
     )?;
     let first = conn.read(false)?;
-    if subject.binary == Binary::SyncPool {
+    if one_request_per_connection(subject, &first) {
         // One request per connection: the second is never read.
         expect_status(&first, 200, "the first of two pipelined requests")?;
         ensure!(
             conn.is_closed_by_peer(wait),
-            "sync-pool kept a pipelined connection open"
+            "{} kept a pipelined connection open",
+            subject.name
         );
     } else {
         let second = conn.read(false)?;
@@ -726,7 +752,7 @@ impl BurstPeaks {
 /// Runs a [`burst`] while sampling every 10 ms.
 pub fn burst_with_peaks(subject: &Subject, target: &str, n: usize) -> Result<BurstPeaks> {
     let interval = Duration::from_millis(10);
-    let sampler = Sampler::start(&subject.database_url, subject.binary.name(), interval)?;
+    let sampler = Sampler::start(&subject.database_url, &subject.name, interval)?;
     let in_flight = subject
         .upstream
         .map(|addr| InFlightSampler::start(addr, interval));

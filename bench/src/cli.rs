@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand};
 use shared::Binary;
 
 use crate::checks::{self, Subject};
-use crate::harness::{self, report, run::Plan, scenario, sweep, tools};
+use crate::harness::{self, external, report, run::Plan, scenario, sweep, tools};
+use crate::remote;
 use crate::stack::{Stack, StackOptions, Target};
 
 #[derive(Parser, Debug)]
@@ -46,8 +47,32 @@ enum Command {
     /// The client side: N GETs of the upstream page (each answered after --delay-ms) made one
     /// after another, from T threads, as N futures on tokio, and as N may coroutines.
     Client(ClientArgs),
+    /// Serve the description of a stack this bench did not start (a compose deployment) on
+    /// a status endpoint, for `bench run --remote http://HOST:PORT/stack.json`; it has no
+    /// samples of the processes, so their RSS, threads and CPU stay empty.
+    Describe(DescribeArgs),
     /// List the presets, their parameters and the article each comes from.
     Scenarios,
+}
+
+#[derive(Args, Debug)]
+struct DescribeArgs {
+    /// Where to serve GET /stack.json.
+    #[arg(long, default_value = "0.0.0.0:8099")]
+    listen: SocketAddr,
+    /// The address the load host reaches the stack at.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The database the targets read, as the load host reaches it.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// The upstream page the targets fetch.
+    #[arg(long, default_value = "http://upstream:8090/upstream")]
+    upstream_url: String,
+    /// A target (repeatable): NAME=DIRECT_URL[,NGINX_URL], the URLs of its /test as the load
+    /// host reaches them.
+    #[arg(long = "target", value_name = "NAME=URL[,URL]")]
+    targets: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -245,6 +270,8 @@ impl LoadArgs {
             scenario,
             settings,
             targets,
+            externals: Vec::new(),
+            remote_versions: Vec::new(),
             missing_targets,
             baseline,
             verify: !self.no_verify,
@@ -264,14 +291,70 @@ struct RunArgs {
     /// sync-pool; leaderboard: pgbench].
     #[arg(long)]
     baseline: Option<String>,
+    /// A server the harness did not start, measured beside the targets (repeatable):
+    /// NAME=URL with the URL its /test endpoint, e.g. mine=http://127.0.0.1:9000/test. It is
+    /// checked against the contract first, on the database it reads (--database-url), unless
+    /// --no-verify (then its rows say `unverified`).
+    #[arg(long, value_name = "NAME=URL", value_parser = external::parse)]
+    external: Vec<external::Named<String>>,
+    #[command(flatten)]
+    observe: ExternalObserve,
+    /// Measure the stack another `bench up --listen-host` started, from its description: a
+    /// stack.json file or the URL of its status endpoint (http://HOST:PORT/stack.json). The
+    /// load, latencies and DB sessions are measured here; RSS, threads and CPU come from that
+    /// host's samples. --targets picks among its targets.
+    #[arg(long, value_name = "STACK.JSON|URL", conflicts_with_all = ["external", "database_url"])]
+    remote: Option<String>,
+}
+
+/// What the harness may observe of an external server's process.
+#[derive(Args, Debug, Clone, Default)]
+struct ExternalObserve {
+    /// An external server's process on this machine (NAME=PID): fills its RSS, threads and
+    /// CPU columns, which are empty otherwise.
+    #[arg(long, value_name = "NAME=PID", value_parser = external::parse_pid)]
+    external_pid: Vec<external::Named<u32>>,
+    /// An external server's application_name in pg_stat_activity (NAME=APP): fills its DB
+    /// sessions column.
+    #[arg(long, value_name = "NAME=APP", value_parser = external::parse_app)]
+    external_app: Vec<external::Named<String>>,
+}
+
+impl ExternalObserve {
+    /// The externals named by `urls`, with their pids and apps, each reached over HTTP (one
+    /// line naming the one that does not answer). Checking them against the contract needs
+    /// the database they read.
+    fn resolve(
+        &self,
+        urls: &[external::Named<String>],
+        database_url: Option<&str>,
+        verify: bool,
+    ) -> Result<Vec<external::External>> {
+        let externals =
+            external::assemble(urls, &self.external_pid, &self.external_app).map_err(UsageError)?;
+        if !externals.is_empty() && verify && database_url.is_none() {
+            return Err(UsageError(format!(
+                "--external {}: its rows are checked on the database it reads; give that database as --database-url (`bench up` prints one), or measure it unchecked with --no-verify",
+                externals[0].name
+            ))
+            .into());
+        }
+        for e in &externals {
+            e.reach().map_err(anyhow::Error::msg)?;
+        }
+        Ok(externals)
+    }
 }
 
 #[derive(Args, Debug)]
 struct CompareArgs {
-    /// The first target (the ratio's numerator).
+    /// The first target (the ratio's numerator), or NAME=URL for a server the harness did
+    /// not start (see `bench run --external`).
     a: String,
-    /// The second target.
+    /// The second target, or NAME=URL.
     b: String,
+    #[command(flatten)]
+    observe: ExternalObserve,
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     #[command(flatten)]
@@ -343,18 +426,29 @@ struct UpArgs {
     /// nginx keeps connections to the targets open (HTTP/1.1) or not (bare proxy_pass).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     upstream_keepalive: OnOff,
+    /// Serve the targets, the nginx proxy and the status endpoint on this address, for a load
+    /// host elsewhere (`bench run --remote`). Anything but loopback is reachable from the
+    /// network, and so is the private PostgreSQL, with a password.
+    #[arg(long, default_value = "127.0.0.1")]
+    listen_host: std::net::IpAddr,
+    /// Start the targets with a preset's flags (its pool size, workers and delay), as
+    /// `bench run --scenario` would; --flag still overrides them.
+    #[arg(long)]
+    scenario: Option<String>,
 }
 
 #[derive(Args, Debug)]
 struct VerifyArgs {
     #[command(flatten)]
     stack: StackArgs,
-    /// Check a target that is already running at this URL (e.g. http://127.0.0.1:8000),
-    /// instead of starting them; needs --binary and --database-url.
-    #[arg(long, requires = "binary")]
-    url: Option<String>,
-    /// The binary behind --url.
+    /// Check a server that is already running at this URL (e.g. http://127.0.0.1:8000),
+    /// instead of starting the targets; needs --database-url, the database it reads.
     #[arg(long)]
+    url: Option<String>,
+    /// The reference binary behind --url, when it is one (its Server header and keep-alive
+    /// model are then checked as that target's); without it, the server is checked as an
+    /// external one.
+    #[arg(long, requires = "url")]
     binary: Option<String>,
     /// With --url: the upstream nginx, to check the page length (host:port).
     #[arg(long)]
@@ -387,6 +481,7 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => compare(args, &interrupted),
         Command::Sweep(args) => sweep_command(args, &interrupted),
         Command::Client(args) => client_command(args),
+        Command::Describe(args) => describe(args, &interrupted),
         Command::Scenarios => {
             print_scenarios();
             Ok(ExitCode::SUCCESS)
@@ -453,19 +548,104 @@ fn up(args: UpArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         .iter()
         .map(|f| parse_flag(f))
         .collect::<Result<_>>()?;
+    let host = args.listen_host;
+    if host.is_unspecified() {
+        return Err(UsageError(format!(
+            "--listen-host {host}: give the address the load host reaches this one at (it goes into stack.json)"
+        ))
+        .into());
+    }
+    if !host.is_loopback() {
+        eprintln!(
+            "bench: warning: serving on {host}: the targets, nginx, the status endpoint and PostgreSQL (with a password) are reachable from the network"
+        );
+    }
     eprintln!("bench: starting the stack");
-    let stack = Stack::start(&args.stack.stack_options())?;
+    let options = StackOptions {
+        listen_host: Some(host),
+        ..args.stack.stack_options()
+    };
+    let stack = Stack::start(&options)?;
+    let database_url = if host.is_loopback() || !stack.postgres.is_embedded() {
+        stack.database_url().to_string()
+    } else {
+        stack.postgres.expose(host)?
+    };
     let mut targets: Vec<Target> = Vec::new();
     for binary in &binaries {
-        targets.push(stack.launch(*binary, &flags)?);
+        let mut all = match &args.scenario {
+            Some(name) => scenario::find(name)?.settings.target_flags(*binary),
+            None => Vec::new(),
+        };
+        all.retain(|(name, _)| !flags.iter().any(|(given, _)| given == name));
+        all.extend(flags.iter().cloned());
+        targets.push(stack.launch(*binary, &all)?);
     }
     let routes: Vec<(String, SocketAddr)> = targets
         .iter()
         .map(|t| (t.binary.name().to_string(), t.addr))
         .collect();
-    let (_proxy, proxied) = stack.proxy(&routes, args.upstream_keepalive.is_on(), 1)?;
+    let (proxy, proxied) = stack.proxy(&routes, args.upstream_keepalive.is_on(), 1)?;
+    let mut watched: Vec<remote::Watched> = targets
+        .iter()
+        .map(|t| remote::Watched {
+            name: t.binary.name().to_string(),
+            pid: t.pid(),
+            children: false,
+        })
+        .collect();
+    if let Some(pid) = stack.postgres.server_pid() {
+        watched.push(remote::Watched {
+            name: "postgres".into(),
+            pid,
+            children: true,
+        });
+    }
+    watched.push(remote::Watched {
+        name: "nginx".into(),
+        pid: proxy.pid(),
+        children: true,
+    });
+    let tool = tools::locate(tools::ToolKind::Wrk).ok();
+    let versions = tool.map_or_else(Vec::new, |tool| {
+        harness::run::versions(&stack, &tool, false)
+    });
+    let described: Vec<remote::DescribedTarget> = targets
+        .iter()
+        .zip(&proxied)
+        .map(|(target, route)| remote::DescribedTarget {
+            name: target.binary.name().to_string(),
+            model: target.binary.model().to_string(),
+            direct: format!("http://{}/test", target.addr),
+            via_nginx: Some(format!("http://{}/test", route.listen)),
+            flags: target
+                .flags
+                .iter()
+                .map(|(f, v)| format!("{f} {v}"))
+                .collect(),
+        })
+        .collect();
+    let (_status, description) = remote::StatusServer::start(
+        host,
+        |status_url| remote::Description {
+            suite: remote::SUITE.to_string(),
+            bench_version: remote::VERSION.to_string(),
+            host: host.to_string(),
+            database_url: database_url.clone(),
+            upstream_url: stack.upstream_url(),
+            status_url: Some(status_url),
+            targets: described,
+            versions,
+        },
+        watched,
+    )?;
+    let stack_json = stack.run_dir.join("stack.json");
+    std::fs::write(
+        &stack_json,
+        serde_json::to_string_pretty(&description)? + "\n",
+    )?;
 
-    println!("PostgreSQL   {}", stack.database_url());
+    println!("PostgreSQL   {database_url}");
     println!(
         "upstream     {} (nginx, echo_sleep; /static is nginx alone)",
         stack.upstream_url()
@@ -487,6 +667,15 @@ fn up(args: UpArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     println!();
     println!("e.g.  wrk -c100 -d10s http://{}/test", proxied[0].listen);
     println!(
+        "stack {} (also {}/stack.json, with samples of these processes at /samples)",
+        stack_json.display(),
+        description.status_url.as_deref().unwrap_or("")
+    );
+    println!(
+        "From another host: bench run --remote {}/stack.json",
+        description.status_url.as_deref().unwrap_or("")
+    );
+    println!(
         "Logs in {}. Ctrl-C stops everything.",
         stack.run_dir.display()
     );
@@ -503,27 +692,79 @@ fn up(args: UpArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn describe(args: DescribeArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
+    let mut targets = Vec::new();
+    for text in &args.targets {
+        let bad = |why: &str| UsageError(format!("--target {text:?}: {why}"));
+        let (name, urls) = text
+            .split_once('=')
+            .ok_or_else(|| bad("write NAME=DIRECT_URL[,NGINX_URL]"))?;
+        let binary = parse_targets(&[name.to_string()])?[0];
+        let (direct, via_nginx) = match urls.split_once(',') {
+            Some((direct, via)) => (direct, Some(via.to_string())),
+            None => (urls, None),
+        };
+        for url in std::iter::once(direct).chain(via_nginx.as_deref()) {
+            external::address_of(url).map_err(|why| bad(&why))?;
+        }
+        targets.push(remote::DescribedTarget {
+            name: binary.name().to_string(),
+            model: binary.model().to_string(),
+            direct: direct.to_string(),
+            via_nginx,
+            flags: Vec::new(),
+        });
+    }
+    if targets.is_empty() {
+        return Err(UsageError("describe needs at least one --target".into()).into());
+    }
+    shared::DatabaseUrl::parse(&args.database_url)
+        .map_err(|e| UsageError(format!("--database-url: {e}")))?;
+    let description = remote::Description {
+        suite: remote::SUITE.to_string(),
+        bench_version: remote::VERSION.to_string(),
+        host: args.host.clone(),
+        database_url: args.database_url.clone(),
+        upstream_url: args.upstream_url.clone(),
+        status_url: None,
+        targets,
+        versions: Vec::new(),
+    };
+    let _server = remote::StatusServer::serve(args.listen, description)?;
+    println!(
+        "Serving http://{}/stack.json; from the load host: bench run --remote http://{}:{}/stack.json",
+        args.listen,
+        args.host,
+        args.listen.port()
+    );
+    while !interrupted.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verify(args: VerifyArgs) -> Result<ExitCode> {
     if let Some(url) = &args.url {
-        let binary_name = args.binary.as_deref().unwrap_or_default();
-        let binary = parse_targets(&[binary_name.to_string()])?[0];
-        let addr = url
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse::<SocketAddr>()
-            .with_context(|| format!("--url {url}: expected http://IP:PORT"))?;
+        let binary = match &args.binary {
+            Some(name) => Some(parse_targets(std::slice::from_ref(name))?[0]),
+            None => None,
+        };
+        let addr =
+            external::address_of(url).map_err(|why| UsageError(format!("--url {url}: {why}")))?;
         let database_url = args.stack.database_url.clone().context(
             "--url needs --database-url (or DATABASE_URL), to check bodies against rows",
         )?;
+        let name = binary.map_or_else(|| url.clone(), |b| b.name().to_string());
         let subject = Subject {
             binary,
+            name: name.clone(),
             direct: addr,
             proxied: None,
             database_url,
             upstream: args.upstream,
             rows: args.rows,
         };
-        let failed = print_outcomes(binary, &checks::run_all(&subject));
+        let failed = print_outcomes(&name, &checks::run_all(&subject));
         return Ok(exit_code(failed));
     }
 
@@ -540,30 +781,26 @@ fn verify_targets(stack: &Stack, binaries: &[Binary]) -> Result<Vec<Binary>> {
     let mut failed = Vec::new();
     for &binary in binaries {
         let outcomes = checks::run_on_stack(stack, binary)?;
-        if print_outcomes(binary, &outcomes) > 0 {
+        if print_outcomes(binary.name(), &outcomes) > 0 {
             failed.push(binary);
         }
     }
     Ok(failed)
 }
 
-fn print_outcomes(binary: Binary, outcomes: &[checks::Outcome]) -> usize {
+fn print_outcomes(name: &str, outcomes: &[checks::Outcome]) -> usize {
     let mut failures = 0;
     for outcome in outcomes {
         match &outcome.result {
-            Ok(()) => println!("{:<12} pass  {}", binary.name(), outcome.check),
+            Ok(()) => println!("{name:<12} pass  {}", outcome.check),
             Err(e) => {
                 failures += 1;
-                println!("{:<12} FAIL  {}: {e:#}", binary.name(), outcome.check);
+                println!("{name:<12} FAIL  {}: {e:#}", outcome.check);
             }
         }
     }
     let passed = outcomes.len() - failures;
-    println!(
-        "{:<12} {passed}/{} checks pass",
-        binary.name(),
-        outcomes.len()
-    );
+    println!("{name:<12} {passed}/{} checks pass", outcomes.len());
     failures
 }
 
@@ -657,6 +894,74 @@ fn plan_settings(load: &LoadArgs) -> Result<(scenario::Scenario, scenario::Setti
     Ok((scenario, settings, tool))
 }
 
+/// The targets of a remote stack's description (those of `names`, or all), as servers this
+/// run did not start; refuses what a remote stack cannot have.
+fn remote_targets(
+    source: &str,
+    settings: &scenario::Settings,
+    names: &[Binary],
+) -> Result<(remote::Description, Vec<external::External>)> {
+    let refused = [
+        (
+            !settings.faults.is_empty(),
+            "--fault (the faults act on this host's stack)",
+        ),
+        (settings.pgbouncer, "--pgbouncer"),
+        (settings.idle_connections > 0, "--idle-connections"),
+        (settings.pin, "--pin"),
+    ];
+    if let Some((_, what)) = refused.iter().find(|(on, _)| *on) {
+        return Err(UsageError(format!("--remote cannot run with {what}")).into());
+    }
+    let description =
+        remote::Description::load(source).map_err(|e| UsageError(format!("{e:#}")))?;
+    let status = description.status_addr();
+    let mut remotes = Vec::new();
+    for target in &description.targets {
+        let binary = Binary::from_name(&target.name)
+            .with_context(|| format!("--remote {source}: unknown target {:?}", target.name))?;
+        // Without --targets, `names` is every target.
+        if !names.contains(&binary) {
+            continue;
+        }
+        let via_nginx = match &target.via_nginx {
+            Some(url) => Some(external::address_of(url).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        remotes.push(external::External {
+            name: target.name.clone(),
+            url: target.direct.clone(),
+            addr: external::address_of(&target.direct).map_err(anyhow::Error::msg)?,
+            pid: None,
+            app: Some(shared::sql::application_name(binary).to_string()),
+            verified: false,
+            binary: Some(binary),
+            remote: Some(external::RemoteSide {
+                host: description.host.clone(),
+                status,
+                via_nginx,
+                flags: target.flags.clone(),
+            }),
+        });
+    }
+    if remotes.is_empty() {
+        return Err(UsageError(format!(
+            "--remote {source}: none of the chosen targets runs there (it has {})",
+            description
+                .targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into());
+    }
+    for remote in &remotes {
+        remote.reach().map_err(anyhow::Error::msg)?;
+    }
+    Ok((description, remotes))
+}
+
 fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let (scenario, settings, tool) = plan_settings(&args.load)?;
     let names = parse_targets(&args.stack.targets)?;
@@ -673,10 +978,33 @@ fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     }
     let baseline = baseline_for(&scenario, args.baseline.as_deref())?;
     parse_targets(&args.stack.targets)?;
+    let (externals, remote_stack) = match &args.remote {
+        Some(source) => {
+            let (description, remotes) = remote_targets(source, &settings, &names)?;
+            (remotes, Some(description))
+        }
+        None => (
+            args.observe.resolve(
+                &args.external,
+                args.stack.database_url.as_deref(),
+                !args.load.no_verify,
+            )?,
+            None,
+        ),
+    };
     let out = report::out_dir(args.load.out.as_deref(), scenario.name)?;
     eprintln!("bench: starting the stack");
-    let stack = Stack::start(&args.stack.stack_options())?;
-    let (targets, missing_targets) = chosen_targets(&stack, &args.stack.targets)?;
+    let mut options = args.stack.stack_options();
+    if let Some(description) = &remote_stack {
+        // The remote targets' database; this host's upstream nginx only serves the checks.
+        options.database_url = Some(description.database_url.clone());
+    }
+    let stack = Stack::start(&options)?;
+    let (targets, missing_targets) = if remote_stack.is_some() {
+        (Vec::new(), Vec::new())
+    } else {
+        chosen_targets(&stack, &args.stack.targets)?
+    };
     let pooling: Vec<&str> = targets
         .iter()
         .filter(|b| !settings.db_mode.supported_by(**b))
@@ -689,13 +1017,15 @@ fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             pooling.join(", ")
         );
     }
-    let plan = args.load.plan(
+    let mut plan = args.load.plan(
         scenario,
         settings,
         (targets, missing_targets),
         baseline,
         &out,
     );
+    plan.externals = externals;
+    plan.remote_versions = remote_stack.map(|d| d.versions).unwrap_or_default();
     eprintln!(
         "bench: {} ({}), {} via {}",
         plan.scenario.name, plan.scenario.summary, plan.settings.tool, plan.settings.via
@@ -729,17 +1059,44 @@ fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     if settings.rounds < 3 {
         bail!("--rounds must be at least 3: one pair says nothing about the noise");
     }
-    let targets = parse_targets(&[args.a.clone(), args.b.clone()])?;
-    if targets[0] == targets[1] {
-        eprintln!(
-            "bench: comparing {} with itself: the ratio shows the noise alone",
-            targets[0]
-        );
+    // A side is a target's name, or NAME=URL: a server the harness did not start.
+    let mut urls = Vec::new();
+    let mut targets = Vec::new();
+    for side in [&args.a, &args.b] {
+        if side.contains('=') {
+            urls.push(external::parse(side).map_err(UsageError)?);
+        } else {
+            targets.push(parse_targets(std::slice::from_ref(side))?[0]);
+        }
     }
-    let out = report::out_dir(
-        args.load.out.as_deref(),
-        &format!("compare-{}-{}", args.a, args.b),
-    )?;
+    let mut externals = args
+        .observe
+        .resolve(&urls, args.database_url.as_deref(), !args.load.no_verify)?
+        .into_iter();
+    let sides = [&args.a, &args.b].map(|side| {
+        if side.contains('=') {
+            externals
+                .next()
+                .map(|e| scenario::Subject::External(Box::new(e)))
+        } else {
+            parse_targets(std::slice::from_ref(side))
+                .ok()
+                .map(|t| scenario::Subject::Target(t[0]))
+        }
+    });
+    let [Some(a_side), Some(b_side)] = sides else {
+        bail!("compare takes two targets or NAME=URL servers");
+    };
+    let label = |side: &scenario::Subject| match side {
+        scenario::Subject::Target(b) => b.name().to_string(),
+        scenario::Subject::External(e) => e.name.clone(),
+        _ => String::new(),
+    };
+    let (a, b) = (label(&a_side), label(&b_side));
+    if a == b {
+        eprintln!("bench: comparing {a} with itself: the ratio shows the noise alone");
+    }
+    let out = report::out_dir(args.load.out.as_deref(), &format!("compare-{a}-{b}"))?;
     eprintln!("bench: starting the stack");
     let options = StackArgs {
         targets: Vec::new(),
@@ -751,22 +1108,25 @@ fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         scenario,
         settings,
         targets: targets.clone(),
+        externals: Vec::new(),
+        remote_versions: Vec::new(),
         missing_targets: Vec::new(),
-        baseline: targets[1].name().to_string(),
+        baseline: b.clone(),
         verify: !args.load.no_verify,
         out: out.clone(),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let (a, b) = (targets[0].name(), targets[1].name());
     println!("{:<6} {:>12} {:>12} {:>8}", "round", a, b, "A/B");
-    let comparison = harness::run::compare(&stack, &plan, tool, interrupted, &|round, pair| {
-        println!(
-            "{round:<6} {:>12.0} {:>12.0} {:>8}",
-            pair.a_rps,
-            pair.b_rps,
-            pair.ratio.map_or("–".into(), |r| format!("{r:.3}"))
-        );
-    })?;
+    let sides = [a_side, b_side];
+    let comparison =
+        harness::run::compare(&stack, &plan, sides, tool, interrupted, &|round, pair| {
+            println!(
+                "{round:<6} {:>12.0} {:>12.0} {:>8}",
+                pair.a_rps,
+                pair.b_rps,
+                pair.ratio.map_or("–".into(), |r| format!("{r:.3}"))
+            );
+        })?;
     let r = comparison.ratio;
     println!(
         "\n{a} / {b}: median {:.3}, min {:.3}, max {:.3} over {} rounds",

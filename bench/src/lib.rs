@@ -6,4 +6,5 @@ pub mod cli;
 pub mod client;
 pub mod harness;
 pub mod observe;
+pub mod remote;
 pub mod stack;

@@ -224,3 +224,103 @@ fn the_entrypoint_renders_configs_that_nginx_accepts() {
     }
     let _ = std::fs::remove_dir_all(&run_dir);
 }
+
+/// Compose's `${BENCH_HOST:-127.0.0.1}` as compose fills it when BENCH_HOST is unset.
+fn on_default_host(text: &str) -> String {
+    text.replace("${BENCH_HOST:-127.0.0.1}", "127.0.0.1")
+}
+
+/// The published host port of a service's container port.
+fn published(service: &Value, container_port: &str) -> Option<u16> {
+    service["ports"].as_sequence()?.iter().find_map(|p| {
+        let p = on_default_host(p.as_str()?);
+        let parts: Vec<&str> = p.split(':').collect();
+        (parts.len() == 3 && parts[2] == container_port).then(|| parts[1].parse().ok())?
+    })
+}
+
+/// The `describe` service runs `bench describe` as compose would start it (on another port),
+/// and what it serves is a description `bench run --remote` accepts: this version, every
+/// target, each at its published port direct and at its proxy port.
+#[test]
+fn the_describe_service_serves_a_description_of_every_target() {
+    let compose = compose();
+    let services = services(&compose);
+    let command: Vec<String> = services["describe"]["command"]
+        .as_sequence()
+        .expect("a describe command list")
+        .iter()
+        .map(|a| on_default_host(a.as_str().unwrap()))
+        .collect();
+    assert_eq!(&command[..2], ["bench", "describe"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args: Vec<String> = command[1..]
+        .iter()
+        .map(|a| {
+            if a.starts_with("--listen=") {
+                format!("--listen=127.0.0.1:{port}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(&args)
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bench describe starts");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let response = loop {
+        match bench::client::get(addr, "/stack.json") {
+            Ok(r) => break r,
+            Err(e) if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                let output = child.wait_with_output().unwrap();
+                panic!(
+                    "bench describe {args:?} did not serve: {e:#}\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let description: bench::remote::Description =
+        serde_json::from_slice(&response.body).expect("a description");
+    description.check_version("compose").expect("this version");
+    assert_eq!(description.status_url, None, "compose serves no samples");
+    let proxy = proxy_targets_on_loopback(&compose);
+    let names: Vec<&str> = description
+        .targets
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let expected: Vec<&str> = workspace_targets().iter().map(|b| b.name()).collect();
+    assert_eq!(names, expected);
+    for target in &description.targets {
+        let direct = published(&services[target.name.as_str()], "8000")
+            .unwrap_or_else(|| panic!("{} publishes no port", target.name));
+        assert_eq!(target.direct, format!("http://127.0.0.1:{direct}/test"));
+        let proxy_port = proxy
+            .split_whitespace()
+            .find_map(|t| t.strip_prefix(&format!("{}=", target.name)))
+            .and_then(|t| t.rsplit('=').next())
+            .unwrap();
+        assert_eq!(
+            target.via_nginx.as_deref(),
+            Some(format!("http://127.0.0.1:{proxy_port}/test").as_str())
+        );
+    }
+    let postgres = published(&services["postgres"], "5432").expect("postgres is published");
+    assert!(description
+        .database_url
+        .contains(&format!("127.0.0.1:{postgres}")));
+}

@@ -164,7 +164,8 @@ impl World {
         proxied: Option<std::net::SocketAddr>,
     ) -> Subject {
         Subject {
-            binary: target.binary,
+            binary: Some(target.binary),
+            name: target.binary.name().to_string(),
             direct: target.addr,
             proxied,
             database_url: stack.database_url().to_string(),

@@ -1,5 +1,6 @@
 //! Many connections ("asyncio scales better memory-wise"): N idle keep-alive connections held
-//! open on a target, each after one `GET /json`; what they cost in memory and threads, how a
+//! open on a target, each after one `GET /json`; what they cost in memory and threads (and
+//! where it goes: accepted but silent, then stacks and heap after the request), how a
 //! fresh connection's `/health` fares while they are held, and what the load tool gets beside
 //! them compared with the same load alone.
 
@@ -27,6 +28,18 @@ pub struct IdleReport {
     pub rss_before_mib: f64,
     pub rss_held_mib: f64,
     pub kib_per_connection: Option<f64>,
+    /// Where the growth goes, per connection (KiB). `accepted`: with the connections open and
+    /// nothing sent yet (the model's own cost: a thread, a coroutine or a task, and the
+    /// framework's connection state). `stack` and `heap`: the growth of the anonymous memory
+    /// with the connections held after their request, split by
+    /// [`procfs::AnonSplit`]; the heap part beyond `accepted` is what serving one request
+    /// left behind (buffers kept while idle).
+    #[serde(default)]
+    pub kib_accepted: Option<f64>,
+    #[serde(default)]
+    pub kib_stack: Option<f64>,
+    #[serde(default)]
+    pub kib_heap: Option<f64>,
     pub threads_before: u64,
     pub threads_held: u64,
     /// `/health` on fresh connections while they are held (50 tries, 2 s each; the probe stops
@@ -65,65 +78,88 @@ pub fn raise_fd_limit(needed: u64) -> Result<u64> {
     Ok(limit.rlim_cur)
 }
 
+const REQUEST: &[u8] = b"GET /json HTTP/1.1\r\nHost: idle\r\n\r\n";
+
+/// Whether the server at `addr` closes a connection after its answer (`Connection: close`,
+/// as sync-pool does): such a server has no idle connections to hold.
+pub fn closes_each_connection(addr: SocketAddr) -> bool {
+    let answer = crate::client::Conn::open(addr).and_then(|mut conn| conn.get("/json"));
+    answer.is_ok_and(|r| !r.reusable)
+}
+
 /// Idle connections held open on a target.
 pub struct Held {
     streams: Vec<TcpStream>,
+    /// The first `sent` streams have sent their request.
+    sent: usize,
     pub opened: u32,
     pub answered: u32,
     pub first_unanswered: Option<String>,
 }
 
-/// Opens up to `n` connections to `addr`, each sending `GET /json`, then reads their answers in
-/// order. Stops opening at the first connection refused or not accepted within 3 s, and stops
-/// reading at the first answer not back within 3 s (a target out of threads answers no more).
-pub fn hold(addr: SocketAddr, n: u32) -> Held {
-    let mut streams = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        // 3 s: a SYN dropped from a full listen backlog is sent again after 1 s.
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
-            break;
-        };
-        if stream
-            .write_all(b"GET /json HTTP/1.1\r\nHost: idle\r\n\r\n")
-            .is_err()
-        {
-            break;
+impl Held {
+    /// Opens up to `n` connections to `addr`; stops at the first connection refused or not
+    /// accepted within 3 s. `silent`: nothing is sent yet ([`Held::ask`] sends); otherwise
+    /// each sends its `GET /json` as soon as it is open, which a server that closes every
+    /// connection after one answer needs (its workers would wait on silent ones).
+    pub fn open(addr: SocketAddr, n: u32, silent: bool) -> Held {
+        let mut streams = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            // 3 s: a SYN dropped from a full listen backlog is sent again after 1 s.
+            let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
+                break;
+            };
+            if !silent && stream.write_all(REQUEST).is_err() {
+                break;
+            }
+            streams.push(stream);
         }
-        streams.push(stream);
-    }
-    let opened = streams.len() as u32;
-    let mut answered = 0;
-    let mut first_unanswered = None;
-    let mut buf = [0u8; 1024];
-    for stream in &mut streams {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
-        let started = Instant::now();
-        match stream.read(&mut buf) {
-            Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200") => answered += 1,
-            Ok(0) => {
-                first_unanswered = Some("closed by the target without an answer".into());
-                break;
-            }
-            Ok(n) => {
-                let line = String::from_utf8_lossy(&buf[..n]);
-                first_unanswered =
-                    Some(format!("answered {:?}", line.lines().next().unwrap_or("")));
-                break;
-            }
-            Err(_) => {
-                first_unanswered = Some(format!(
-                    "no answer within {:.1} s (the connection was accepted; the request waits)",
-                    started.elapsed().as_secs_f64()
-                ));
-                break;
-            }
+        Held {
+            opened: streams.len() as u32,
+            sent: if silent { 0 } else { streams.len() },
+            streams,
+            answered: 0,
+            first_unanswered: None,
         }
     }
-    Held {
-        streams,
-        opened,
-        answered,
-        first_unanswered,
+
+    /// Sends `GET /json` on every open connection that has not sent it, then reads the
+    /// answers in order; stops reading at the first answer not back within 3 s (a target out
+    /// of threads answers no more). The connections stay open.
+    pub fn ask(&mut self) {
+        let sent = self.sent
+            + self.streams[self.sent..]
+                .iter()
+                .take_while(|s| (&**s).write_all(REQUEST).is_ok())
+                .count();
+        self.streams.truncate(sent);
+        self.sent = sent;
+        self.opened = sent as u32;
+        let mut buf = [0u8; 1024];
+        for stream in &mut self.streams {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
+            let started = Instant::now();
+            match stream.read(&mut buf) {
+                Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200") => self.answered += 1,
+                Ok(0) => {
+                    self.first_unanswered = Some("closed by the target without an answer".into());
+                    break;
+                }
+                Ok(n) => {
+                    let line = String::from_utf8_lossy(&buf[..n]);
+                    self.first_unanswered =
+                        Some(format!("answered {:?}", line.lines().next().unwrap_or("")));
+                    break;
+                }
+                Err(_) => {
+                    self.first_unanswered = Some(format!(
+                        "no answer within {:.1} s (the connection was accepted; the request waits)",
+                        started.elapsed().as_secs_f64()
+                    ));
+                    break;
+                }
+            }
+        }
     }
 }
 

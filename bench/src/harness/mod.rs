@@ -16,6 +16,7 @@
 
 pub mod chart;
 pub mod clientside;
+pub mod external;
 pub mod fault;
 pub mod idle;
 pub mod pgbench;

@@ -70,6 +70,71 @@ pub fn rss_and_threads(pid: u32) -> Option<(f64, u64)> {
     Some((value("VmRSS:")? as f64 / 1024.0, value("Threads:")?))
 }
 
+/// A process's resident anonymous memory, split by where it is (KiB).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AnonSplit {
+    /// Stacks: each thread's, and each coroutine's. A stack is a private writable anonymous
+    /// mapping with its guard right below it (an inaccessible mapping of at most 64 KiB that
+    /// ends where the stack starts), which is how glibc lays out a thread's stack and the
+    /// generator crate a may coroutine's; plus the main thread's `[stack]`. Only the pages
+    /// touched are resident.
+    pub stack_kib: u64,
+    /// Everything else anonymous: malloc's heap and arenas, and other anonymous mappings.
+    pub heap_kib: u64,
+}
+
+/// Splits the resident anonymous memory of `pid` into stacks and the rest, from
+/// `/proc/PID/smaps`.
+pub fn anon_split(pid: u32) -> Option<AnonSplit> {
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    Some(split_smaps(&smaps))
+}
+
+fn split_smaps(smaps: &str) -> AnonSplit {
+    /// Where the mapping being read goes, and the previous mapping's end if it was a guard.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Stack,
+        Heap,
+        Other,
+    }
+    let mut split = AnonSplit::default();
+    let mut kind = Kind::Other;
+    let mut guard_end: Option<u64> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+            else {
+                continue;
+            };
+            let perms = fields.next().unwrap_or("");
+            let inode = fields.nth(2).unwrap_or("0");
+            let path = fields.next().unwrap_or("");
+            let anonymous =
+                inode == "0" && (path.is_empty() || path == "[heap]" || path == "[stack]");
+            kind = if !anonymous || !perms.starts_with("rw") {
+                Kind::Other
+            } else if path == "[stack]" || (path.is_empty() && guard_end == Some(start)) {
+                Kind::Stack
+            } else {
+                Kind::Heap
+            };
+            guard_end = (perms.starts_with("---") && end - start <= 64 * 1024).then_some(end);
+        } else if first == "Rss:" {
+            let kib: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            match kind {
+                Kind::Stack => split.stack_kib += kib,
+                Kind::Heap => split.heap_kib += kib,
+                Kind::Other => {}
+            }
+        }
+    }
+    split
+}
+
 /// Peaks of a process's memory and threads, sampled on a thread.
 pub struct MemorySampler {
     stop: Arc<AtomicBool>,
@@ -160,6 +225,69 @@ pub fn pin_command(command: &mut std::process::Command) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smaps_are_split_into_stacks_and_heap() {
+        let smaps = "\
+55d4a000-55d4b000 r-xp 00001000 08:01 1234 /usr/bin/target
+Rss:                   4 kB
+55d4c000-55d6d000 rw-p 00000000 00:00 0 [heap]
+Rss:                  12 kB
+7f0000000000-7f0000001000 ---p 00000000 00:00 0
+Rss:                   0 kB
+7f0000001000-7f0000011000 rw-p 00000000 00:00 0
+Rss:                   8 kB
+7f0000011000-7f0000021000 rw-p 00000000 00:00 0
+Rss:                  20 kB
+7f1000000000-7f1000400000 ---p 00000000 00:00 0
+Rss:                   0 kB
+7f1000400000-7f1000500000 rw-p 00000000 00:00 0
+Rss:                  40 kB
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+Rss:                  16 kB
+";
+        // The 64 KiB mapping after a guard page is a stack; the one after it, and the one
+        // after a 4 MiB reservation, are heap.
+        assert_eq!(
+            split_smaps(smaps),
+            AnonSplit {
+                stack_kib: 8 + 16,
+                heap_kib: 12 + 20 + 40,
+            }
+        );
+    }
+
+    #[test]
+    fn a_thread_that_touches_its_stack_grows_the_stack_part() {
+        let pid = std::process::id();
+        let (touched, done) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let (touched_tx, touched_rx) = touched;
+        let (done_tx, done_rx) = done;
+        let before = anon_split(pid).expect("smaps");
+        let thread = std::thread::Builder::new()
+            .stack_size(4 << 20)
+            .spawn(move || {
+                // 1 MiB written on this thread's stack, held until the test has looked.
+                let mut block = [0u8; 1 << 20];
+                for (i, b) in block.iter_mut().enumerate() {
+                    *b = i as u8;
+                }
+                std::hint::black_box(&mut block);
+                touched_tx.send(()).unwrap();
+                done_rx.recv().ok();
+                block[12345]
+            })
+            .unwrap();
+        touched_rx.recv().unwrap();
+        let during = anon_split(pid).expect("smaps");
+        done_tx.send(()).unwrap();
+        thread.join().unwrap();
+        let grown = during.stack_kib.saturating_sub(before.stack_kib);
+        assert!(
+            grown >= 1024,
+            "stacks grew by {grown} KiB: {before:?} → {during:?}"
+        );
+    }
 
     #[test]
     fn this_process_has_cpu_time_memory_and_threads() {

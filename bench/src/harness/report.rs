@@ -337,18 +337,21 @@ pub fn markdown(meta: &Meta, rows: &[Row]) -> String {
     }
     let held: Vec<&Row> = rows.iter().filter(|r| r.idle.is_some()).collect();
     if !held.is_empty() {
-        out += "Idle keep-alive connections held on each target (each after one `GET /json`, the target's idle timeout off): memory and threads with them held, `/health` on a fresh connection meanwhile, and the load beside them against the same load alone.\n\n";
-        out += "| target | idle asked / opened / answered | KiB per connection | RSS MiB before → held | threads before → held | /health p50 / p99 ms (failed) | load req/s alone → beside them | load P99 ms alone → beside | the first unanswered |\n|---|--:|--:|--:|--:|--:|--:|--:|---|\n";
+        out += "Idle keep-alive connections held on each target (each after one `GET /json`, the target's idle timeout off): memory and threads with them held (per connection, and where it goes: the growth with the connections open and nothing sent yet, then the anonymous memory's growth after the request split into stacks, threads' and coroutines', and the heap), `/health` on a fresh connection meanwhile, and the load beside them against the same load alone.\n\n";
+        out += "| target | idle asked / opened / answered | KiB per connection | of which: accepted, silent / stack / heap | RSS MiB before → held | threads before → held | /health p50 / p99 ms (failed) | load req/s alone → beside them | load P99 ms alone → beside | the first unanswered |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n";
         for r in held {
             if let Some(i) = &r.idle {
                 let _ = writeln!(
                     out,
-                    "| {} | {} / {} / {} | {} | {:.1} → {:.1} | {} → {} | {} / {} ({}) | {:.0} → {:.0} | {} → {} | {} |",
+                    "| {} | {} / {} / {} | {} | {} / {} / {} | {:.1} → {:.1} | {} → {} | {} / {} ({}) | {:.0} → {:.0} | {} → {} | {} |",
                     r.binary.as_deref().unwrap_or(&r.target),
                     i.asked,
                     i.opened,
                     i.answered,
                     dash(i.kib_per_connection, 1),
+                    dash(i.kib_accepted, 1),
+                    dash(i.kib_stack, 1),
+                    dash(i.kib_heap, 1),
                     i.rss_before_mib,
                     i.rss_held_mib,
                     i.threads_before,
@@ -413,6 +416,32 @@ pub fn markdown(meta: &Meta, rows: &[Row]) -> String {
         for (file, _, _) in timelines(&meta.scenario, rows) {
             let _ = writeln!(out, "![timeline]({file})\n");
         }
+    }
+    let externals: Vec<&Row> = rows.iter().filter(|r| r.external.is_some()).collect();
+    if !externals.is_empty() {
+        out += "Servers this run did not start, marked `[external]` (`--external`) or `[remote HOST]` (a stack `bench up` started there, `--remote`) in every table and chart:\n\n";
+        for r in externals {
+            if let Some(e) = &r.external {
+                let _ = writeln!(
+                    out,
+                    "- {}: {}, {}.{}{}",
+                    r.target,
+                    e.url,
+                    if e.verified {
+                        "passed the contract checks"
+                    } else {
+                        "not checked against the contract (`--no-verify`): unverified"
+                    },
+                    e.measured_by
+                        .as_ref()
+                        .map_or(String::new(), |by| format!(" Measured by {by}.")),
+                    e.unobserved
+                        .as_ref()
+                        .map_or(String::new(), |why| format!(" Empty columns: {why}."))
+                );
+            }
+        }
+        out += "\n";
     }
     if !meta.missing_targets.is_empty() {
         let _ = writeln!(

@@ -97,9 +97,28 @@ pub struct Row {
     /// `--idle-connections`: memory, threads and `/health` with them held, and the load alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdleReport>,
+    /// `--external`: a server the harness did not start (absent for the references).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRow>,
     /// A sweep's point: the knob values of this row (absent outside sweeps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<super::sweep::Point>,
+}
+
+/// What a row of an external server says about it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ExternalRow {
+    pub url: String,
+    /// It passed the contract checks; false when measured with `--no-verify`.
+    pub verified: bool,
+    pub pid: Option<u32>,
+    pub application_name: Option<String>,
+    /// Why some columns are empty: what the harness cannot observe of a process it did not
+    /// start, and the flag that fills them.
+    pub unobserved: Option<String>,
+    /// A target of a remote stack (`--remote`): which host measured what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_by: Option<String>,
 }
 
 /// What one round of one case measured, beyond the tool's numbers.
@@ -189,6 +208,24 @@ impl Row {
                     .collect(),
                 s.effective_concurrency(*b),
             ),
+            Subject::External(e) => match (&e.remote, e.binary) {
+                (Some(remote), Some(binary)) => (
+                    Some(binary.name().to_string()),
+                    format!(
+                        "{}; on {}, started by bench up",
+                        binary.model(),
+                        remote.host
+                    ),
+                    remote.flags.clone(),
+                    s.effective_concurrency_with(binary, &remote.flags),
+                ),
+                _ => (
+                    None,
+                    format!("external: {} (not started by the harness)", e.url),
+                    Vec::new(),
+                    None,
+                ),
+            },
             Subject::Pgbench => (
                 None,
                 "pgbench: the database alone, same statement".to_string(),
@@ -291,6 +328,17 @@ impl Row {
             efficiency: bound.filter(|_| m.seconds > 0.0).map(|b| spread.median / b),
             relative: None,
             point: None,
+            external: match &case.subject {
+                Subject::External(e) => Some(ExternalRow {
+                    url: e.url.clone(),
+                    verified: e.verified,
+                    pid: e.pid,
+                    application_name: e.app.clone(),
+                    unobserved: e.unobserved(s.queries_the_database()),
+                    measured_by: e.measured_by(),
+                }),
+                _ => None,
+            },
             connection_requests: ConnectionRequests::of(&m.per_connection),
             faults: chosen.faults.clone(),
             timeline: chosen.timeline.clone(),

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use shared::Binary;
 
+use super::external::External;
 use super::report::{self, Machine, Meta};
 use super::scenario::{self, Case, Scenario, Settings};
 use super::tools::{self, Tool};
@@ -22,6 +23,10 @@ pub struct Plan {
     pub scenario: Scenario,
     pub settings: Settings,
     pub targets: Vec<Binary>,
+    /// Servers the harness did not start (`--external`), measured beside the targets.
+    pub externals: Vec<External>,
+    /// The versions on a remote stack's host (`--remote`).
+    pub remote_versions: Vec<(String, String)>,
     pub missing_targets: Vec<String>,
     /// The name every row's `relative` divides by: a target, or `pgbench`.
     pub baseline: String,
@@ -35,26 +40,50 @@ pub fn verify(stack: &Stack, targets: &[Binary]) -> Result<Vec<(Binary, String)>
     let mut refused = Vec::new();
     for &binary in targets {
         let outcomes = crate::checks::run_on_stack(stack, binary)?;
-        let failures: Vec<String> = outcomes
-            .iter()
-            .filter_map(|o| {
-                o.result
-                    .as_ref()
-                    .err()
-                    .map(|e| format!("{}: {e:#}", o.check))
-            })
-            .collect();
-        eprintln!(
-            "bench: verify {:<12} {}/{} checks pass",
-            binary.name(),
-            outcomes.len() - failures.len(),
-            outcomes.len()
-        );
-        if let Some(first) = failures.first() {
-            refused.push((binary, format!("failed the contract check {first}")));
+        if let Some(why) = tally(binary.name(), "", &outcomes) {
+            refused.push((binary, why));
         }
     }
     Ok(refused)
+}
+
+/// Runs the contract checks on an external server against the stack's database and
+/// upstream; returns its first failure, if any.
+pub fn verify_external(stack: &Stack, external: &External) -> Result<Option<String>> {
+    let subject = crate::checks::Subject {
+        binary: external.binary,
+        name: external.name.clone(),
+        direct: external.addr,
+        proxied: external.remote.as_ref().and_then(|r| r.via_nginx),
+        database_url: stack.database_url().to_string(),
+        upstream: Some(stack.upstream_addr),
+        rows: crate::checks::TABLE_ROWS,
+    };
+    let outcomes = crate::checks::run_all(&subject);
+    let note = format!(" ({})", external.url);
+    Ok(tally(&external.name, &note, &outcomes)
+        .map(|why| format!("{why} (measure it anyway with --no-verify)")))
+}
+
+/// Prints how many checks `name` passed; returns its first failure as the reason to refuse it.
+fn tally(name: &str, note: &str, outcomes: &[crate::checks::Outcome]) -> Option<String> {
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.result
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {e:#}", o.check))
+        })
+        .collect();
+    eprintln!(
+        "bench: verify {name:<12} {}/{} checks pass{note}",
+        outcomes.len() - failures.len(),
+        outcomes.len()
+    );
+    failures
+        .first()
+        .map(|first| format!("failed the contract check {first}"))
 }
 
 /// The progress of `total` measurements (rounds, or a sweep's rows), with the time left.
@@ -152,7 +181,15 @@ pub fn meta(stack: &Stack, plan: &Plan, tool: &Tool, started: String) -> Meta {
         settings: plan.settings.clone(),
         baseline: plan.baseline.clone(),
         machine: Machine::read(),
-        versions: versions(stack, tool, plan.settings.pgbouncer),
+        versions: {
+            let mut all = versions(stack, tool, plan.settings.pgbouncer);
+            all.extend(
+                plan.remote_versions
+                    .iter()
+                    .map(|(name, version)| (format!("{name} (stack host)"), version.clone())),
+            );
+            all
+        },
         missing_targets: plan.missing_targets.clone(),
     }
 }
@@ -172,12 +209,32 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
         .targets
         .iter()
         .copied()
-        .filter(|b| cases.iter().any(|c| case_binary(c) == Some(b.name())))
+        .filter(|b| cases.iter().any(|c| case_subject(c) == Some(b.name())))
         .collect();
-    let refused = if plan.verify {
+    let mut refused: Vec<(String, String)> = if plan.verify {
         verify(stack, &measured)?
+            .into_iter()
+            .map(|(b, why)| (b.name().to_string(), why))
+            .collect()
     } else {
         Vec::new()
+    };
+    let mut externals = plan.externals.clone();
+    for external in &mut externals {
+        if !plan.verify {
+            continue;
+        }
+        match verify_external(stack, external)? {
+            Some(why) => refused.push((external.name.clone(), why)),
+            None => external.verified = true,
+        }
+    }
+    let cases = if externals.iter().any(|e| e.remote.is_some()) {
+        let binaries: Vec<Binary> = externals.iter().filter_map(|e| e.binary).collect();
+        let cases = scenario::expand(&plan.scenario, &plan.settings, &binaries);
+        scenario::onto_remote(cases, &externals)
+    } else {
+        scenario::with_externals(cases, &externals)
     };
     let rounds: u64 = cases
         .iter()
@@ -193,7 +250,7 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
         bar.set_message(case.label.clone());
         if let Some((_, why)) = refused
             .iter()
-            .find(|(b, _)| Some(b.name()) == case_binary(case))
+            .find(|(name, _)| Some(name.as_str()) == case_subject(case))
         {
             rows.push(Row::refused(case, &tool, why));
             bar.inc(u64::from(case.settings.rounds.max(1)));
@@ -227,9 +284,11 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
     })
 }
 
-fn case_binary(case: &Case) -> Option<&'static str> {
-    match case.subject {
+/// The target or external server a case measures.
+fn case_subject(case: &Case) -> Option<&str> {
+    match &case.subject {
         scenario::Subject::Target(b) => Some(b.name()),
+        scenario::Subject::External(e) => Some(&e.name),
         _ => None,
     }
 }
@@ -259,28 +318,43 @@ pub struct RoundPair {
     pub ratio: Option<f64>,
 }
 
-/// A and B in turn, `rounds` times each (A B A B …), each round on a fresh process.
+/// A and B in turn, `rounds` times each (A B A B …), each round on a fresh process (an
+/// external server is the same process throughout).
 pub fn compare(
     stack: &Stack,
     plan: &Plan,
+    sides: [scenario::Subject; 2],
     tool: Tool,
     interrupted: &AtomicBool,
     on_pair: &dyn Fn(usize, &RoundPair),
 ) -> Result<Comparison> {
-    let [a, b] = plan.targets[..] else {
-        bail!("compare takes exactly two targets");
-    };
     let started = now();
     if let Some((binary, why)) = plan.refused(stack)?.first() {
         bail!("{} is refused: {why}", binary.name());
+    }
+    let mut sides = sides;
+    for side in &mut sides {
+        if let scenario::Subject::External(external) = side {
+            if plan.verify {
+                if let Some(why) = verify_external(stack, external)? {
+                    bail!("{} is refused: {why}", external.name);
+                }
+                external.verified = true;
+            }
+        }
     }
     let settings = Settings {
         rounds: 1,
         ..plan.settings.clone()
     };
-    let case = |binary: Binary| Case {
-        label: binary.name().to_string(),
-        subject: scenario::Subject::Target(binary),
+    let name = |side: &scenario::Subject| match side {
+        scenario::Subject::Target(binary) => binary.name().to_string(),
+        scenario::Subject::External(external) => external.label(),
+        _ => String::new(),
+    };
+    let case = |side: &scenario::Subject| Case {
+        label: name(side),
+        subject: side.clone(),
         settings: settings.clone(),
         group: String::new(),
     };
@@ -290,14 +364,15 @@ pub fn compare(
     let mut pairs = Vec::new();
     for round in 0..plan.settings.rounds as usize {
         let mut pair = [0.0; 2];
-        for (i, binary) in [a, b].into_iter().enumerate() {
-            bar.set_message(format!("round {} {}", round + 1, binary.name()));
-            let row = runner.measure(&case(binary))?;
+        for (i, side) in sides.iter().enumerate() {
+            let case = case(side);
+            bar.set_message(format!("round {} {}", round + 1, case.label));
+            let row = runner.measure(&case)?;
             bar.inc(1);
             if !row.is_ok() {
                 bail!(
                     "{} failed in round {}: {}",
-                    binary.name(),
+                    case.label,
                     round + 1,
                     row.failure.as_deref().unwrap_or("")
                 );
@@ -327,8 +402,8 @@ pub fn compare(
     let (a_rps, b_rps) = (Spread::of(&a_all), Spread::of(&b_all));
     let comparison = Comparison {
         meta: meta(stack, plan, &tool, started),
-        a: a.name().to_string(),
-        b: b.name().to_string(),
+        a: name(&sides[0]),
+        b: name(&sides[1]),
         ratio: Spread::of(&ratios),
         a_rps,
         b_rps,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use shared::Binary;
 
+use super::external::External;
 use super::fault::{self, FaultReport, Probe, Timeline};
 use super::idle::{self, IdleReport};
 use super::row::{Round, Row};
@@ -19,6 +20,7 @@ use super::slow::SlowClients;
 use super::tools::{self, Measurement, Tool};
 use super::{pgbench, procfs, SAMPLE_EVERY};
 use crate::observe::Sampler;
+use crate::remote::RemoteMemory;
 use crate::stack::{Pgbouncer, Stack};
 
 /// Everything a run needs besides its cases.
@@ -86,11 +88,12 @@ impl<'a> Runner<'a> {
     fn round(&self, case: &Case) -> Result<Round> {
         match &case.subject {
             Subject::Target(binary) => self.round_target(case, *binary),
+            Subject::External(external) => self.round_external(case, external),
             Subject::Pgbench => self.round_pgbench(case),
             Subject::NginxStatic => {
                 let url = format!("http://{}/static", self.stack.upstream_addr);
                 let nginx = self.stack.upstream.pid();
-                self.round_http(case, &url, None, Some(nginx), None)
+                self.round_http(case, &url, Watched::default(), Some(nginx), None)
             }
         }
     }
@@ -122,10 +125,15 @@ impl<'a> Runner<'a> {
             procfs::pin(target.pid(), &[0]).context("cannot pin the target to CPU 0")?;
         }
         let url = format!("http://{addr}{}", s.path.path());
+        let watched = Watched {
+            pid: Some(target.pid()),
+            app: Some(shared::sql::application_name(binary)),
+            remote: None,
+        };
         let round = self.round_http(
             case,
             &url,
-            Some((binary, target.pid())),
+            watched,
             proxy.as_ref().map(|(nginx, _)| nginx.pid()),
             Some(addr),
         );
@@ -139,20 +147,72 @@ impl<'a> Runner<'a> {
         round
     }
 
+    /// A server the harness did not start: loaded like a reference (behind its own nginx
+    /// when the case goes via nginx), with its delay asked per request; its process and DB
+    /// sessions are watched only when `--external-pid` and `--external-app` name them.
+    fn round_external(&self, case: &Case, external: &External) -> Result<Round> {
+        let s = &case.settings;
+        if s.idle_connections > 0 {
+            idle::raise_fd_limit(u64::from(s.idle_connections) + 1024)?;
+        }
+        if let Some(pid) = external.pid {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                bail!("{} (pid {pid}) is no longer running", external.name);
+            }
+        }
+        let remote = external.remote.as_ref();
+        // A remote stack has its own nginx in front of its targets.
+        let proxy = if s.via == Via::Nginx && remote.is_none() {
+            Some(self.stack.proxy(
+                &[(external.name.clone(), external.addr)],
+                s.upstream_keepalive,
+                1,
+            )?)
+        } else {
+            None
+        };
+        let addr = match (remote, s.via) {
+            (Some(remote), Via::Nginx) => remote.via_nginx.with_context(|| {
+                format!(
+                    "the stack on {} has no nginx in front of {}",
+                    remote.host, external.name
+                )
+            })?,
+            _ => proxy
+                .as_ref()
+                .map_or(external.addr, |(_, routes)| routes[0].listen),
+        };
+        let url = external.load_url(addr, s);
+        let watched = Watched {
+            pid: external.pid,
+            app: external.app.as_deref(),
+            remote: remote
+                .and_then(|r| r.status)
+                .map(|status| (status, external.name.as_str())),
+        };
+        self.round_http(
+            case,
+            &url,
+            watched,
+            proxy.as_ref().map(|(nginx, _)| nginx.pid()),
+            Some(external.addr),
+        )
+    }
+
     /// Warm-up, then the measured load against `url` with the samplers running; with faults,
     /// the probe on `probe_addr` and the faults during the load.
     fn round_http(
         &self,
         case: &Case,
         url: &str,
-        target: Option<(Binary, u32)>,
+        watched: Watched,
         nginx_pid: Option<u32>,
         probe_addr: Option<std::net::SocketAddr>,
     ) -> Result<Round> {
         let s = &case.settings;
         if s.idle_connections > 0 {
-            if let (Some((_, pid)), Some(addr)) = (target, probe_addr) {
-                return self.round_idle(case, url, pid, addr, nginx_pid);
+            if let Some(addr) = probe_addr {
+                return self.round_idle(case, url, watched, addr, nginx_pid);
             }
         }
         // Slow clients start before the warm-up, so that they are steady when the
@@ -166,20 +226,30 @@ impl<'a> Runner<'a> {
         if let Some(slow) = &slow {
             slow.reset();
         }
-        let sessions = match target {
-            Some((binary, _)) if s.queries_the_database() => Some(Sampler::start(
+        let sessions = match watched.app {
+            Some(app) if s.queries_the_database() => Some(Sampler::start(
                 self.stack.database_url(),
-                shared::sql::application_name(binary),
+                app,
                 SAMPLE_EVERY,
             )?),
             _ => None,
         };
-        let memory = target.map(|(_, pid)| procfs::MemorySampler::start(pid, SAMPLE_EVERY));
-        let cpu = CpuWatch::start(
-            target.map(|(_, pid)| pid),
-            self.stack.postgres.server_pid(),
-            nginx_pid,
-        );
+        let memory = match (watched.remote, watched.pid) {
+            (Some((status, name)), _) => Some(Memory::Remote(RemoteMemory::start(
+                status,
+                name,
+                SAMPLE_EVERY,
+            ))),
+            (None, Some(pid)) => Some(Memory::Local(procfs::MemorySampler::start(
+                pid,
+                SAMPLE_EVERY,
+            ))),
+            (None, None) => None,
+        };
+        let cpu = match watched.remote {
+            Some((status, name)) => CpuWatch::remote(status, name),
+            None => CpuWatch::start(watched.pid, self.stack.postgres.server_pid(), nginx_pid),
+        };
         let faulted = !s.faults.is_empty();
         let t0 = Instant::now();
         let probe = probe_addr
@@ -241,14 +311,15 @@ impl<'a> Runner<'a> {
         &self,
         case: &Case,
         url: &str,
-        pid: u32,
+        watched: Watched,
         addr: std::net::SocketAddr,
         nginx_pid: Option<u32>,
     ) -> Result<Round> {
         let s = &case.settings;
-        let Subject::Target(binary) = case.subject else {
-            bail!("idle connections are held on a target");
-        };
+        // Without a process to look at (an external without --external-pid), the memory
+        // columns stay empty; the rest is measured.
+        let footprint = || watched.pid.map_or((0.0, 0), idle::footprint);
+        let anon = || watched.pid.and_then(procfs::anon_split);
         // The same load, as a plain round: alone first, then (without a second warm-up)
         // beside the held connections.
         let mut load = Case {
@@ -258,10 +329,19 @@ impl<'a> Runner<'a> {
             },
             ..case.clone()
         };
-        let baseline = self.round_http(&load, url, None, nginx_pid, None)?;
-        let (rss_before_mib, threads_before) = idle::footprint(pid);
-        let held = idle::hold(addr, s.idle_connections);
-        let (rss_held_mib, threads_held) = idle::footprint(pid);
+        let baseline = self.round_http(&load, url, Watched::default(), nginx_pid, None)?;
+        let (rss_before_mib, threads_before) = footprint();
+        let anon_before = anon();
+        // Open and silent first, for the cost of an accepted connection before any request;
+        // a server that closes each connection gets its requests at once.
+        let silent = !idle::closes_each_connection(addr);
+        let mut held = idle::Held::open(addr, s.idle_connections, silent);
+        // The target accepts what the backlog holds; then its cost before any request.
+        std::thread::sleep(Duration::from_secs(1));
+        let (rss_accepted_mib, _) = footprint();
+        held.ask();
+        let (rss_held_mib, threads_held) = footprint();
+        let anon_held = anon();
         let (mut latencies, health_failed) = idle::health(addr, 50);
         latencies.sort_by(f64::total_cmp);
         load.settings.warmup_s = 0;
@@ -277,9 +357,11 @@ impl<'a> Runner<'a> {
                 ..Round::default()
             }
         } else {
-            self.round_http(&load, url, Some((binary, pid)), nginx_pid, None)?
+            self.round_http(&load, url, watched, nginx_pid, None)?
         };
         let answered = held.answered;
+        let per = |kib: f64, n: u32| (n > 0 && watched.pid.is_some()).then(|| kib / f64::from(n));
+        let grown = anon_before.zip(anon_held);
         round.idle = Some(IdleReport {
             asked: s.idle_connections,
             opened: held.opened,
@@ -287,8 +369,12 @@ impl<'a> Runner<'a> {
             first_unanswered: held.first_unanswered.clone(),
             rss_before_mib,
             rss_held_mib,
-            kib_per_connection: (answered > 0)
-                .then(|| (rss_held_mib - rss_before_mib) * 1024.0 / f64::from(answered)),
+            kib_per_connection: per((rss_held_mib - rss_before_mib) * 1024.0, answered),
+            kib_accepted: per((rss_accepted_mib - rss_before_mib) * 1024.0, held.opened)
+                .filter(|_| silent),
+            kib_stack: grown
+                .and_then(|(b, h)| per(h.stack_kib as f64 - b.stack_kib as f64, answered)),
+            kib_heap: grown.and_then(|(b, h)| per(h.heap_kib as f64 - b.heap_kib as f64, answered)),
             threads_before,
             threads_held,
             health_p50_ms: tools::percentile_of_sorted(&latencies, 50.0),
@@ -336,23 +422,75 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// CPU seconds of the target, PostgreSQL and the proxy nginx over the measured load.
+/// What the samplers watch in a round: the measured process (memory, threads, CPU) and its
+/// DB sessions' `application_name`. Empty for pgbench and nginx alone, and for an external
+/// server without `--external-pid` and `--external-app`.
+#[derive(Clone, Copy, Default)]
+struct Watched<'a> {
+    pid: Option<u32>,
+    app: Option<&'a str>,
+    /// A target of a remote stack: its status endpoint and its name in the samples.
+    remote: Option<(std::net::SocketAddr, &'a str)>,
+}
+
+/// The peaks of the measured process's memory and threads, here or on the stack's host.
+enum Memory {
+    Local(procfs::MemorySampler),
+    Remote(RemoteMemory),
+}
+
+impl Memory {
+    fn finish(self) -> (f64, u64) {
+        match self {
+            Memory::Local(m) => m.finish(),
+            Memory::Remote(m) => m.finish(),
+        }
+    }
+}
+
+/// CPU seconds of the target, PostgreSQL and the proxy nginx over the measured load: from
+/// this host's /proc, or from a remote stack's samples.
 struct CpuWatch {
-    pids: [Option<u32>; 3],
+    source: CpuSource,
     before: [Option<f64>; 3],
+}
+
+enum CpuSource {
+    Local([Option<u32>; 3]),
+    /// The status endpoint and the target's name in its samples.
+    Remote(std::net::SocketAddr, String),
 }
 
 impl CpuWatch {
     fn start(target: Option<u32>, postgres: Option<u32>, nginx: Option<u32>) -> CpuWatch {
-        let pids = [target, postgres, nginx];
-        let before = read_cpu(&pids);
-        CpuWatch { pids, before }
+        let source = CpuSource::Local([target, postgres, nginx]);
+        let before = source.read();
+        CpuWatch { source, before }
+    }
+
+    fn remote(status: std::net::SocketAddr, name: &str) -> CpuWatch {
+        let source = CpuSource::Remote(status, name.to_string());
+        let before = source.read();
+        CpuWatch { source, before }
     }
 
     fn finish(self) -> (Option<f64>, Option<f64>, Option<f64>) {
-        let after = read_cpu(&self.pids);
+        let after = self.source.read();
         let delta = |i: usize| Some((after[i]? - self.before[i]?).max(0.0));
         (delta(0), delta(1), delta(2))
+    }
+}
+
+impl CpuSource {
+    fn read(&self) -> [Option<f64>; 3] {
+        match self {
+            CpuSource::Local(pids) => read_cpu(pids),
+            CpuSource::Remote(status, name) => {
+                let samples = crate::remote::fetch_samples(*status).unwrap_or_default();
+                let cpu = |key: &str| samples.get(key).map(|s| s.cpu_s);
+                [cpu(name), cpu("postgres"), cpu("nginx")]
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shared::{Backend, Binary, DbMode};
 
+use super::external::External;
 use super::fault::{Fault, FaultKind};
 use super::tools::ToolKind;
 
@@ -444,6 +445,8 @@ pub fn find(name: &str) -> Result<Scenario> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Subject {
     Target(Binary),
+    /// A server the harness did not start (`--external`).
+    External(Box<External>),
     /// pgbench running the targets' statement.
     Pgbench,
     /// nginx answering `return 200` by itself.
@@ -542,6 +545,34 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The concurrency that limits a target started with `flags` (as `--pool-size 100`,
+    /// `--workers 6`, `--db-mode pipelined`) rather than with these settings' own: a remote
+    /// stack's target. `None` when the flags do not give its pool size.
+    pub fn effective_concurrency_with(&self, binary: Binary, flags: &[String]) -> Option<u32> {
+        let value = |name: &str| {
+            flags
+                .iter()
+                .find_map(|f| f.strip_prefix(name)?.trim().parse::<u32>().ok())
+        };
+        let sessions = value("--pool-size ")?;
+        let workers = value("--workers ");
+        let pipelined = flags.iter().any(|f| f == "--db-mode pipelined");
+        let at = Settings {
+            sessions,
+            sync_workers: workers,
+            async_workers: workers,
+            db_mode: if pipelined {
+                DbMode::Pipelined
+            } else {
+                DbMode::Pool
+            },
+            ..self.clone()
+        };
+        at.effective_concurrency(binary)
+    }
+}
+
 /// Little's law: at most `min(clients, concurrency)` requests are in flight, each takes at
 /// least the delay. `None` when the delay is 0 (no bound worth the name) or for `/json`.
 pub fn bound_rps(settings: &Settings, concurrency: Option<u32>) -> Option<f64> {
@@ -554,6 +585,72 @@ pub fn bound_rps(settings: &Settings, concurrency: Option<u32>) -> Option<f64> {
         Some(rate) => bound.min(f64::from(rate)),
         None => bound,
     })
+}
+
+/// `cases` with each external beside the references: one case per group of target cases
+/// (with the load settings of the group's first target), after the group's last case.
+pub fn with_externals(cases: Vec<Case>, externals: &[External]) -> Vec<Case> {
+    if externals.is_empty() {
+        return cases;
+    }
+    let mut out: Vec<Case> = Vec::with_capacity(cases.len() + externals.len());
+    for (i, case) in cases.iter().enumerate() {
+        out.push(case.clone());
+        if !matches!(case.subject, Subject::Target(_)) {
+            continue;
+        }
+        let last_of_group = !cases[i + 1..]
+            .iter()
+            .any(|c| c.group == case.group && matches!(c.subject, Subject::Target(_)));
+        if !last_of_group {
+            continue;
+        }
+        let first = cases
+            .iter()
+            .find(|c| c.group == case.group && matches!(c.subject, Subject::Target(_)))
+            .unwrap_or(case);
+        for external in externals {
+            let label = if case.group.is_empty() {
+                external.label()
+            } else {
+                format!("{} {}", external.label(), case.group)
+            };
+            out.push(Case {
+                label,
+                subject: Subject::External(Box::new(external.clone())),
+                settings: first.settings.clone(),
+                group: case.group.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The cases of a remote stack (`--remote`): each target case runs on the remote target of
+/// its binary, with the case's load settings (the target keeps the flags `bench up` gave it,
+/// so a case that differs only in those is left out), labelled with its host. Cases without
+/// a target (pgbench, nginx alone) are left out: they would measure this host.
+pub fn onto_remote(cases: Vec<Case>, remotes: &[External]) -> Vec<Case> {
+    let mut out: Vec<Case> = Vec::new();
+    for case in cases {
+        let Subject::Target(binary) = case.subject else {
+            continue;
+        };
+        let Some(remote) = remotes.iter().find(|r| r.binary == Some(binary)) else {
+            continue;
+        };
+        if out.iter().any(|c| {
+            c.group == case.group && c.subject == Subject::External(Box::new(remote.clone()))
+        }) {
+            continue;
+        }
+        out.push(Case {
+            label: case.label.replacen(binary.name(), &remote.label(), 1),
+            subject: Subject::External(Box::new(remote.clone())),
+            ..case
+        });
+    }
+    out
 }
 
 /// The cases of `scenario` with `settings` (the scenario's, after overrides) for `targets`.
@@ -717,6 +814,29 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remote_targets_bound_comes_from_its_own_flags() {
+        let s = find("grinberg").unwrap().settings;
+        let flags = |f: &[&str]| f.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let pool = flags(&["--pool-size 19", "--workers 19"]);
+        assert_eq!(
+            s.effective_concurrency_with(Binary::SyncPool, &pool),
+            Some(19)
+        );
+        let axum = flags(&["--pool-size 16"]);
+        assert_eq!(
+            s.effective_concurrency_with(Binary::TokioAxum, &axum),
+            Some(16)
+        );
+        let piped = flags(&["--pool-size 16", "--workers 2", "--db-mode pipelined"]);
+        assert_eq!(
+            s.effective_concurrency_with(Binary::TokioHyper, &piped),
+            Some(2)
+        );
+        // Started with the target's defaults: unknown, so only the clients bound it.
+        assert_eq!(s.effective_concurrency_with(Binary::TokioAxum, &[]), None);
+    }
 
     #[test]
     fn every_preset_has_a_unique_name_and_a_source() {

@@ -2,7 +2,7 @@
 //!
 //! `Stack::start` brings up PostgreSQL (a private cluster, or the user's `DATABASE_URL`) and
 //! the upstream nginx. Targets and reverse proxies are started on demand, each on free ports
-//! on 127.0.0.1. Everything stops on drop; a run folder whose owner died (SIGKILL, a crash) is
+//! on 127.0.0.1 (or the `listen_host` of `bench up --listen-host`). Everything stops on drop; a run folder whose owner died (SIGKILL, a crash) is
 //! swept by the next start, processes included.
 //!
 //! Layout: `target/stack/pg-template/` (the loaded cluster, made once) and
@@ -15,7 +15,7 @@ pub mod process;
 pub mod target;
 
 use std::fs;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -36,6 +36,8 @@ pub struct StackOptions {
     pub bin_dir: Option<PathBuf>,
     /// Where run folders go (default: `target/stack`).
     pub root: Option<PathBuf>,
+    /// The address targets and proxies listen on (default: 127.0.0.1).
+    pub listen_host: Option<IpAddr>,
 }
 
 impl StackOptions {
@@ -45,6 +47,7 @@ impl StackOptions {
             database_url: std::env::var("DATABASE_URL").ok().filter(|s| !s.is_empty()),
             bin_dir: std::env::var_os("BENCH_BIN_DIR").map(PathBuf::from),
             root: std::env::var_os("BENCH_STACK_DIR").map(PathBuf::from),
+            listen_host: None,
         }
     }
 }
@@ -58,6 +61,8 @@ pub struct Stack {
     pids_file: PathBuf,
     bin_dir: PathBuf,
     proxies: AtomicUsize,
+    /// Targets and proxies listen here.
+    pub listen_host: IpAddr,
 }
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -100,6 +105,9 @@ impl Stack {
             pids_file,
             bin_dir,
             proxies: AtomicUsize::new(0),
+            listen_host: options
+                .listen_host
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         })
     }
 
@@ -127,6 +135,7 @@ impl Stack {
             &self.bin_dir,
             &self.run_dir,
             &self.pids_file,
+            self.listen_host,
             binary,
             &stack_flags,
             flags,
@@ -156,6 +165,7 @@ impl Stack {
         nginx::start_proxy(
             &self.run_dir,
             &self.pids_file,
+            self.listen_host,
             &tag,
             targets,
             keepalive,

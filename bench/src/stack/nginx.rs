@@ -183,6 +183,7 @@ pub struct ProxyRoute {
 pub fn start_proxy(
     run_dir: &Path,
     pids_file: &Path,
+    host: std::net::IpAddr,
     tag: &str,
     targets: &[(String, SocketAddr)],
     keepalive: bool,
@@ -197,7 +198,7 @@ pub fn start_proxy(
         for (name, target) in targets {
             routes.push(ProxyRoute {
                 name: name.clone(),
-                listen: format!("127.0.0.1:{}", free_port()?).parse()?,
+                listen: SocketAddr::new(host, free_port()?),
                 target: *target,
             });
         }

@@ -170,6 +170,35 @@ impl Postgres {
         Ok(())
     }
 
+    /// Makes the private cluster reachable on `host` as well, for a load host elsewhere
+    /// (`bench up --listen-host`): it listens there too, connections from anywhere but
+    /// loopback must give a password (SCRAM), and the `postgres` role gets a random one.
+    /// Restarts the cluster; returns the URL for the load host.
+    pub fn expose(&self, host: std::net::IpAddr) -> Result<String> {
+        let data_dir = self
+            .data_dir
+            .as_ref()
+            .context("only the private cluster can be exposed")?;
+        let password: String = (0..24).map(|_| fastrand::alphanumeric()).collect();
+        let mut client = self.connect()?;
+        // Two calls: ALTER SYSTEM cannot run in the transaction of a multi-statement batch.
+        client.batch_execute(&format!("ALTER ROLE postgres PASSWORD '{password}'"))?;
+        client.batch_execute(&format!(
+            "ALTER SYSTEM SET listen_addresses = '127.0.0.1,{host}'"
+        ))?;
+        drop(client);
+        let hba = data_dir.join("pg_hba.conf");
+        let mut rules = fs::read_to_string(&hba)?;
+        rules += "host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n";
+        fs::write(&hba, rules)?;
+        self.restart()
+            .context("PostgreSQL did not come back listening on the network")?;
+        Ok(format!(
+            "postgres://postgres:{password}@{}/postgres",
+            std::net::SocketAddr::new(host, self.port)
+        ))
+    }
+
     pub fn connect(&self) -> Result<postgres::Client> {
         postgres::Client::connect(&self.url, postgres::NoTls)
             .with_context(|| format!("cannot connect to {}", self.url))

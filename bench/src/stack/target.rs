@@ -43,6 +43,7 @@ impl Target {
         bin_dir: &Path,
         run_dir: &Path,
         pids_file: &Path,
+        host: std::net::IpAddr,
         binary: Binary,
         stack_flags: &[(&str, String)],
         flags: &[(String, String)],
@@ -56,7 +57,7 @@ impl Target {
         }
         let mut last_error = None;
         for attempt in 0..3 {
-            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+            let addr = SocketAddr::new(host, free_port()?);
             let mut args: Vec<(String, String)> = vec![("--listen".into(), addr.to_string())];
             for (flag, value) in stack_flags {
                 if !flags.iter().any(|(f, _)| f == flag) {
