@@ -1271,6 +1271,30 @@ fn an_external_server_is_measured_beside_the_same_binary_as_a_reference() {
     );
     assert_eq!(mine["bound_rps"], reference["bound_rps"]);
 
+    // bench compare takes NAME=URL where it takes a target.
+    let dir = out_dir("external-compare");
+    let output = bench(&[
+        "compare",
+        "tokio-axum",
+        &external,
+        "--scenario",
+        "quick",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0s",
+        "--database-url",
+        stack.database_url(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    let comparison = read_json(&dir.join("compare.json"));
+    assert_eq!(comparison["a"], "tokio-axum");
+    assert_eq!(comparison["b"], "mine [external]");
+    let ratio = comparison["ratio"]["median"].as_f64().unwrap();
+    assert!((0.75..1.33).contains(&ratio), "the same binary: {ratio}");
+
     let pid = own.child.id().to_string();
     let rows = run(
         "external-observed",
