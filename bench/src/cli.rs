@@ -613,29 +613,30 @@ fn up(args: UpArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let described: Vec<remote::DescribedTarget> = targets
         .iter()
         .zip(&proxied)
-        .map(|(target, route)| remote::DescribedTarget {
-            name: target.binary.name().to_string(),
-            model: target.binary.model().to_string(),
-            direct: format!("http://{}/test", target.addr),
-            via_nginx: Some(format!("http://{}/test", route.listen)),
-            flags: target
-                .flags
-                .iter()
-                .map(|(f, v)| format!("{f} {v}"))
-                .collect(),
+        .map(|(target, route)| {
+            remote::DescribedTarget::new(
+                target.binary,
+                format!("http://{}/test", target.addr),
+                Some(format!("http://{}/test", route.listen)),
+                target
+                    .flags
+                    .iter()
+                    .map(|(f, v)| format!("{f} {v}"))
+                    .collect(),
+            )
         })
         .collect();
     let (_status, description) = remote::StatusServer::start(
         host,
         |status_url| remote::Description {
-            suite: remote::SUITE.to_string(),
-            bench_version: remote::VERSION.to_string(),
-            host: host.to_string(),
-            database_url: database_url.clone(),
-            upstream_url: stack.upstream_url(),
             status_url: Some(status_url),
-            targets: described,
             versions,
+            ..remote::Description::new(
+                host.to_string(),
+                database_url.clone(),
+                stack.upstream_url(),
+                described,
+            )
         },
         watched,
     )?;
@@ -707,29 +708,24 @@ fn describe(args: DescribeArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         for url in std::iter::once(direct).chain(via_nginx.as_deref()) {
             external::address_of(url).map_err(|why| bad(&why))?;
         }
-        targets.push(remote::DescribedTarget {
-            name: binary.name().to_string(),
-            model: binary.model().to_string(),
-            direct: direct.to_string(),
+        targets.push(remote::DescribedTarget::new(
+            binary,
+            direct.to_string(),
             via_nginx,
-            flags: Vec::new(),
-        });
+            Vec::new(),
+        ));
     }
     if targets.is_empty() {
         return Err(UsageError("describe needs at least one --target".into()).into());
     }
     shared::DatabaseUrl::parse(&args.database_url)
         .map_err(|e| UsageError(format!("--database-url: {e}")))?;
-    let description = remote::Description {
-        suite: remote::SUITE.to_string(),
-        bench_version: remote::VERSION.to_string(),
-        host: args.host.clone(),
-        database_url: args.database_url.clone(),
-        upstream_url: args.upstream_url.clone(),
-        status_url: None,
+    let description = remote::Description::new(
+        args.host.clone(),
+        args.database_url.clone(),
+        args.upstream_url.clone(),
         targets,
-        versions: Vec::new(),
-    };
+    );
     let _server = remote::StatusServer::serve(args.listen, description)?;
     println!(
         "Serving http://{}/stack.json; from the load host: bench run --remote http://{}:{}/stack.json",
@@ -977,7 +973,6 @@ fn run(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         );
     }
     let baseline = baseline_for(&scenario, args.baseline.as_deref())?;
-    parse_targets(&args.stack.targets)?;
     let (externals, remote_stack) = match &args.remote {
         Some(source) => {
             let (description, remotes) = remote_targets(source, &settings, &names)?;
@@ -1059,40 +1054,36 @@ fn compare(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     if settings.rounds < 3 {
         bail!("--rounds must be at least 3: one pair says nothing about the noise");
     }
-    // A side is a target's name, or NAME=URL: a server the harness did not start.
+    // A side is a target's name, or NAME=URL: a server the harness did not start (`None`
+    // below: the next of the externals, which keep the order of their URLs).
     let mut urls = Vec::new();
     let mut targets = Vec::new();
+    let mut sides = Vec::new();
     for side in [&args.a, &args.b] {
         if side.contains('=') {
             urls.push(external::parse(side).map_err(UsageError)?);
+            sides.push(None);
         } else {
-            targets.push(parse_targets(std::slice::from_ref(side))?[0]);
+            let binary = parse_targets(std::slice::from_ref(side))?[0];
+            targets.push(binary);
+            sides.push(Some(binary));
         }
     }
     let mut externals = args
         .observe
         .resolve(&urls, args.database_url.as_deref(), !args.load.no_verify)?
         .into_iter();
-    let sides = [&args.a, &args.b].map(|side| {
-        if side.contains('=') {
-            externals
-                .next()
-                .map(|e| scenario::Subject::External(Box::new(e)))
-        } else {
-            parse_targets(std::slice::from_ref(side))
-                .ok()
-                .map(|t| scenario::Subject::Target(t[0]))
-        }
-    });
-    let [Some(a_side), Some(b_side)] = sides else {
-        bail!("compare takes two targets or NAME=URL servers");
+    let mut subject = |side: Option<Binary>| match side {
+        Some(binary) => scenario::Subject::Target(binary),
+        None => scenario::Subject::External(Box::new(
+            externals.next().expect("one external per NAME=URL"),
+        )),
     };
-    let label = |side: &scenario::Subject| match side {
-        scenario::Subject::Target(b) => b.name().to_string(),
-        scenario::Subject::External(e) => e.name.clone(),
-        _ => String::new(),
-    };
-    let (a, b) = (label(&a_side), label(&b_side));
+    let (a_side, b_side) = (subject(sides[0]), subject(sides[1]));
+    let (a, b) = (
+        a_side.name().unwrap_or_default().to_string(),
+        b_side.name().unwrap_or_default().to_string(),
+    );
     if a == b {
         eprintln!("bench: comparing {a} with itself: the ratio shows the noise alone");
     }

@@ -57,7 +57,43 @@ pub struct DescribedTarget {
     pub flags: Vec<String>,
 }
 
+impl DescribedTarget {
+    pub fn new(
+        binary: shared::Binary,
+        direct: String,
+        via_nginx: Option<String>,
+        flags: Vec<String>,
+    ) -> DescribedTarget {
+        DescribedTarget {
+            name: binary.name().to_string(),
+            model: binary.model().to_string(),
+            direct,
+            via_nginx,
+            flags,
+        }
+    }
+}
+
 impl Description {
+    /// A description of this suite and version, with no status endpoint and no versions.
+    pub fn new(
+        host: String,
+        database_url: String,
+        upstream_url: String,
+        targets: Vec<DescribedTarget>,
+    ) -> Description {
+        Description {
+            suite: SUITE.to_string(),
+            bench_version: VERSION.to_string(),
+            host,
+            database_url,
+            upstream_url,
+            status_url: None,
+            targets,
+            versions: Vec::new(),
+        }
+    }
+
     /// Reads a description from a file or from a status endpoint's URL, and refuses one of
     /// another suite or version, naming both versions.
     pub fn load(source: &str) -> Result<Description> {
@@ -265,42 +301,10 @@ pub fn fetch_samples(status: SocketAddr) -> Result<Samples> {
         .with_context(|| format!("http://{status}/samples is not a sample"))
 }
 
-/// Peaks of one remote process's memory and threads, polled from the status endpoint.
-pub struct RemoteMemory {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<(f64, u64)>,
-}
-
-impl RemoteMemory {
-    pub fn start(status: SocketAddr, name: &str, interval: Duration) -> RemoteMemory {
-        let stop = Arc::new(AtomicBool::new(false));
-        let name = name.to_string();
-        let handle = std::thread::spawn({
-            let stop = stop.clone();
-            move || {
-                let (mut rss, mut threads) = (0.0f64, 0u64);
-                loop {
-                    if let Some(s) = fetch_samples(status)
-                        .ok()
-                        .and_then(|s| s.get(&name).copied())
-                    {
-                        rss = rss.max(s.rss_mib);
-                        threads = threads.max(s.threads);
-                    }
-                    if stop.load(Ordering::SeqCst) {
-                        return (rss, threads);
-                    }
-                    std::thread::sleep(interval);
-                }
-            }
-        });
-        RemoteMemory { stop, handle }
-    }
-
-    pub fn finish(self) -> (f64, u64) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.handle.join().unwrap_or((0.0, 0))
-    }
+/// One process's RSS (MiB) and threads in a status endpoint's samples now.
+pub fn memory_of(status: SocketAddr, name: &str) -> Option<(f64, u64)> {
+    let sample = *fetch_samples(status).ok()?.get(name)?;
+    Some((sample.rss_mib, sample.threads))
 }
 
 #[cfg(test)]
@@ -308,16 +312,12 @@ mod tests {
     use super::*;
 
     fn description() -> Description {
-        Description {
-            suite: SUITE.into(),
-            bench_version: VERSION.into(),
-            host: "127.0.0.1".into(),
-            database_url: "postgres://postgres@127.0.0.1:5432/postgres".into(),
-            upstream_url: "http://127.0.0.1:8090/upstream".into(),
-            status_url: None,
-            targets: Vec::new(),
-            versions: Vec::new(),
-        }
+        Description::new(
+            "127.0.0.1".into(),
+            "postgres://postgres@127.0.0.1:5432/postgres".into(),
+            "http://127.0.0.1:8090/upstream".into(),
+            Vec::new(),
+        )
     }
 
     #[test]

@@ -143,13 +143,22 @@ pub struct MemorySampler {
 
 impl MemorySampler {
     pub fn start(pid: u32, interval: Duration) -> MemorySampler {
+        MemorySampler::start_with(interval, move || rss_and_threads(pid))
+    }
+
+    /// Samples `read` (RSS in MiB, threads) every `interval`: this host's /proc, or a remote
+    /// stack's samples.
+    pub fn start_with(
+        interval: Duration,
+        mut read: impl FnMut() -> Option<(f64, u64)> + Send + 'static,
+    ) -> MemorySampler {
         let stop = Arc::new(AtomicBool::new(false));
         let handle = std::thread::spawn({
             let stop = stop.clone();
             move || {
                 let (mut rss, mut threads) = (0.0f64, 0u64);
                 loop {
-                    if let Some((r, t)) = rss_and_threads(pid) {
+                    if let Some((r, t)) = read() {
                         rss = rss.max(r);
                         threads = threads.max(t);
                     }

@@ -209,7 +209,7 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
         .targets
         .iter()
         .copied()
-        .filter(|b| cases.iter().any(|c| case_subject(c) == Some(b.name())))
+        .filter(|b| cases.iter().any(|c| c.subject.name() == Some(b.name())))
         .collect();
     let mut refused: Vec<(String, String)> = if plan.verify {
         verify(stack, &measured)?
@@ -250,7 +250,7 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
         bar.set_message(case.label.clone());
         if let Some((_, why)) = refused
             .iter()
-            .find(|(name, _)| Some(name.as_str()) == case_subject(case))
+            .find(|(name, _)| Some(name.as_str()) == case.subject.name())
         {
             rows.push(Row::refused(case, &tool, why));
             bar.inc(u64::from(case.settings.rounds.max(1)));
@@ -282,15 +282,6 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
         meta,
         interrupted: was_interrupted,
     })
-}
-
-/// The target or external server a case measures.
-fn case_subject(case: &Case) -> Option<&str> {
-    match &case.subject {
-        scenario::Subject::Target(b) => Some(b.name()),
-        scenario::Subject::External(e) => Some(&e.name),
-        _ => None,
-    }
 }
 
 /// `bench compare`: the result.
@@ -347,13 +338,8 @@ pub fn compare(
         rounds: 1,
         ..plan.settings.clone()
     };
-    let name = |side: &scenario::Subject| match side {
-        scenario::Subject::Target(binary) => binary.name().to_string(),
-        scenario::Subject::External(external) => external.label(),
-        _ => String::new(),
-    };
     let case = |side: &scenario::Subject| Case {
-        label: name(side),
+        label: side.label(),
         subject: side.clone(),
         settings: settings.clone(),
         group: String::new(),
@@ -402,8 +388,8 @@ pub fn compare(
     let (a_rps, b_rps) = (Spread::of(&a_all), Spread::of(&b_all));
     let comparison = Comparison {
         meta: meta(stack, plan, &tool, started),
-        a: name(&sides[0]),
-        b: name(&sides[1]),
+        a: sides[0].label(),
+        b: sides[1].label(),
         ratio: Spread::of(&ratios),
         a_rps,
         b_rps,

@@ -20,7 +20,6 @@ use super::slow::SlowClients;
 use super::tools::{self, Measurement, Tool};
 use super::{pgbench, procfs, SAMPLE_EVERY};
 use crate::observe::Sampler;
-use crate::remote::RemoteMemory;
 use crate::stack::{Pgbouncer, Stack};
 
 /// Everything a run needs besides its cases.
@@ -235,15 +234,13 @@ impl<'a> Runner<'a> {
             _ => None,
         };
         let memory = match (watched.remote, watched.pid) {
-            (Some((status, name)), _) => Some(Memory::Remote(RemoteMemory::start(
-                status,
-                name,
-                SAMPLE_EVERY,
-            ))),
-            (None, Some(pid)) => Some(Memory::Local(procfs::MemorySampler::start(
-                pid,
-                SAMPLE_EVERY,
-            ))),
+            (Some((status, name)), _) => {
+                let name = name.to_string();
+                Some(procfs::MemorySampler::start_with(SAMPLE_EVERY, move || {
+                    crate::remote::memory_of(status, &name)
+                }))
+            }
+            (None, Some(pid)) => Some(procfs::MemorySampler::start(pid, SAMPLE_EVERY)),
             (None, None) => None,
         };
         let cpu = match watched.remote {
@@ -431,21 +428,6 @@ struct Watched<'a> {
     app: Option<&'a str>,
     /// A target of a remote stack: its status endpoint and its name in the samples.
     remote: Option<(std::net::SocketAddr, &'a str)>,
-}
-
-/// The peaks of the measured process's memory and threads, here or on the stack's host.
-enum Memory {
-    Local(procfs::MemorySampler),
-    Remote(RemoteMemory),
-}
-
-impl Memory {
-    fn finish(self) -> (f64, u64) {
-        match self {
-            Memory::Local(m) => m.finish(),
-            Memory::Remote(m) => m.finish(),
-        }
-    }
 }
 
 /// CPU seconds of the target, PostgreSQL and the proxy nginx over the measured load: from

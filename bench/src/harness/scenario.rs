@@ -453,6 +453,25 @@ pub enum Subject {
     NginxStatic,
 }
 
+impl Subject {
+    /// The target's or the external server's name (`None` for pgbench and nginx alone).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Subject::Target(binary) => Some(binary.name()),
+            Subject::External(external) => Some(&external.name),
+            Subject::Pgbench | Subject::NginxStatic => None,
+        }
+    }
+
+    /// The name a row of it carries: the target's, or the external's with its mark.
+    pub fn label(&self) -> String {
+        match self {
+            Subject::External(external) => external.label(),
+            other => other.name().unwrap_or_default().to_string(),
+        }
+    }
+}
+
 /// One row to measure.
 #[derive(Clone, Debug)]
 pub struct Case {
@@ -543,9 +562,7 @@ impl Settings {
             _ => db.then_some(self.sessions),
         }
     }
-}
 
-impl Settings {
     /// The concurrency that limits a target started with `flags` (as `--pool-size 100`,
     /// `--workers 6`, `--db-mode pipelined`) rather than with these settings' own: a remote
     /// stack's target. `None` when the flags do not give its pool size.

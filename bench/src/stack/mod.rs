@@ -2,8 +2,9 @@
 //!
 //! `Stack::start` brings up PostgreSQL (a private cluster, or the user's `DATABASE_URL`) and
 //! the upstream nginx. Targets and reverse proxies are started on demand, each on free ports
-//! on 127.0.0.1 (or the `listen_host` of `bench up --listen-host`). Everything stops on drop; a run folder whose owner died (SIGKILL, a crash) is
-//! swept by the next start, processes included.
+//! on 127.0.0.1 (or the `listen_host` of `bench up --listen-host`). Everything stops on drop;
+//! a run folder whose owner died (SIGKILL, a crash) is swept by the next start, processes
+//! included.
 //!
 //! Layout: `target/stack/pg-template/` (the loaded cluster, made once) and
 //! `target/stack/run-<pid>-<n>/` (one run: its cluster copy, configs, logs).
