@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use bench::checks::{self, Subject};
 use bench::client;
+use bench::contract::{self, Server};
 use bench::stack::{flags, Nginx, Stack, StackOptions, Target};
 use libtest_mimic::{Arguments, Failed, Trial};
 use shared::Binary;
@@ -144,7 +144,7 @@ struct World {
 }
 
 struct Instance {
-    subject: Subject,
+    subject: Server,
     _proxy: Nginx,
     _target: Mutex<Target>,
 }
@@ -162,8 +162,8 @@ impl World {
         stack: &Stack,
         target: &Target,
         proxied: Option<std::net::SocketAddr>,
-    ) -> Subject {
-        Subject {
+    ) -> Server {
+        Server {
             binary: Some(target.binary),
             name: target.binary.name().to_string(),
             direct: target.addr,
@@ -194,7 +194,7 @@ impl World {
     }
 }
 
-fn run_check(world: &World, binary: Binary, check: &checks::Check) -> Result<()> {
+fn run_check(world: &World, binary: Binary, check: &contract::Check) -> Result<()> {
     let instance = world.instance(binary)?;
     (check.run)(&instance.subject)
 }
@@ -208,7 +208,7 @@ fn pool_timeout_is_503(world: &World, binary: Binary) -> Result<()> {
         &flags(&[("--pool-size", "1"), ("--pool-timeout-ms", "100")]),
     )?;
     let subject = world.subject(stack, &target, None);
-    let burst = checks::burst(subject.direct, "/test?id=9&delay_ms=1000", 2);
+    let burst = contract::burst(subject.direct, "/test?id=9&delay_ms=1000", 2);
     let mut statuses: Vec<u16> = burst
         .iter()
         .map(|r| r.as_ref().map_or(0, |r| r.status))
@@ -376,7 +376,8 @@ fn sigterm_answers_every_request_in_flight_then_exits_0(
         &flags(&[("--workers", workers), ("--pool-size", "20")]),
     )?;
     let addr = target.addr;
-    let requests = std::thread::spawn(move || checks::burst(addr, "/test?id=7&delay_ms=1500", 20));
+    let requests =
+        std::thread::spawn(move || contract::burst(addr, "/test?id=7&delay_ms=1500", 20));
     wait_for_sleeping_sessions(stack.database_url(), binary, 20)?;
     target.signal(libc::SIGTERM);
     let responses = requests
@@ -510,7 +511,7 @@ fn recovers_after_a_restart_with(
     target_flags.extend_from_slice(extra);
     let target = stack.launch(binary, &flags(&target_flags))?;
     // Open every pooled connection.
-    let warm = checks::burst(target.addr, "/test?id=1&delay_ms=100", 4);
+    let warm = contract::burst(target.addr, "/test?id=1&delay_ms=100", 4);
     ensure!(
         warm.iter()
             .all(|r| r.as_ref().is_ok_and(|r| r.status == 200)),
@@ -526,8 +527,8 @@ fn recovers_after_a_restart_with(
             response.text()
         );
     }
-    let burst = checks::burst(target.addr, "/test?id=2&delay_ms=50", 4);
-    let statuses = checks::statuses(&burst);
+    let burst = contract::burst(target.addr, "/test?id=2&delay_ms=50", 4);
+    let statuses = contract::statuses(&burst);
     ensure!(
         statuses.iter().all(|s| *s == 200),
         "concurrent requests after the restart: {statuses:?}"
@@ -544,7 +545,7 @@ fn pipelined_connections_are_replaced_when_killed(world: &World, binary: Binary)
         binary,
         &flags(&[("--db-mode", "pipelined"), ("--workers", "2")]),
     )?;
-    let warm = checks::burst(target.addr, "/test?id=1&delay_ms=20", 8);
+    let warm = contract::burst(target.addr, "/test?id=1&delay_ms=20", 8);
     ensure!(
         warm.iter()
             .all(|r| r.as_ref().is_ok_and(|r| r.status == 200)),
@@ -565,19 +566,20 @@ fn pipelined_connections_are_replaced_when_killed(world: &World, binary: Binary)
     }
     // Killed while two requests sleep on them.
     let addr = target.addr;
-    let in_flight = std::thread::spawn(move || checks::burst(addr, "/test?id=3&delay_ms=1000", 2));
+    let in_flight =
+        std::thread::spawn(move || contract::burst(addr, "/test?id=3&delay_ms=1000", 2));
     wait_for_sleeping_sessions(stack.database_url(), binary, 1)?;
     observer.terminate(binary.name())?;
     let answered = in_flight
         .join()
         .map_err(|_| anyhow::anyhow!("request thread panicked"))?;
-    let statuses = checks::statuses(&answered);
+    let statuses = contract::statuses(&answered);
     ensure!(
         statuses.iter().all(|s| *s == 200 || *s == 503),
         "requests in flight when their connection ended: {statuses:?} (a row or a 503, nothing else)"
     );
-    let burst = checks::burst(target.addr, "/test?id=2&delay_ms=20", 8);
-    let statuses = checks::statuses(&burst);
+    let burst = contract::burst(target.addr, "/test?id=2&delay_ms=20", 8);
+    let statuses = contract::statuses(&burst);
     ensure!(
         statuses.iter().all(|s| *s == 200),
         "concurrent requests after the connections were replaced: {statuses:?}"
@@ -655,7 +657,7 @@ fn run_counting(world: &World, case: &Counting) -> Result<()> {
     let target = stack.launch(case.binary, &flags(case.flags))?;
     let subject = world.subject(stack, &target, None);
     let started = std::time::Instant::now();
-    let burst = checks::burst_with_peaks(&subject, case.target, case.requests)?;
+    let burst = contract::burst_with_peaks(&subject, case.target, case.requests)?;
     let took = started.elapsed();
     ensure!(
         burst.all_ok(),
@@ -736,7 +738,7 @@ fn repeated_connection_storms_reach_a_steady_state(world: &World, binary: Binary
     const ROUNDS: usize = 8;
     const CONNECTIONS: usize = 2000;
     // This process holds the clients, the target (which inherits the limit) the servers.
-    bench::harness::idle::raise_fd_limit(2 * CONNECTIONS as u64 + 201)?;
+    bench::stack::process::raise_fd_limit(2 * CONNECTIONS as u64 + 201)?;
     let stack = world.stack()?;
     let target = stack.launch(
         binary,
@@ -828,7 +830,7 @@ fn main() {
 
     let mut trials = Vec::new();
     for &binary in TARGETS {
-        for check in checks::CHECKS {
+        for check in contract::CHECKS {
             trials.push(trial(
                 &world,
                 format!("{binary}::{}", check.name),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use bench::observe::Observer;
 use bench::stack::postgres::{MD5_ROLE, SCRAM_ROLE};
 use bench::stack::{Stack, StackOptions};
-use shared::green::pg::{ConnectParams, Connection, PgError, Pool};
+use shared::green::pg::{ConnectParams, Connection, PgError};
+use shared::wait::green::Pool;
 use shared::{AppError, DatabaseUrl};
 
 fn stack() -> &'static Stack {

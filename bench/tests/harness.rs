@@ -11,8 +11,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bench::harness::scenario::{self, Case, Subject};
-use bench::harness::{tools, Runner};
+use bench::measure::{tools, Runner};
+use bench::model::case::{Case, Subject};
+use bench::model::preset;
+use bench::model::settings::Settings;
 use bench::stack::{Stack, StackOptions};
 use serde_json::Value;
 use shared::Binary;
@@ -45,6 +47,56 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).expect("valid JSON")
 }
 
+/// The field paths of a JSON value (a list is `[]`), as the samples list them.
+fn field_paths(value: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let path = format!("{prefix}{key}");
+                field_paths(inner, &format!("{path}."), out);
+                out.insert(path);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                field_paths(item, &format!("{prefix}[]."), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A checked-in sample of field paths (bench/tests/samples/NAME.keys).
+fn sample(name: &str) -> std::collections::BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/samples/{name}.keys"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The results file at `path` keeps the format of the samples written before the harness was
+/// redesigned: every field it has is in `all` (none renamed or added unnoticed), and it has
+/// every field of `base` (none lost).
+fn assert_format_kept(path: &Path, all: &str, base: &str) {
+    let mut paths = std::collections::BTreeSet::new();
+    field_paths(&read_json(path), "", &mut paths);
+    let unknown: Vec<String> = paths.difference(&sample(all)).cloned().collect();
+    assert!(
+        unknown.is_empty(),
+        "{}: fields not in tests/samples/{all}.keys: {unknown:?}",
+        path.display()
+    );
+    let lost: Vec<String> = sample(base).difference(&paths).cloned().collect();
+    assert!(
+        lost.is_empty(),
+        "{}: fields of tests/samples/{base}.keys missing: {lost:?}",
+        path.display()
+    );
+}
+
 fn show(output: &Output) -> String {
     format!(
         "status {}\nstdout:\n{}\nstderr:\n{}",
@@ -56,7 +108,7 @@ fn show(output: &Output) -> String {
 
 fn built_targets() -> Vec<Binary> {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_bench"));
-    bench::harness::built_targets(exe.parent().unwrap())
+    bench::stack::built_targets(exe.parent().unwrap())
 }
 
 /// The fields of a row, as docs/results.md lists them (its table's first column), sorted.
@@ -84,6 +136,7 @@ fn quick_run_measures_every_target_within_its_bound_and_pool() {
     let dir = out_dir("quick");
     let output = bench(&["run", "--scenario", "quick", "--out", dir.to_str().unwrap()]);
     assert!(output.status.success(), "{}", show(&output));
+    assert_format_kept(&dir.join("results.json"), "run", "run-base");
 
     let results = read_json(&dir.join("results.json"));
     assert_eq!(results["scenario"], "quick");
@@ -195,10 +248,10 @@ fn a_target_that_dies_mid_run_is_a_failed_row_and_the_next_one_runs() {
     let tool = tools::locate(tools::ToolKind::Wrk).expect("wrk is installed");
     let work = out_dir("dies");
     let runner = Runner::new(&stack, tool, &work, &interrupted, None).unwrap();
-    let settings = scenario::Settings {
+    let settings = Settings {
         duration_s: 4,
         warmup_s: 0,
-        ..scenario::find("quick").unwrap().settings
+        ..preset::find("quick").unwrap().settings
     };
     let case = |binary: Binary| Case {
         label: binary.name().into(),
@@ -230,14 +283,14 @@ fn a_target_that_dies_mid_run_is_a_failed_row_and_the_next_one_runs() {
     });
     let dead = runner.measure(&case(Binary::TokioHyper)).unwrap();
     assert_eq!(killer.join().unwrap(), 1, "the target was found and killed");
-    assert_eq!(dead.status, bench::harness::Status::Failed, "{dead:?}");
+    assert_eq!(dead.status, bench::model::row::Status::Failed, "{dead:?}");
     assert!(
         dead.failure.as_deref().unwrap_or("").contains("died"),
         "{:?}",
         dead.failure
     );
     let next = runner.measure(&case(Binary::TokioAxum)).unwrap();
-    assert_eq!(next.status, bench::harness::Status::Ok, "{next:?}");
+    assert_eq!(next.status, bench::model::row::Status::Ok, "{next:?}");
     assert!(next.requests_per_sec > 0.0);
 }
 
@@ -262,6 +315,7 @@ fn compare_interleaves_rounds_and_reports_the_ratio_spread() {
         dir.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", show(&output));
+    assert_format_kept(&dir.join("compare.json"), "compare", "compare");
     let c = read_json(&dir.join("compare.json"));
     let order: Vec<&str> = c["results"]
         .as_array()
@@ -368,7 +422,7 @@ fn unknown_names_are_refused_with_the_valid_ones() {
     let output = bench(&["run", "--scenario", "nope"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    for name in scenario::names() {
+    for name in preset::names() {
         assert!(stderr.contains(name), "{stderr}");
     }
 
@@ -406,7 +460,7 @@ fn scenarios_lists_every_preset_with_its_source() {
     let output = bench(&["scenarios"]);
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
-    for s in scenario::all() {
+    for s in preset::all() {
         assert!(
             stdout.contains(s.name) && stdout.contains(s.source),
             "{stdout}"
@@ -523,6 +577,7 @@ fn a_two_by_two_sweep_runs_every_target_at_every_point_and_draws_the_heatmap() {
         assert_eq!(row["config"]["delay_ms"].as_u64().unwrap(), delay);
         assert_eq!(row["config"]["connections"].as_u64().unwrap(), connections);
     }
+    assert_format_kept(&dir.join("results.json"), "sweep", "sweep");
     let results = read_json(&dir.join("results.json"));
     assert_eq!(results["seed"], 7);
     assert_eq!(results["results"].as_array().unwrap().len(), 8);
@@ -792,6 +847,7 @@ fn assert_stack_left_clean(pid: u32) {
 /// Checks the faults of every row of a run: each carried out, recovered within the load, the
 /// target alive; and a timeline chart that parses.
 fn assert_faults_measured(dir: &Path, kinds: &[&str]) {
+    assert_format_kept(&dir.join("results.json"), "run", "run-base");
     let results = read_json(&dir.join("results.json"));
     let rows = results["results"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
@@ -1023,6 +1079,7 @@ fn slow_clients_run_beside_the_load_and_complete_requests() {
         dir.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", show(&output));
+    assert_format_kept(&dir.join("results.json"), "run", "run-base");
     let results = read_json(&dir.join("results.json"));
     let rows = results["results"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "2 targets × (without, with)");
@@ -1063,6 +1120,7 @@ fn the_connections_preset_reports_a_per_connection_figure_for_every_target() {
         dir.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", show(&output));
+    assert_format_kept(&dir.join("results.json"), "run", "run-base");
     let results = read_json(&dir.join("results.json"));
     let rows = results["results"].as_array().unwrap();
     assert_eq!(rows.len(), built_targets().len());
@@ -1474,7 +1532,7 @@ fn a_stack_from_bench_up_is_measured_with_remote_and_another_version_is_refused(
 
 /// The body of a `GET http://HOST:PORT/path`.
 fn get_text(url: &str) -> String {
-    let addr = bench::harness::external::address_of_any(url).unwrap();
+    let addr = bench::model::external::address_of_any(url).unwrap();
     let path = url
         .splitn(4, '/')
         .nth(3)

@@ -239,13 +239,22 @@ pub fn accept(
     }
 }
 
-/// Serves one connection until it closes. `keep_alive` false gives one request per connection
-/// (gunicorn's sync worker); `handle(method, path, query)` makes each reply. Once `draining`
+/// How many requests a connection serves: the model's choice, not the client's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// Requests one after another until the client closes or idles out (sync-thread).
+    PerConnection,
+    /// One request, answered with `Connection: close` (gunicorn's sync worker, sync-pool).
+    OneRequest,
+}
+
+/// Serves one connection until it closes, as `keep_alive` says; `handle(method, path, query)`
+/// makes each reply. Once `draining`
 /// says so, the answer in progress is the last: it says `Connection: close`.
 pub fn serve_connection<T, H>(
     stream: &mut T,
     server: &str,
-    keep_alive: bool,
+    keep_alive: KeepAlive,
     limits: &Limits,
     draining: &dyn Fn() -> bool,
     mut handle: H,
@@ -305,7 +314,7 @@ where
         };
         let (path, query) = crate::request::split_target(head.target);
         let reply = handle(head.method, path, query);
-        let keep = keep_alive && head.keep_alive && !draining();
+        let keep = keep_alive == KeepAlive::PerConnection && head.keep_alive && !draining();
         let connection = match (keep, head.version) {
             (false, _) => ConnectionHeader::Close,
             (true, 0) => ConnectionHeader::KeepAlive,
@@ -460,7 +469,7 @@ pub mod fuzzing {
         let _ = serve_connection(
             &mut stream,
             "fuzz",
-            true,
+            KeepAlive::PerConnection,
             &limits,
             &|| false,
             |method, path, query| {
@@ -525,7 +534,7 @@ mod tests {
 
     /// Serves `chunks` (then end of stream) with a handler that echoes the route as JSON, and
     /// returns what the server wrote and how the call ended.
-    fn serve(chunks: &[&[u8]], keep_alive: bool) -> (String, io::Result<()>) {
+    fn serve(chunks: &[&[u8]], keep_alive: KeepAlive) -> (String, io::Result<()>) {
         let mut stream = Scripted {
             chunks: chunks.iter().map(|c| c.to_vec()).collect(),
             written: Vec::new(),
@@ -564,7 +573,7 @@ mod tests {
                 b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
                 b"GET /b?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
             ],
-            true,
+            KeepAlive::PerConnection,
         );
         result.unwrap();
         assert_eq!(statuses(&out), ["200", "200"]);
@@ -580,7 +589,7 @@ mod tests {
     fn connection_close_gets_one_response_that_says_so() {
         let (out, _) = serve(
             &[b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n"],
-            true,
+            KeepAlive::PerConnection,
         );
         assert_eq!(statuses(&out), ["200"]);
         assert!(out.contains("Connection: close\r\n"));
@@ -588,11 +597,14 @@ mod tests {
 
     #[test]
     fn http10_closes_unless_it_asks_for_keep_alive() {
-        let (out, _) = serve(&[b"GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.0\r\n\r\n"], true);
+        let (out, _) = serve(
+            &[b"GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.0\r\n\r\n"],
+            KeepAlive::PerConnection,
+        );
         assert_eq!(statuses(&out), ["200"]);
         let (out, _) = serve(
             &[b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n"],
-            true,
+            KeepAlive::PerConnection,
         );
         assert_eq!(statuses(&out), ["200", "200"]);
         assert!(out.contains("Connection: keep-alive\r\n"));
@@ -600,7 +612,10 @@ mod tests {
 
     #[test]
     fn one_request_per_connection_when_keep_alive_is_off() {
-        let (out, _) = serve(&[b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"], false);
+        let (out, _) = serve(
+            &[b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"],
+            KeepAlive::OneRequest,
+        );
         assert_eq!(statuses(&out), ["200"]);
         assert!(out.contains("Connection: close\r\n"));
     }
@@ -609,7 +624,7 @@ mod tests {
     fn pipelined_requests_are_answered_in_order() {
         let (out, _) = serve(
             &[b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n"],
-            true,
+            KeepAlive::PerConnection,
         );
         let first = out.find(r#""p":"/1""#).unwrap();
         let second = out.find(r#""p":"/2""#).unwrap();
@@ -621,7 +636,7 @@ mod tests {
     fn requests_split_across_many_reads_are_reassembled() {
         let raw = b"GET /split?q=1 HTTP/1.1\r\nHost: example\r\nAccept: */*\r\n\r\n";
         let chunks: Vec<&[u8]> = raw.chunks(1).collect();
-        let (out, _) = serve(&chunks, true);
+        let (out, _) = serve(&chunks, KeepAlive::PerConnection);
         assert_eq!(statuses(&out), ["200"]);
         assert!(out.contains(r#""p":"/split","q":"q=1""#));
     }
@@ -629,14 +644,17 @@ mod tests {
     #[test]
     fn oversized_heads_are_431() {
         let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(9000));
-        let (out, _) = serve(&[big.as_bytes()], true);
+        let (out, _) = serve(&[big.as_bytes()], KeepAlive::PerConnection);
         assert_eq!(statuses(&out), ["431"]);
         // Too large even before it ends.
         let unfinished = format!("GET / HTTP/1.1\r\nX-Big: {}", "a".repeat(9000));
-        let (out, _) = serve(&[unfinished.as_bytes()], true);
+        let (out, _) = serve(&[unfinished.as_bytes()], KeepAlive::PerConnection);
         assert_eq!(statuses(&out), ["431"]);
         let many: String = (0..120).map(|i| format!("X-{i}: y\r\n")).collect();
-        let (out, _) = serve(&[format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()], true);
+        let (out, _) = serve(
+            &[format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()],
+            KeepAlive::PerConnection,
+        );
         assert_eq!(statuses(&out), ["431"]);
         assert!(out.contains(r#"{"error":"#));
     }
@@ -648,25 +666,28 @@ mod tests {
                 b"GET /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel",
                 b"loGET /b HTTP/1.1\r\n\r\n",
             ],
-            true,
+            KeepAlive::PerConnection,
         );
         assert_eq!(statuses(&out), ["200", "200"]);
         assert!(out.contains(r#""p":"/b""#));
         let (out, _) = serve(
             &[b"GET /a HTTP/1.1\r\nContent-Length: 100000\r\n\r\n"],
-            true,
+            KeepAlive::PerConnection,
         );
         assert_eq!(statuses(&out), ["413"]);
         let (out, _) = serve(
             &[b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
-            true,
+            KeepAlive::PerConnection,
         );
         assert_eq!(statuses(&out), ["400"]);
-        let (out, _) = serve(&[b"GET /a HTTP/1.1\r\nContent-Length: -1\r\n\r\n"], true);
+        let (out, _) = serve(
+            &[b"GET /a HTTP/1.1\r\nContent-Length: -1\r\n\r\n"],
+            KeepAlive::PerConnection,
+        );
         assert_eq!(statuses(&out), ["400"]);
         let (out, _) = serve(
             &[b"GET /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"],
-            true,
+            KeepAlive::PerConnection,
         );
         assert_eq!(statuses(&out), ["400"]);
     }
@@ -680,7 +701,7 @@ mod tests {
             b"\x00\x01\x02\r\n\r\n",
             b"GET /a HTTP/1.1\r\n\r\n\x16\x03\x01",
         ] {
-            let (out, result) = serve(&[raw], true);
+            let (out, result) = serve(&[raw], KeepAlive::PerConnection);
             result.unwrap();
             assert_eq!(statuses(&out).last(), Some(&"400"), "{raw:?}: {out}");
             assert!(out.ends_with(r#""}"#) || out.contains("Connection: close"));
@@ -689,7 +710,10 @@ mod tests {
 
     #[test]
     fn head_requests_get_no_body() {
-        let (out, _) = serve(&[b"HEAD /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"], true);
+        let (out, _) = serve(
+            &[b"HEAD /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"],
+            KeepAlive::PerConnection,
+        );
         assert_eq!(statuses(&out), ["200", "200"]);
         assert!(!out.contains(r#""p":"/a""#));
         assert!(out.contains(r#""p":"/b""#));
@@ -718,9 +742,14 @@ mod tests {
         let server = std::thread::spawn(move || {
             for _ in 0..2 {
                 let (mut stream, _) = listener.accept().unwrap();
-                let _ = serve_connection(&mut stream, "t", true, &limits, &|| false, |_, _, _| {
-                    Reply::ok(bytes::Bytes::from_static(b"{}"))
-                });
+                let _ = serve_connection(
+                    &mut stream,
+                    "t",
+                    KeepAlive::PerConnection,
+                    &limits,
+                    &|| false,
+                    |_, _, _| Reply::ok(bytes::Bytes::from_static(b"{}")),
+                );
             }
         });
         // Slowloris: half a request, then nothing.

@@ -13,6 +13,8 @@
 //! - `tokio`: the `tokio-postgres` + `deadpool-postgres` pool, the hyper-util upstream client
 //!   and the limits under hyper (`guarded`), for tokio-axum, tokio-actix and tokio-hyper;
 //! - `green`: may-green's cooperative PostgreSQL and upstream clients, over may's sockets;
+//!
+//! Where a request waits, in each model, is [`wait`]: the three files side by side.
 //! - `fuzzing`: the blocking HTTP layer's fuzz oracle, for the fuzz crate only.
 //!
 //! Nothing in the core or in `green` may block a coroutine's thread.
@@ -25,7 +27,9 @@ pub mod render;
 pub mod request;
 pub mod shutdown;
 pub mod sql;
+pub mod start;
 pub mod upstream;
+pub mod wait;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -42,5 +46,5 @@ pub use config::{
     Backend, Binary, Config, ConnLimits, DatabaseUrl, DbMode, RequestDefaults, UpstreamUrl,
 };
 pub use error::AppError;
-pub use render::Row;
+pub use render::DbRow;
 pub use request::{plan, Reply, UpstreamReply, Work};

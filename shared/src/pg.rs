@@ -5,7 +5,7 @@
 use tokio_postgres::error::SqlState;
 
 use crate::error::{one_line, with_causes, AppError};
-use crate::{sql, Config, Row};
+use crate::{sql, Config, DbRow};
 
 /// Connection settings for either driver, from `--database-url`, with `application_name` set to
 /// the binary's name.
@@ -24,9 +24,9 @@ pub fn driver_config(config: &Config) -> tokio_postgres::Config {
     pg
 }
 
-/// The row of either statement, as the contract's [`Row`].
-pub fn to_row(row: &tokio_postgres::Row) -> Result<Row, AppError> {
-    Ok(Row {
+/// The row of either statement, as the contract's [`DbRow`].
+pub fn to_row(row: &tokio_postgres::Row) -> Result<DbRow, AppError> {
+    Ok(DbRow {
         a: row.try_get(0).map_err(|e| AppError::DbError(one_line(e)))?,
         b: row.try_get(1).map_err(|e| AppError::DbError(one_line(e)))?,
     })

@@ -16,14 +16,14 @@ pub const HEALTH_OK: &[u8] = br#"{"status":"ok"}"#;
 
 /// One row of `test`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Row {
+pub struct DbRow {
     pub a: i32,
     pub b: String,
 }
 
 /// `{"a":"0000012345","b":"AbCdEfGhIjKlMnOpQrSt"}`: `a` zero-padded to 10 digits, so that every
 /// body has the same length and a load tool can count garbled responses.
-pub fn render_row(row: &Row) -> Bytes {
+pub fn render_row(row: &DbRow) -> Bytes {
     let mut body = Vec::with_capacity(25 + row.b.len());
     body.extend_from_slice(br#"{"a":""#);
     write_padded(&mut body, row.a);
@@ -72,8 +72,8 @@ pub fn json_escape_into(out: &mut Vec<u8>, s: &str) {
 mod tests {
     use super::*;
 
-    fn row(a: i32, b: &str) -> Row {
-        Row { a, b: b.into() }
+    fn row(a: i32, b: &str) -> DbRow {
+        DbRow { a, b: b.into() }
     }
 
     #[test]

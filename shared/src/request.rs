@@ -7,9 +7,9 @@
 
 use bytes::Bytes;
 
-use crate::config::{Backend, RequestDefaults, MAX_DELAY_MS};
+use crate::config::{delay_ms, parse_digits, Backend, RequestDefaults, MAX_DELAY_MS};
 use crate::error::{truncate, AppError};
-use crate::render::{self, Row};
+use crate::render::{self, DbRow};
 
 /// What a request asks the target to do, once parsed and validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,7 +62,7 @@ impl Reply {
     }
 
     /// The reply to a row fetch.
-    pub fn from_row(result: Result<Row, AppError>) -> Reply {
+    pub fn from_row(result: Result<DbRow, AppError>) -> Reply {
         match result {
             Ok(row) => Reply::ok(render::render_row(&row)),
             Err(error) => Reply::error(&error),
@@ -219,14 +219,6 @@ fn pairs(query: Option<&str>) -> impl Iterator<Item = Result<(String, String), A
         })
 }
 
-/// A delay in milliseconds: digits only (no sign), at most [`MAX_DELAY_MS`]. The one rule
-/// for the `delay_ms` parameter and the `--delay-ms` flag.
-pub fn delay_ms(value: &str) -> Option<u32> {
-    parse_digits(value)
-        .filter(|n| *n <= u64::from(MAX_DELAY_MS))
-        .map(|n| n as u32)
-}
-
 fn parse_delay(value: &str) -> Result<u32, AppError> {
     delay_ms(value).ok_or_else(|| {
         AppError::BadParameter(format!(
@@ -256,14 +248,6 @@ fn parse_backend(value: &str) -> Result<Backend, AppError> {
             truncate(value)
         ))
     })
-}
-
-/// Plain decimal digits only: no sign, no spaces, at most 19 of them.
-fn parse_digits(value: &str) -> Option<u64> {
-    if value.is_empty() || value.len() > 19 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    value.parse().ok()
 }
 
 /// Turns a request into the work it asks for, filling in the target's defaults and drawing a
@@ -416,7 +400,7 @@ mod tests {
 
     #[test]
     fn replies_carry_rendered_bodies() {
-        let reply = Reply::from_row(Ok(Row {
+        let reply = Reply::from_row(Ok(DbRow {
             a: 3,
             b: "x".into(),
         }));

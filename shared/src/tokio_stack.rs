@@ -1,52 +1,32 @@
-//! The async I/O that tokio-axum, tokio-actix and tokio-hyper share: a `deadpool-postgres` pool
-//! (or, with `--db-mode pipelined`, one pipelined connection per worker thread) and a pooled
-//! keep-alive hyper-util client. The three targets differ only in their HTTP
-//! layer and runtime layout; how a request waits for PostgreSQL or nginx is this module.
+//! What tokio-axum, tokio-actix and tokio-hyper share around the wait: the multi-thread
+//! runtime, the guarded accept, the shutdown signal as a future, the start-up, and the reply
+//! as a hyper response. A request waits in [`crate::wait::tokio`]; the three targets differ
+//! only in their HTTP layer and runtime layout.
 
 use std::future::Future;
-use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use http_body_util::{BodyExt, Empty};
-use hyper::header::{HeaderValue, HOST};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use tokio_postgres::NoTls;
+use hyper::header::HeaderValue;
 
-use crate::error::{one_line, with_causes, AppError};
 use crate::guarded::GuardedIo;
-use crate::request::{Reply, UpstreamReply, Work};
-use crate::upstream::upstream_timeout;
-use crate::{pg, sql, Config, ConnLimits, DbMode, RequestDefaults, Row, UpstreamUrl};
+use crate::request::Reply;
+use crate::wait::tokio::AsyncApp;
+use crate::{Config, ConnLimits};
 
 /// Runs `serve(config)` on a tokio multi-thread runtime with `--workers` worker threads, the
-/// layout of tokio-axum and tokio-hyper, and turns a start-up failure into a message and a
-/// failing exit code.
-pub fn run_multi_thread<F>(config: Config, serve: impl FnOnce(Config) -> F) -> ExitCode
+/// layout of tokio-axum and tokio-hyper.
+pub fn run_multi_thread<F>(config: Config, serve: impl FnOnce(Config) -> F) -> Result<(), String>
 where
     F: Future<Output = Result<(), String>>,
 {
-    let name = config.binary.name();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.workers)
         .enable_all()
-        .build();
-    let result = match runtime {
-        Ok(runtime) => runtime.block_on(serve(config)),
-        Err(e) => Err(format!("cannot start the runtime: {e}")),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("{name}: {message}");
-            ExitCode::FAILURE
-        }
-    }
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?
+        .block_on(serve(config))
 }
 
 /// Accepts the next connection, wrapped in the contract's limits ([`GuardedIo`]). When accept
@@ -99,437 +79,42 @@ pub async fn start(
     Ok(listener)
 }
 
-/// What a tokio target serves a request with. Each request is a task; it waits for a pool
-/// slot, for PostgreSQL or for nginx at an `.await`, which hands the worker thread to another
-/// task. That is the whole async model.
-pub struct AsyncApp {
-    pub server: &'static str,
-    pub defaults: RequestDefaults,
-    pub db: Database,
-    pub upstream: Upstream,
+/// The response to a request of a hyper-based layer (hyper and axum): its method, path,
+/// query and `Transfer-Encoding` go to [`AsyncApp::respond`], the reply to
+/// [`http_response`].
+pub async fn serve_http<B>(
+    app: &AsyncApp,
+    request: hyper::Request<B>,
+) -> hyper::Response<http_body_util::Full<Bytes>> {
+    let uri = request.uri();
+    let has_transfer_encoding = request.headers().contains_key("transfer-encoding");
+    let reply = app
+        .respond(
+            request.method().as_str(),
+            uri.path(),
+            uri.query(),
+            has_transfer_encoding,
+        )
+        .await;
+    http_response(app, reply)
 }
 
-impl AsyncApp {
-    pub fn new(config: &Config) -> Result<AsyncApp, String> {
-        Ok(AsyncApp {
-            server: config.binary.name(),
-            defaults: config.defaults,
-            db: Database::new(config)?,
-            upstream: Upstream::new(config)?,
-        })
+/// The reply as an `http` response, for the hyper-based layers (hyper and axum). The HTTP
+/// layer adds `Content-Length` and `Date`. An error from the HTTP layer's own rules (a
+/// refused framing) closes the connection.
+pub fn http_response(app: &AsyncApp, reply: Reply) -> hyper::Response<http_body_util::Full<Bytes>> {
+    use hyper::header::{ALLOW, CONTENT_TYPE, SERVER};
+    let mut response = hyper::Response::new(http_body_util::Full::new(reply.body));
+    *response.status_mut() = hyper::StatusCode::from_u16(reply.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(SERVER, HeaderValue::from_static(app.server));
+    if let Some(allow) = reply.allow {
+        headers.insert(ALLOW, HeaderValue::from_static(allow));
     }
-
-    /// The reply to one request. `has_transfer_encoding`: the framework let a request with a
-    /// `Transfer-Encoding` through, which the contract refuses (400, close) before any work.
-    pub async fn respond(
-        &self,
-        method: &str,
-        path: &str,
-        query: Option<&str>,
-        has_transfer_encoding: bool,
-    ) -> Reply {
-        if let Some(refused) = crate::request::refuse_framing(has_transfer_encoding) {
-            return refused;
-        }
-        match crate::plan(&self.defaults, method, path, query) {
-            Work::Reply(reply) => reply,
-            Work::FetchRow { id, delay_ms } => {
-                Reply::from_row(self.db.fetch_row(id, delay_ms).await)
-            }
-            Work::FetchUpstream { delay_ms } => {
-                Reply::from_upstream(self.upstream.fetch(delay_ms).await)
-            }
-        }
+    if reply.close {
+        headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
-
-    /// The response to a request of a hyper-based layer (hyper and axum): its method, path,
-    /// query and `Transfer-Encoding` go to [`AsyncApp::respond`], the reply to
-    /// [`AsyncApp::http_response`].
-    pub async fn serve_http<B>(
-        &self,
-        request: hyper::Request<B>,
-    ) -> hyper::Response<http_body_util::Full<Bytes>> {
-        let uri = request.uri();
-        let has_transfer_encoding = request.headers().contains_key("transfer-encoding");
-        let reply = self
-            .respond(
-                request.method().as_str(),
-                uri.path(),
-                uri.query(),
-                has_transfer_encoding,
-            )
-            .await;
-        self.http_response(reply)
-    }
-
-    /// The reply as an `http` response, for the hyper-based layers (hyper and axum). The HTTP
-    /// layer adds `Content-Length` and `Date`. An error from the HTTP layer's own rules (a
-    /// refused framing) closes the connection.
-    pub fn http_response(&self, reply: Reply) -> hyper::Response<http_body_util::Full<Bytes>> {
-        use hyper::header::{ALLOW, CONTENT_TYPE, SERVER};
-        let mut response = hyper::Response::new(http_body_util::Full::new(reply.body));
-        *response.status_mut() = hyper::StatusCode::from_u16(reply.status)
-            .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(SERVER, HeaderValue::from_static(self.server));
-        if let Some(allow) = reply.allow {
-            headers.insert(ALLOW, HeaderValue::from_static(allow));
-        }
-        if reply.close {
-            headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
-    }
-
-    /// Opens one DB connection at start-up (no statement), so that a wrong URL or a stopped
-    /// database is reported at once. It is not fatal: the pool keeps trying, and /test answers
-    /// 503 until the database is reachable.
-    pub async fn check_database(&self) {
-        if let Err(error) = self.db.connect().await {
-            eprintln!(
-                "{}: warning: {error}; /test will answer {} until this is fixed",
-                self.server,
-                error.status()
-            );
-        }
-    }
-}
-
-/// How a tokio target reaches PostgreSQL (`--db-mode`).
-pub enum Database {
-    /// A request holds one of `--pool-size` connections for its query.
-    Pooled(Pooled),
-    /// W connections (W = `--workers`), taken in turn; a request sends its query behind the
-    /// queries already sent on its connection.
-    Pipelined(Box<Pipelined>),
-}
-
-impl Database {
-    pub fn new(config: &Config) -> Result<Database, String> {
-        Ok(match config.db_mode {
-            DbMode::Pool => Database::Pooled(Pooled::new(config)?),
-            DbMode::Pipelined => Database::Pipelined(Box::new(Pipelined::new(config))),
-        })
-    }
-
-    /// Opens one connection (or checks one out), so that a wrong URL or a stopped database is
-    /// reported at start-up.
-    pub async fn connect(&self) -> Result<(), AppError> {
-        match self {
-            Database::Pooled(pool) => pool.connect().await,
-            Database::Pipelined(pipelined) => pipelined.connect().await,
-        }
-    }
-
-    /// One row, with `delay_ms` of `pg_sleep` in the same statement.
-    pub async fn fetch_row(&self, id: i32, delay_ms: u32) -> Result<Row, AppError> {
-        match self {
-            Database::Pooled(pool) => pool.fetch_row(id, delay_ms).await,
-            Database::Pipelined(pipelined) => pipelined.fetch_row(id, delay_ms).await,
-        }
-    }
-}
-
-/// The `deadpool-postgres` pool: at most `--pool-size` connections, a wait of at most
-/// `--pool-timeout-ms` for one (then 503). Connections are opened on first use.
-pub struct Pooled {
-    pool: Pool,
-    timeout: Duration,
-    max_size: usize,
-}
-
-impl Pooled {
-    pub fn new(config: &Config) -> Result<Pooled, String> {
-        let manager = Manager::from_config(
-            pg::driver_config(config),
-            NoTls,
-            // Fast recycling checks only that the connection is open: no extra round trip per
-            // request, and a connection that broke (say, the DB restarted) is dropped and
-            // replaced on the next checkout.
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size)
-            .wait_timeout(Some(config.pool_timeout))
-            .create_timeout(Some(config.pool_timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| format!("cannot build the DB pool: {e}"))?;
-        Ok(Pooled {
-            pool,
-            timeout: config.pool_timeout,
-            max_size: config.pool_size,
-        })
-    }
-
-    /// Checks out a connection, opening it if the pool has none.
-    pub async fn connect(&self) -> Result<(), AppError> {
-        self.pool
-            .get()
-            .await
-            .map(drop)
-            .map_err(|e| self.pool_error(e))
-    }
-
-    /// One row, with `delay_ms` of `pg_sleep` in the same statement. The statement is prepared
-    /// once per connection and cached by deadpool. A connection found closed when used (the
-    /// server restarted under it) is dropped and the next one tried, up to the pool size.
-    pub async fn fetch_row(&self, id: i32, delay_ms: u32) -> Result<Row, AppError> {
-        let mut attempts = 0;
-        loop {
-            let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
-            let found = if delay_ms == 0 {
-                match client.prepare_cached(sql::SELECT_ROW).await {
-                    Ok(statement) => client.query_opt(&statement, &[&id]).await,
-                    Err(e) => Err(e),
-                }
-            } else {
-                let seconds = sql::sleep_seconds(delay_ms);
-                match client.prepare_cached(sql::SELECT_ROW_AFTER_SLEEP).await {
-                    Ok(statement) => client.query_opt(&statement, &[&id, &seconds]).await,
-                    Err(e) => Err(e),
-                }
-            };
-            match found {
-                // deadpool drops a closed connection instead of recycling it.
-                Err(_) if client.is_closed() && attempts < self.max_size => attempts += 1,
-                Err(e) => return Err(pg::map_error(&e)),
-                Ok(None) => return Err(AppError::NoSuchRow(id)),
-                Ok(Some(row)) => return pg::to_row(&row),
-            }
-        }
-    }
-
-    fn pool_error(&self, error: PoolError) -> AppError {
-        match error {
-            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => AppError::PoolTimeout {
-                waited_ms: self.timeout.as_millis() as u64,
-            },
-            PoolError::Timeout(_) => AppError::DbUnavailable(format!(
-                "no connection within {} ms",
-                self.timeout.as_millis()
-            )),
-            PoolError::Backend(e) => pg::map_error(&e),
-            other => AppError::DbUnavailable(one_line(other)),
-        }
-    }
-}
-
-/// `--db-mode pipelined`: as many tokio-postgres connections as worker threads, the design of
-/// the fastest TechEmpower entries. A request sends its query on a connection without waiting
-/// for the queries before it to finish: tokio-postgres writes each query as soon as it is
-/// asked, and hands the answers back in order. There is no pool wait and no checkout; but
-/// PostgreSQL runs a connection's queries one after another, so a `pg_sleep` holds up every
-/// query behind it on that connection.
-///
-/// Requests take the connections in turn. (Binding a connection to the worker thread a task
-/// runs on, as the thread-per-core servers do, leaves connections unused on a work-stealing
-/// runtime: a worker that is never woken for a request never queries. In turn, the W
-/// connections carry equal shares on every runtime.) A connection found closed is replaced on
-/// the next query; the query that found it closed is sent once more on the new connection (it
-/// only reads).
-pub struct Pipelined {
-    config: tokio_postgres::Config,
-    slots: Box<[Slot]>,
-    next_slot: AtomicUsize,
-    timeout: Duration,
-}
-
-/// One of the W connections, opened on first use and replaced when it closes.
-struct Slot {
-    session: std::sync::Mutex<Option<Arc<Session>>>,
-    /// Held while the connection is (re)opened, so that the other requests given this slot
-    /// wait for that one connection instead of opening their own.
-    connecting: tokio::sync::Mutex<()>,
-}
-
-/// An open connection with both statements prepared on it.
-struct Session {
-    client: tokio_postgres::Client,
-    select_row: tokio_postgres::Statement,
-    select_row_after_sleep: tokio_postgres::Statement,
-}
-
-impl Slot {
-    /// The open connection, if there is one.
-    fn current(&self) -> Option<Arc<Session>> {
-        let session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        session.clone().filter(|s| !s.client.is_closed())
-    }
-
-    /// Forgets `closed`, unless another task has replaced it already.
-    fn forget(&self, closed: &Arc<Session>) {
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        if session.as_ref().is_some_and(|s| Arc::ptr_eq(s, closed)) {
-            *session = None;
-        }
-    }
-}
-
-impl Pipelined {
-    pub fn new(config: &Config) -> Pipelined {
-        let slots = (0..config.workers)
-            .map(|_| Slot {
-                session: std::sync::Mutex::new(None),
-                connecting: tokio::sync::Mutex::new(()),
-            })
-            .collect();
-        Pipelined {
-            config: pg::driver_config(config),
-            slots,
-            next_slot: AtomicUsize::new(0),
-            timeout: config.pool_timeout,
-        }
-    }
-
-    /// The next connection in turn.
-    fn slot(&self) -> &Slot {
-        let index = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        &self.slots[index % self.slots.len()]
-    }
-
-    /// Opens the first connection: the database is checked, and the first request finds it
-    /// ready.
-    pub async fn connect(&self) -> Result<(), AppError> {
-        self.session(&self.slots[0]).await.map(drop)
-    }
-
-    /// The slot's connection, opened now if it has none or it closed.
-    async fn session(&self, slot: &Slot) -> Result<Arc<Session>, AppError> {
-        if let Some(session) = slot.current() {
-            return Ok(session);
-        }
-        let _connecting = slot.connecting.lock().await;
-        if let Some(session) = slot.current() {
-            return Ok(session);
-        }
-        let session = Arc::new(self.open().await?);
-        *slot.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(session.clone());
-        Ok(session)
-    }
-
-    /// Connects and prepares both statements, within `--pool-timeout-ms`.
-    async fn open(&self) -> Result<Session, AppError> {
-        let open = async {
-            let (client, connection) = self.config.connect(NoTls).await?;
-            // The connection's own task writes the queries and reads the answers; it ends
-            // when the server closes the connection, which `is_closed` then reports.
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            let (select_row, select_row_after_sleep) = tokio::try_join!(
-                client.prepare(sql::SELECT_ROW),
-                client.prepare(sql::SELECT_ROW_AFTER_SLEEP)
-            )?;
-            Ok::<_, tokio_postgres::Error>(Session {
-                client,
-                select_row,
-                select_row_after_sleep,
-            })
-        };
-        match tokio::time::timeout(self.timeout, open).await {
-            Ok(Ok(session)) => Ok(session),
-            Ok(Err(e)) => Err(pg::map_error(&e)),
-            Err(_) => Err(AppError::DbUnavailable(format!(
-                "no connection within {} ms",
-                self.timeout.as_millis()
-            ))),
-        }
-    }
-
-    /// One row, queried on the next connection, behind whatever was sent on it before.
-    pub async fn fetch_row(&self, id: i32, delay_ms: u32) -> Result<Row, AppError> {
-        let slot = self.slot();
-        let mut retried = false;
-        loop {
-            let session = self.session(slot).await?;
-            let found = if delay_ms == 0 {
-                session.client.query_opt(&session.select_row, &[&id]).await
-            } else {
-                let seconds = sql::sleep_seconds(delay_ms);
-                let statement = &session.select_row_after_sleep;
-                session.client.query_opt(statement, &[&id, &seconds]).await
-            };
-            match found {
-                Err(_) if session.client.is_closed() && !retried => {
-                    slot.forget(&session);
-                    retried = true;
-                }
-                Err(e) => return Err(pg::map_error(&e)),
-                Ok(None) => return Err(AppError::NoSuchRow(id)),
-                Ok(Some(row)) => return pg::to_row(&row),
-            }
-        }
-    }
-}
-
-/// A pooled keep-alive HTTP/1.1 client for the upstream page.
-pub struct Upstream {
-    client: Client<HttpConnector, Empty<Bytes>>,
-    url: UpstreamUrl,
-    host: HeaderValue,
-}
-
-impl Upstream {
-    pub fn new(config: &Config) -> Result<Upstream, String> {
-        Upstream::for_url(&config.upstream)
-    }
-
-    /// A client of the page at `url` (also `bench client`'s tokio model).
-    pub fn for_url(url: &UpstreamUrl) -> Result<Upstream, String> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(crate::upstream::UPSTREAM_GRACE));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
-        let host = HeaderValue::from_str(&url.authority)
-            .map_err(|_| format!("bad upstream host {:?}", url.authority))?;
-        Ok(Upstream {
-            client,
-            url: url.clone(),
-            host,
-        })
-    }
-
-    /// One GET with `?delay_ms=N`; the body is read to the end and counted.
-    pub async fn fetch(&self, delay_ms: u32) -> Result<UpstreamReply, AppError> {
-        let started = Instant::now();
-        let deadline = upstream_timeout(delay_ms);
-        // The address was resolved at start-up; the Host header keeps the configured name.
-        let uri = format!("http://{}{}", self.url.addr, self.url.target(delay_ms));
-        let request = hyper::Request::get(uri)
-            .header(HOST, self.host.clone())
-            .body(Empty::new())
-            .map_err(|e| AppError::UpstreamFailed(one_line(e)))?;
-        let fetch = async {
-            let response = self.client.request(request).await.map_err(|e| {
-                let what = if e.is_connect() {
-                    "cannot connect"
-                } else {
-                    "request failed"
-                };
-                AppError::UpstreamFailed(format!("{what}: {}", one_line(with_causes(&e))))
-            })?;
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| AppError::UpstreamFailed(one_line(e)))?;
-            Ok(UpstreamReply {
-                status,
-                bytes: body.to_bytes().len(),
-            })
-        };
-        match tokio::time::timeout(deadline, fetch).await {
-            Ok(result) => result,
-            Err(_) => Err(AppError::UpstreamTimeout {
-                waited_ms: started.elapsed().as_millis() as u64,
-            }),
-        }
-    }
+    response
 }

@@ -11,6 +11,7 @@
 //! to an HTTP/1.1 client) and read-to-close, and says whether the connection can be reused.
 
 use std::io::{self, Read, Write};
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,55 @@ impl Connection for std::net::TcpStream {
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         std::net::TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+/// The lock around a client's idle connections: std's mutex for the sync targets, may's for
+/// may-green (which parks the coroutine, not the worker thread, when it is taken). The only
+/// thing the two keep-alive clients do differently.
+pub trait IdleLock<C>: Default {
+    /// Runs `f` on the idle connections, with the lock held.
+    fn with_idle<R>(&self, f: impl FnOnce(&mut Vec<C>) -> R) -> Option<R>;
+}
+
+impl<C> IdleLock<C> for std::sync::Mutex<Vec<C>> {
+    fn with_idle<R>(&self, f: impl FnOnce(&mut Vec<C>) -> R) -> Option<R> {
+        self.lock().ok().map(|mut idle| f(&mut idle))
+    }
+}
+
+/// A keep-alive client of the upstream page: [`fetch`] over connections of type `C`, up to
+/// [`MAX_IDLE`] of them kept idle behind the lock `L`.
+pub struct KeepAliveClient<C, L> {
+    url: UpstreamUrl,
+    idle: L,
+    connection: PhantomData<fn() -> C>,
+}
+
+impl<C: Connection, L: IdleLock<C>> KeepAliveClient<C, L> {
+    pub fn new(url: &UpstreamUrl) -> KeepAliveClient<C, L> {
+        KeepAliveClient {
+            url: url.clone(),
+            idle: L::default(),
+            connection: PhantomData,
+        }
+    }
+
+    /// One GET with `?delay_ms=N`, read to the end and counted; 504 past the timeout, 502 on
+    /// any other failure.
+    pub fn fetch(&self, delay_ms: u32) -> Result<UpstreamReply, AppError> {
+        fetch(
+            &self.url,
+            delay_ms,
+            || self.idle.with_idle(Vec::pop).flatten(),
+            |stream| {
+                self.idle.with_idle(|idle| {
+                    if idle.len() < MAX_IDLE {
+                        idle.push(stream);
+                    }
+                });
+            },
+        )
     }
 }
 

@@ -208,3 +208,11 @@ fn default_bin_dir() -> Result<PathBuf> {
     }
     Ok(dir)
 }
+
+/// The targets whose binaries are built, in `bin_dir`.
+pub fn built_targets(bin_dir: &Path) -> Vec<Binary> {
+    Binary::ALL
+        .into_iter()
+        .filter(|b| bin_dir.join(b.name()).is_file())
+        .collect()
+}

@@ -5,6 +5,7 @@
 //! - Waiting: a request waits inside the cooperative clients of `shared::green` (PostgreSQL
 //!   over postgres-protocol, upstream over httparse), all on `may::net::TcpStream`: a wait
 //!   parks the coroutine and the worker runs another. Nothing blocks the OS thread.
+//!   `GreenApp::respond` in `shared/src/wait/green.rs`.
 //! - Bound: DB work by `--pool-size` (a may semaphore with `--pool-timeout-ms`, then 503);
 //!   connections only by memory (one coroutine stack each).
 //! - Python analog: gevent or meinheld with psycogreen (the patched driver).
@@ -22,9 +23,9 @@ use std::os::fd::RawFd;
 use std::process::ExitCode;
 
 use may_minihttp::{HttpService, HttpServiceFactory, Request, Response};
-use shared::green::GreenApp;
 use shared::request::split_target;
-use shared::shutdown::{self, ConnectionGuard};
+use shared::shutdown::{self, ConnectionGuard, OpenConnections};
+use shared::wait::green::GreenApp;
 use shared::{Binary, Config};
 
 /// Coroutine stack size in machine words (may's unit): 8192 × 8 bytes = 64 KiB.
@@ -33,6 +34,8 @@ const STACK_WORDS: usize = 8 * 1024;
 /// Makes one [`Service`] per connection.
 struct Factory {
     app: &'static GreenApp,
+    /// Open connections, for the SIGTERM drain.
+    connections: &'static OpenConnections,
 }
 
 /// A connection's service: the shared app, and the connection's place in the drain registry
@@ -49,7 +52,7 @@ impl HttpServiceFactory for Factory {
     fn new_service(&self, id: usize) -> Service {
         Service {
             app: self.app,
-            _open: self.app.connections.register(id as RawFd),
+            _open: self.connections.register(id as RawFd),
         }
     }
 }
@@ -69,7 +72,10 @@ impl HttpService for Service {
 }
 
 fn main() -> ExitCode {
-    let config = Config::from_env(Binary::MayGreen);
+    shared::start::run(Binary::MayGreen, serve)
+}
+
+fn serve(config: Config) -> Result<(), String> {
     may::config()
         .set_workers(config.workers)
         .set_stack_size(STACK_WORDS);
@@ -78,36 +84,24 @@ fn main() -> ExitCode {
         header: config.limits.header_timeout,
         keep_alive: config.limits.keep_alive_timeout,
     });
-    let app: &'static GreenApp = match GreenApp::new(&config) {
-        Ok(app) => Box::leak(Box::new(app)),
-        Err(e) => {
-            eprintln!("may-green: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let server = match (Factory { app }).start(config.listen) {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("may-green: cannot listen on {}: {e}", config.listen);
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(e) = shutdown::on_signals(app.server, config.shutdown_timeout, || {
+    let app: &'static GreenApp = Box::leak(Box::new(GreenApp::new(&config)?));
+    let connections: &'static OpenConnections = Box::leak(Box::new(OpenConnections::new()));
+    let server = (Factory { app, connections })
+        .start(config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    shutdown::on_signals(app.server, config.shutdown_timeout, || {
         may_minihttp::stop_accepting();
-        app.connections.drain();
-    }) {
-        eprintln!("may-green: cannot install signal handlers: {e}");
-        return ExitCode::FAILURE;
-    }
+        connections.drain();
+    })
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     eprintln!("{} stack={} KiB", config.summary(), STACK_WORDS * 8 / 1024);
     may::go!(move || app.check_database());
-    if server.join().is_err() {
-        eprintln!("may-green: the accept coroutine failed");
-        return ExitCode::FAILURE;
-    }
+    server
+        .join()
+        .map_err(|_| "the accept coroutine failed".to_string())?;
     // Draining: the connection coroutines finish what they serve (the signal thread exits the
     // process at the shutdown timeout).
-    app.connections.wait_closed(config.shutdown_timeout);
+    connections.wait_closed(config.shutdown_timeout);
     eprintln!("may-green: drained; exiting");
-    ExitCode::SUCCESS
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //!   gunicorn's sync workers sharing one socket.
 //! - Waiting: a request waits inside a blocking call (the pool's checkout, PostgreSQL, nginx),
 //!   and its worker waits with it: nothing else runs on that worker meanwhile.
+//!   `BlockingApp::respond` in `shared/src/wait/blocking.rs`.
 //! - Bound: `--workers` requests at once, whatever the load; the rest queue in the listen
 //!   backlog. Each response says `Connection: close`, so an idle keep-alive client cannot
 //!   hold a worker. The DB pool defaults to `--workers`: more could never be used.
@@ -14,40 +15,32 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use shared::{blocking, http, Binary, Config};
+use shared::blocking;
+use shared::http::KeepAlive;
+use shared::{Binary, Config};
 
 fn main() -> ExitCode {
-    let config = Config::from_env(Binary::SyncPool);
-    let (listener, app) = match blocking::start(&config) {
-        Ok((listener, app)) => (Arc::new(listener), app),
-        Err(message) => {
-            eprintln!("sync-pool: {message}");
-            return ExitCode::FAILURE;
-        }
-    };
+    shared::start::run(Binary::SyncPool, serve)
+}
 
+fn serve(config: Config) -> Result<(), String> {
+    let (listener, server) = blocking::start(&config)?;
+    let listener = Arc::new(listener);
     let mut workers = Vec::with_capacity(config.workers);
     for i in 0..config.workers {
         let listener = listener.clone();
-        let app = app.clone();
+        let server = server.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("worker-{i}"))
             .spawn(move || {
-                while let Some(stream) = http::accept(&listener, app.server, &app.connections) {
+                while let Some(stream) = server.accept(&listener) {
                     // No keep-alive: one request, then Connection: close.
-                    app.serve(stream, false);
+                    server.serve(stream, KeepAlive::OneRequest);
                 }
             });
-        match spawned {
-            Ok(handle) => workers.push(handle),
-            Err(e) => {
-                eprintln!(
-                    "sync-pool: cannot start worker {i} of {}: {e}",
-                    config.workers
-                );
-                return ExitCode::FAILURE;
-            }
-        }
+        let worker =
+            spawned.map_err(|e| format!("cannot start worker {i} of {}: {e}", config.workers))?;
+        workers.push(worker);
     }
     // The workers return once a drain has shut the listener and their request is answered
     // (the signal thread exits the process at the shutdown timeout).
@@ -55,5 +48,5 @@ fn main() -> ExitCode {
         let _ = worker.join();
     }
     eprintln!("sync-pool: drained; exiting");
-    ExitCode::SUCCESS
+    Ok(())
 }

@@ -3,7 +3,8 @@
 //! - Threads: the main thread accepts; every connection gets its own OS thread, which serves
 //!   that connection's requests (keep-alive) until it closes or idles out.
 //! - Waiting: a request waits inside a blocking call (the pool's checkout, PostgreSQL's answer,
-//!   nginx's answer); the kernel parks the thread and runs others.
+//!   nginx's answer); the kernel parks the thread and runs others. `BlockingApp::respond` in
+//!   `shared/src/wait/blocking.rs`.
 //! - Bound: `--max-threads` live connection threads; at the cap the accept loop stops
 //!   accepting, so new connections wait in the listen backlog. DB work is bounded by
 //!   `--pool-size`.
@@ -14,33 +15,31 @@
 use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex};
 
-use shared::{blocking, http, Binary, Config};
+use shared::blocking;
+use shared::http::KeepAlive;
+use shared::{Binary, Config};
 
 fn main() -> ExitCode {
-    let config = Config::from_env(Binary::SyncThread);
-    let (listener, app) = match blocking::start(&config) {
-        Ok(started) => started,
-        Err(message) => {
-            eprintln!("sync-thread: {message}");
-            return ExitCode::FAILURE;
-        }
-    };
+    shared::start::run(Binary::SyncThread, serve)
+}
 
+fn serve(config: Config) -> Result<(), String> {
+    let (listener, server) = blocking::start(&config)?;
     let threads = Arc::new(ThreadCap::new(config.max_threads));
     loop {
         // At the cap, stop accepting: the backlog holds new connections until a thread ends.
         threads.wait_for_room();
-        let Some(stream) = http::accept(&listener, app.server, &app.connections) else {
+        let Some(stream) = server.accept(&listener) else {
             break;
         };
-        let app = app.clone();
+        let server = server.clone();
         let slot = threads.take();
         let spawned = std::thread::Builder::new()
             .name("connection".into())
             .spawn(move || {
                 let _slot = slot;
-                // keep-alive: this thread serves the connection until it closes or idles out.
-                app.serve(stream, true);
+                // This thread serves the connection until it closes or idles out.
+                server.serve(stream, KeepAlive::PerConnection);
             });
         if let Err(e) = spawned {
             // The connection is closed, and its slot freed, with the closure.
@@ -49,9 +48,9 @@ fn main() -> ExitCode {
     }
     // Draining: the connection threads finish what they serve (the signal thread exits the
     // process at the shutdown timeout).
-    app.connections.wait_closed(config.shutdown_timeout);
+    server.connections.wait_closed(config.shutdown_timeout);
     eprintln!("sync-thread: drained; exiting");
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// Counts live connection threads; `take` hands out a slot that frees itself on drop.

@@ -4,7 +4,7 @@
 //!   threads; each worker runs its own single-threaded runtime, and a connection stays on the
 //!   worker it was given (no work stealing).
 //! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
-//!   the worker to another request.
+//!   the worker to another request: `AsyncApp::respond` in `shared/src/wait/tokio.rs`.
 //! - Bound: `--pool-size` DB connections, shared by all workers; or, with `--db-mode
 //!   pipelined`, `--workers` connections taken in turn, each query pipelined behind the ones
 //!   already sent on it.
@@ -23,18 +23,14 @@ use actix_web::http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, SERV
 use actix_web::http::KeepAlive;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use shared::tokio_stack::{self, AsyncApp};
+use shared::tokio_stack;
+use shared::wait::tokio::AsyncApp;
 use shared::{AppError, Binary, Config, Reply};
 
 fn main() -> ExitCode {
-    let config = Config::from_env(Binary::TokioActix);
-    match actix_web::rt::System::new().block_on(serve(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("tokio-actix: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    shared::start::run(Binary::TokioActix, |config| {
+        actix_web::rt::System::new().block_on(serve(config))
+    })
 }
 
 async fn serve(config: Config) -> Result<(), String> {

@@ -3,7 +3,7 @@
 //! - Threads: `--workers` tokio worker threads; each connection is a task, each request a
 //!   future on it, scheduled by work stealing.
 //! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
-//!   the worker thread to another task.
+//!   the worker thread to another task: `AsyncApp::respond` in `shared/src/wait/tokio.rs`.
 //! - Bound: `--pool-size` DB connections; the number of tasks is unbounded. With `--db-mode
 //!   pipelined`, `--workers` connections taken in turn, each query pipelined behind the ones
 //!   already sent on it.
@@ -24,13 +24,15 @@ use axum::response::IntoResponse;
 use axum::serve::Listener;
 use axum::Router;
 use shared::guarded::GuardedIo;
-use shared::tokio_stack::{self, AsyncApp};
+use shared::tokio_stack;
+use shared::wait::tokio::AsyncApp;
 use shared::{Binary, Config, ConnLimits};
 use tokio::net::{TcpListener, TcpStream};
 
 fn main() -> ExitCode {
-    let config = Config::from_env(Binary::TokioAxum);
-    tokio_stack::run_multi_thread(config, serve)
+    shared::start::run(Binary::TokioAxum, |config| {
+        tokio_stack::run_multi_thread(config, serve)
+    })
 }
 
 async fn serve(config: Config) -> Result<(), String> {
@@ -50,7 +52,7 @@ async fn serve(config: Config) -> Result<(), String> {
 }
 
 async fn handle(State(app): State<Arc<AsyncApp>>, request: Request) -> impl IntoResponse {
-    app.serve_http(request).await
+    tokio_stack::serve_http(&app, request).await
 }
 
 /// axum's listener, with every connection wrapped in the contract's limits.

@@ -3,7 +3,7 @@
 //! - Threads: `--workers` tokio worker threads; each connection is a task, each request a
 //!   future on it.
 //! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
-//!   the worker thread to another task.
+//!   the worker thread to another task: `AsyncApp::respond` in `shared/src/wait/tokio.rs`.
 //! - Bound: `--pool-size` DB connections; the number of tasks is unbounded. With `--db-mode
 //!   pipelined`, `--workers` connections taken in turn, each query pipelined behind the ones
 //!   already sent on it.
@@ -26,12 +26,14 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use shared::tokio_stack::{self, AsyncApp};
+use shared::tokio_stack;
+use shared::wait::tokio::AsyncApp;
 use shared::{Binary, Config};
 
 fn main() -> ExitCode {
-    let config = Config::from_env(Binary::TokioHyper);
-    tokio_stack::run_multi_thread(config, serve)
+    shared::start::run(Binary::TokioHyper, |config| {
+        tokio_stack::run_multi_thread(config, serve)
+    })
 }
 
 async fn serve(config: Config) -> Result<(), String> {
@@ -68,5 +70,5 @@ async fn handle(
     app: Arc<AsyncApp>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(app.serve_http(request).await)
+    Ok(tokio_stack::serve_http(&app, request).await)
 }

@@ -8,9 +8,7 @@
 //! Bind/Execute/Sync round trip with binary parameters and results; ErrorResponse mapped to
 //! [`AppError`]. No TLS, no notifications, no COPY.
 //!
-//! The pool holds at most `--pool-size` connections behind a may semaphore (a cooperative wait
-//! queue with a timeout → 503). A connection that fails is dropped; a pooled one that turns out
-//! closed (a database restart) is replaced and the query retried, as the other targets do.
+//! The pool of these connections, where a request waits its turn, is in `wait/green.rs`.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -19,13 +17,12 @@ use std::time::Duration;
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use may::net::TcpStream;
-use may::sync::{Mutex, Semphore};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::{backend, frontend};
 use postgres_protocol::{authentication, types, IsNull, Oid};
 
 use crate::error::{one_line, AppError};
-use crate::{sql, Config, Row};
+use crate::{sql, Config, DbRow};
 
 const INT4_OID: Oid = 23;
 const FLOAT8_OID: Oid = 701;
@@ -284,7 +281,7 @@ impl Connection {
     }
 
     /// Row `id` after `delay_ms` of `pg_sleep`, in one round trip.
-    pub fn fetch_row(&mut self, id: i32, delay_ms: u32) -> Result<Option<Row>, PgError> {
+    pub fn fetch_row(&mut self, id: i32, delay_ms: u32) -> Result<Option<DbRow>, PgError> {
         let statement = if delay_ms == 0 {
             SELECT_ROW
         } else {
@@ -345,7 +342,7 @@ enum Param {
     Float8(f64),
 }
 
-fn decode_row(body: &backend::DataRowBody) -> Result<Row, PgError> {
+fn decode_row(body: &backend::DataRowBody) -> Result<DbRow, PgError> {
     let bad = |what: &str| PgError::Protocol(format!("unexpected row from PostgreSQL: {what}"));
     let mut ranges = body.ranges();
     let a = ranges
@@ -359,88 +356,10 @@ fn decode_row(body: &backend::DataRowBody) -> Result<Row, PgError> {
         .flatten()
         .ok_or_else(|| bad("b is missing"))?;
     let buffer = body.buffer();
-    Ok(Row {
+    Ok(DbRow {
         a: types::int4_from_sql(&buffer[a]).map_err(|_| bad("a is not int4"))?,
         b: types::text_from_sql(&buffer[b])
             .map_err(|_| bad("b is not text"))?
             .to_string(),
     })
-}
-
-/// At most `size` connections; a coroutine waits its turn on the semaphore, up to `timeout`.
-pub struct Pool {
-    params: ConnectParams,
-    idle: Mutex<Vec<Connection>>,
-    permits: Semphore,
-    size: usize,
-    timeout: Duration,
-}
-
-impl Pool {
-    pub fn new(params: ConnectParams, size: usize, timeout: Duration) -> Pool {
-        Pool {
-            params,
-            idle: Mutex::new(Vec::new()),
-            permits: Semphore::new(size),
-            size,
-            timeout,
-        }
-    }
-
-    /// Row `id` after `delay_ms`; `Ok(None)` when there is no such row.
-    pub fn fetch_row(&self, id: i32, delay_ms: u32) -> Result<Option<Row>, AppError> {
-        if !self.permits.wait_timeout(self.timeout) {
-            return Err(AppError::PoolTimeout {
-                waited_ms: self.timeout.as_millis() as u64,
-            });
-        }
-        let result = self.with_permit(id, delay_ms);
-        self.permits.post();
-        result
-    }
-
-    fn with_permit(&self, id: i32, delay_ms: u32) -> Result<Option<Row>, AppError> {
-        // A pooled connection can have died while idle: then the statement never ran, and a
-        // fresh connection is tried, up to the pool size.
-        for _ in 0..=self.size {
-            let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-            let reused = pooled.is_some();
-            let mut conn = match pooled {
-                Some(conn) => conn,
-                None => Connection::connect(&self.params).map_err(PgError::into_app_error)?,
-            };
-            match conn.fetch_row(id, delay_ms) {
-                Ok(row) => {
-                    self.give_back(conn);
-                    return Ok(row);
-                }
-                Err(e) if e.is_fatal() && reused => continue,
-                Err(e) => {
-                    if !e.is_fatal() {
-                        self.give_back(conn);
-                    }
-                    return Err(e.into_app_error());
-                }
-            }
-        }
-        Err(AppError::DbUnavailable(
-            "every pooled connection was closed by the server".into(),
-        ))
-    }
-
-    fn give_back(&self, conn: Connection) {
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
-        }
-    }
-
-    /// Opens one connection now, to report a bad URL or a stopped database at start-up.
-    pub fn check(&self) -> Result<(), AppError> {
-        if !self.permits.wait_timeout(self.timeout) {
-            return Ok(()); // busy already: requests are reaching the database
-        }
-        let result = Connection::connect(&self.params).map(|conn| self.give_back(conn));
-        self.permits.post();
-        result.map_err(PgError::into_app_error)
-    }
 }

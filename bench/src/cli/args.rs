@@ -1,0 +1,294 @@
+//! The arguments several commands share: the stack (`--targets`, `--database-url`), the
+//! load (`--scenario`, `--tool`, `--out`, `--no-verify` and the flags that override a
+//! preset's settings), and what may be observed of an external server.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use shared::Binary;
+
+use super::UsageError;
+use crate::contract;
+use crate::measure::session::Plan;
+use crate::measure::tools::{self, Tool};
+use crate::model::external::{self, External, Named};
+use crate::model::fault::{self, Fault};
+use crate::model::knob::{Knob, Value};
+use crate::model::preset::{self, Scenario};
+use crate::model::settings::{Settings, Via};
+use crate::model::tool::ToolKind;
+use crate::stack::StackOptions;
+
+/// Which targets, and the stack to run them on.
+#[derive(Args, Debug, Clone, Default)]
+pub struct StackArgs {
+    /// Comma-separated targets [default: all]. Names: sync-thread, sync-pool, tokio-axum,
+    /// tokio-actix, tokio-hyper, may-green.
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Use this PostgreSQL instead of a private cluster (sql/ is loaded into it).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl StackArgs {
+    pub fn stack_options(&self) -> StackOptions {
+        StackOptions {
+            database_url: self.database_url.clone(),
+            ..StackOptions::from_env()
+        }
+    }
+
+    pub fn binaries(&self) -> Result<Vec<Binary>> {
+        super::parse_targets(&self.targets)
+    }
+}
+
+/// What `run` and `compare` share: the preset, the tool, the output and the overrides.
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// The preset (see `bench scenarios`).
+    #[arg(long, default_value = "grinberg")]
+    pub scenario: String,
+    /// The load tool [default: the preset's, wrk for most].
+    #[arg(long, value_enum)]
+    pub tool: Option<ToolKind>,
+    /// Results folder [default: results/<scenario>-<time>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Skip the contract checks before the load (they refuse a broken target).
+    #[arg(long)]
+    pub no_verify: bool,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+impl LoadArgs {
+    /// The plan of a run or a sweep: the chosen targets (and those not built) and its output.
+    pub fn plan(
+        &self,
+        scenario: Scenario,
+        settings: Settings,
+        (targets, missing_targets): (Vec<Binary>, Vec<String>),
+        baseline: String,
+        out: &std::path::Path,
+    ) -> Plan {
+        Plan {
+            scenario,
+            settings,
+            targets,
+            externals: Vec::new(),
+            remote_versions: Vec::new(),
+            missing_targets,
+            baseline,
+            verify: !self.no_verify,
+            out: out.to_path_buf(),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+}
+
+impl LoadArgs {
+    /// The preset, its settings after the flags, and the load tool (found, or refused).
+    pub fn settings(&self) -> Result<(Scenario, Settings, Tool)> {
+        let scenario = preset::find(&self.scenario)?;
+        let mut settings = scenario.settings.clone();
+        self.overrides.apply(&mut settings);
+        settings.tool = self.tool.unwrap_or(settings.tool);
+        settings.tool.check_rate(settings.rate)?;
+        if settings.per_connection && settings.tool != ToolKind::Wrk {
+            return Err(UsageError(format!(
+                "--per-connection counts answers in wrk's threads; {} cannot: use --tool wrk",
+                settings.tool
+            ))
+            .into());
+        }
+        let tool = tools::locate(settings.tool)?;
+        Ok((scenario, settings, tool))
+    }
+}
+
+/// Flags that override a scenario's settings.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Overrides {
+    /// Concurrent client connections.
+    #[arg(long)]
+    pub connections: Option<u32>,
+    /// Open loop at this many requests per second (needs --tool oha or hey).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Measured load per target, e.g. 10s or 1m.
+    #[arg(long, value_parser = parse_seconds)]
+    pub duration: Option<u32>,
+    /// Warm-up before the measured load, e.g. 2s (0 for none).
+    #[arg(long, value_parser = parse_seconds)]
+    pub warmup: Option<u32>,
+    /// Delay per request, in milliseconds (pg_sleep, or nginx's echo_sleep).
+    #[arg(long)]
+    pub delay_ms: Option<u32>,
+    /// What /test does.
+    #[arg(long, value_enum)]
+    pub backend: Option<shared::Backend>,
+    /// DB sessions: every target's --pool-size (sync-pool: at most its workers).
+    #[arg(long)]
+    pub pool_size: Option<u32>,
+    /// --workers of every target that has them (sync-pool and the async and green ones).
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Load the targets directly or through nginx.
+    #[arg(long, value_enum)]
+    pub via: Option<Via>,
+    /// nginx keeps connections to the target open.
+    #[arg(long, value_enum)]
+    pub upstream_keepalive: Option<OnOff>,
+    /// The load tool keeps its connections open.
+    #[arg(long, value_enum)]
+    pub client_keepalive: Option<OnOff>,
+    /// Put pgbouncer (session mode, --pool-size server sessions in total) in front of PostgreSQL.
+    #[arg(long)]
+    pub pgbouncer: bool,
+    /// Pin the target to CPU 0 and the load tool to the other CPUs.
+    #[arg(long)]
+    pub pin: bool,
+    /// The tokio targets' DB connections: a pool, or one pipelined connection per worker
+    /// (the other targets only pool, and are left out in pipelined mode).
+    #[arg(long, value_enum)]
+    pub db_mode: Option<shared::DbMode>,
+    /// wrk only: one thread per connection, each counting its answers; rows get how evenly
+    /// the target served its connections (`connection_requests`).
+    #[arg(long)]
+    pub per_connection: bool,
+    /// A fault during the measured load (repeatable): KIND[@AT][:FOR] with KIND db-restart,
+    /// db-stop, upstream-stop or pool-drain; AT seconds into the load [default: a third of
+    /// it], FOR seconds [default: 5]. E.g. --fault db-stop@5:3.
+    #[arg(long, value_name = "KIND[@AT][:FOR]", value_parser = fault::parse)]
+    pub fault: Vec<Fault>,
+    /// Slow clients beside the load tool's, straight to the target: each sends its request
+    /// over about a second and reads the answer slowly (the slow-clients preset sets 200).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=5000))]
+    pub slow_clients: Option<u32>,
+    /// Idle keep-alive connections held on each target (each after one GET /json) while the
+    /// load runs, with the target's idle timeout off; rows get what they cost.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub idle_connections: Option<u32>,
+    /// Rounds per target; rows keep the median and the min–max.
+    #[arg(long)]
+    pub rounds: Option<u32>,
+    /// The targets' --rows: ids are drawn from 1..=ROWS (pgbench's too).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub rows: Option<i32>,
+}
+
+impl Overrides {
+    /// The knobs these flags set, as `--vary` would set them: [`Knob::apply`] is the one
+    /// place that knows how each sets the settings.
+    pub fn knobs(&self) -> Vec<(Knob, Value)> {
+        let number = |knob, value: Option<u32>| value.map(|v| (knob, Value::Number(v)));
+        let word = |knob, value: Option<String>| value.map(|v| (knob, Value::Word(v)));
+        [
+            number(Knob::DelayMs, self.delay_ms),
+            number(Knob::Connections, self.connections),
+            number(Knob::PoolSize, self.pool_size),
+            number(Knob::Workers, self.workers),
+            number(Knob::Rate, self.rate),
+            word(Knob::Backend, self.backend.map(|b| b.name().to_string())),
+            word(Knob::Via, self.via.map(|v| v.to_string())),
+            word(Knob::DbMode, self.db_mode.map(|m| m.name().to_string())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The settings of a preset after these flags.
+    pub fn apply(&self, settings: &mut Settings) {
+        for (knob, value) in self.knobs() {
+            knob.apply(&value, settings);
+        }
+        // The flags a sweep does not vary.
+        let s = settings;
+        s.duration_s = self.duration.unwrap_or(s.duration_s);
+        s.warmup_s = self.warmup.unwrap_or(s.warmup_s);
+        s.rounds = self.rounds.map_or(s.rounds, |r| r.max(1));
+        s.rows = self.rows.unwrap_or(s.rows);
+        s.upstream_keepalive = self
+            .upstream_keepalive
+            .map_or(s.upstream_keepalive, OnOff::is_on);
+        s.client_keepalive = self
+            .client_keepalive
+            .map_or(s.client_keepalive, OnOff::is_on);
+        s.pgbouncer |= self.pgbouncer;
+        s.pin |= self.pin;
+        s.per_connection |= self.per_connection;
+        s.slow_clients = self.slow_clients.unwrap_or(s.slow_clients);
+        s.idle_connections = self.idle_connections.unwrap_or(s.idle_connections);
+        if !self.fault.is_empty() {
+            s.faults = self.fault.clone();
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnOff {
+    #[default]
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub fn is_on(self) -> bool {
+        self == OnOff::On
+    }
+}
+
+/// `10`, `10s` or `2m`, in seconds.
+fn parse_seconds(text: &str) -> Result<u32, String> {
+    let (number, unit) = match text.strip_suffix('m') {
+        Some(n) => (n, 60),
+        None => (text.strip_suffix('s').unwrap_or(text), 1),
+    };
+    number
+        .parse::<u32>()
+        .map(|n| n * unit)
+        .map_err(|_| format!("{text:?} is not a duration: write e.g. 10s or 2m"))
+}
+
+/// What the harness may observe of an external server's process.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ExternalObserve {
+    /// An external server's process on this machine (NAME=PID): fills its RSS, threads and
+    /// CPU columns, which are empty otherwise.
+    #[arg(long, value_name = "NAME=PID", value_parser = external::parse_pid)]
+    pub external_pid: Vec<Named<u32>>,
+    /// An external server's application_name in pg_stat_activity (NAME=APP): fills its DB
+    /// sessions column.
+    #[arg(long, value_name = "NAME=APP", value_parser = external::parse_app)]
+    pub external_app: Vec<Named<String>>,
+}
+
+impl ExternalObserve {
+    /// The externals named by `urls`, with their pids and apps, each reached over HTTP (one
+    /// line naming the one that does not answer). Checking them against the contract needs
+    /// the database they read.
+    pub fn resolve(
+        &self,
+        urls: &[Named<String>],
+        database_url: Option<&str>,
+        verify: bool,
+    ) -> Result<Vec<External>> {
+        let externals =
+            external::assemble(urls, &self.external_pid, &self.external_app).map_err(UsageError)?;
+        if !externals.is_empty() && verify && database_url.is_none() {
+            return Err(UsageError(format!(
+                "--external {}: its rows are checked on the database it reads; give that database as --database-url (`bench up` prints one), or measure it unchecked with --no-verify",
+                externals[0].name
+            ))
+            .into());
+        }
+        for e in &externals {
+            contract::reach(e).map_err(anyhow::Error::msg)?;
+        }
+        Ok(externals)
+    }
+}

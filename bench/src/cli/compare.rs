@@ -1,0 +1,125 @@
+//! `bench compare`: A and B in turn, round by round, with the ratio per pair, its spread,
+//! and the noise between rounds; `compare.json`.
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use shared::Binary;
+
+use super::args::{ExternalObserve, LoadArgs, StackArgs};
+use super::{parse_targets, UsageError};
+use crate::measure::session::Plan;
+use crate::model::case::Subject;
+use crate::model::external;
+use crate::ops;
+use crate::output::folder;
+use crate::stack::Stack;
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The first target (the ratio's numerator), or NAME=URL for a server the harness did
+    /// not start (see `bench run --external`).
+    a: String,
+    /// The second target, or NAME=URL.
+    b: String,
+    #[command(flatten)]
+    observe: ExternalObserve,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
+    let (scenario, mut settings, tool) = args.load.settings()?;
+    settings
+        .check_faults(args.database_url.is_none())
+        .map_err(UsageError)?;
+    if args.load.overrides.rounds.is_none() {
+        settings.rounds = 3;
+    }
+    if settings.rounds < 3 {
+        bail!("--rounds must be at least 3: one pair says nothing about the noise");
+    }
+    // A side is a target's name, or NAME=URL: a server the harness did not start (`None`
+    // below: the next of the externals, which keep the order of their URLs).
+    let mut urls = Vec::new();
+    let mut targets = Vec::new();
+    let mut sides = Vec::new();
+    for side in [&args.a, &args.b] {
+        if side.contains('=') {
+            urls.push(external::parse(side).map_err(UsageError)?);
+            sides.push(None);
+        } else {
+            let binary = parse_targets(std::slice::from_ref(side))?[0];
+            targets.push(binary);
+            sides.push(Some(binary));
+        }
+    }
+    let mut externals = args
+        .observe
+        .resolve(&urls, args.database_url.as_deref(), !args.load.no_verify)?
+        .into_iter();
+    let mut subject = |side: Option<Binary>| match side {
+        Some(binary) => Subject::Target(binary),
+        None => Subject::External(Box::new(
+            externals.next().expect("one external per NAME=URL"),
+        )),
+    };
+    let (a_side, b_side) = (subject(sides[0]), subject(sides[1]));
+    let (a, b) = (
+        a_side.name().unwrap_or_default().to_string(),
+        b_side.name().unwrap_or_default().to_string(),
+    );
+    if a == b {
+        eprintln!("bench: comparing {a} with itself: the ratio shows the noise alone");
+    }
+    let out = folder::out_dir(args.load.out.as_deref(), &format!("compare-{a}-{b}"))?;
+    eprintln!("bench: starting the stack");
+    let options = StackArgs {
+        targets: Vec::new(),
+        database_url: args.database_url.clone(),
+    }
+    .stack_options();
+    let stack = Stack::start(&options)?;
+    let plan = Plan {
+        scenario,
+        settings,
+        targets: targets.clone(),
+        externals: Vec::new(),
+        remote_versions: Vec::new(),
+        missing_targets: Vec::new(),
+        baseline: b.clone(),
+        verify: !args.load.no_verify,
+        out: out.clone(),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    println!("{:<6} {:>12} {:>12} {:>8}", "round", a, b, "A/B");
+    let sides = [a_side, b_side];
+    let comparison =
+        ops::compare::compare(&stack, &plan, sides, tool, interrupted, &|round, pair| {
+            println!(
+                "{round:<6} {:>12.0} {:>12.0} {:>8}",
+                pair.a_rps,
+                pair.b_rps,
+                pair.ratio.map_or("–".into(), |r| format!("{r:.3}"))
+            );
+        })?;
+    let r = comparison.ratio;
+    println!(
+        "\n{a} / {b}: median {:.3}, min {:.3}, max {:.3} over {} rounds",
+        r.median,
+        r.min,
+        r.max,
+        comparison.rounds.len()
+    );
+    println!(
+        "noise between rounds ((max − min) / median): {a} {:.1}%, {b} {:.1}%",
+        comparison.a_noise * 100.0,
+        comparison.b_noise * 100.0
+    );
+    println!("Results: {}/compare.json", out.display());
+    Ok(ExitCode::SUCCESS)
+}

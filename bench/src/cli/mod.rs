@@ -1,0 +1,172 @@
+//! The `bench` command line. One file per subcommand, as cargo's `commands/`: its arguments
+//! and a thin `exec` that parses them into a plan, calls the work in `ops`, prints, and
+//! turns the outcome into an exit status. The argument groups several commands share are in
+//! [`args`].
+//!
+//! A mistake in how a command was called is a [`UsageError`]: one line and exit status 2,
+//! like clap's own. Anything else that fails is one line and status 1.
+
+pub mod args;
+mod client;
+mod compare;
+mod describe;
+mod run;
+mod scenarios;
+mod sweep;
+mod up;
+mod verify;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use shared::Binary;
+
+use crate::stack::{built_targets, Stack};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bench",
+    version,
+    about = "Start the rust-web-perf stack, check the contract, compare the concurrency models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the stack and the chosen targets, direct and behind nginx, and print their URLs
+    /// for any load tool; stays up until Ctrl-C.
+    Up(up::UpArgs),
+    /// Check the contract against targets: started here, or one already running (--url).
+    Verify(verify::VerifyArgs),
+    /// Run a scenario against each target in turn and write results.json, results.csv,
+    /// report.md and SVG charts.
+    Run(run::RunArgs),
+    /// A and B in turn (A B A B …) for --rounds rounds each, with the ratio per pair and its
+    /// min/median/max.
+    Compare(compare::CompareArgs),
+    /// Vary knobs over a grid of points (--vary KNOB=V1,V2,…) and run every target at each:
+    /// the verdict as a map, open-loop capacity at a latency objective, heatmaps of the flip.
+    Sweep(sweep::SweepArgs),
+    /// The client side: N GETs of the upstream page (each answered after --delay-ms) made one
+    /// after another, from T threads, as N futures on tokio, and as N may coroutines.
+    Client(client::ClientArgs),
+    /// Serve the description of a stack this bench did not start (a compose deployment) on
+    /// a status endpoint, for `bench run --remote http://HOST:PORT/stack.json`; it has no
+    /// samples of the processes, so their RSS, threads and CPU stay empty.
+    Describe(describe::DescribeArgs),
+    /// List the presets, their parameters and the article each comes from.
+    Scenarios,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let interrupted = install_interrupt_handler();
+    let result = match cli.command {
+        Command::Up(args) => up::exec(args, &interrupted),
+        Command::Verify(args) => verify::exec(args),
+        Command::Run(args) => run::exec(args, &interrupted),
+        Command::Compare(args) => compare::exec(args, &interrupted),
+        Command::Sweep(args) => sweep::exec(args, &interrupted),
+        Command::Client(args) => client::exec(args),
+        Command::Describe(args) => describe::exec(args, &interrupted),
+        Command::Scenarios => scenarios::exec(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) if error.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("bench: {error:#}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A mistake in how a command was called: exit status 2, like clap's own.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Ctrl-C and SIGTERM set a flag that long waits poll; the stack then stops on the way out.
+fn install_interrupt_handler() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let setter = flag.clone();
+    if let Err(e) = ctrlc::set_handler(move || setter.store(true, Ordering::SeqCst)) {
+        eprintln!("bench: warning: cannot catch Ctrl-C ({e}); stop with care");
+    }
+    flag
+}
+
+/// Success when nothing failed.
+fn exit_code(failures: usize) -> ExitCode {
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Parses target names; an unknown one lists the valid names.
+pub fn parse_targets(names: &[String]) -> Result<Vec<Binary>> {
+    if names.is_empty() {
+        return Ok(Binary::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| {
+            Binary::from_name(name.trim()).with_context(|| {
+                format!(
+                    "unknown target {name:?}; valid targets: {}",
+                    Binary::ALL.map(Binary::name).join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// The targets to run: the ones named, or every built one (the rest are listed as missing).
+fn chosen_targets(stack: &Stack, names: &[String]) -> Result<(Vec<Binary>, Vec<String>)> {
+    let built = built_targets(stack.bin_dir());
+    if names.is_empty() {
+        let missing = Binary::ALL
+            .into_iter()
+            .filter(|b| !built.contains(b))
+            .map(|b| b.name().to_string())
+            .collect::<Vec<_>>();
+        if !missing.is_empty() {
+            eprintln!("bench: not built, skipped: {}", missing.join(", "));
+        }
+        return Ok((built, missing));
+    }
+    let chosen = parse_targets(names)?;
+    for binary in &chosen {
+        if !built.contains(binary) {
+            bail!(
+                "{} is not built in {}: run `cargo build --release --workspace`",
+                binary.name(),
+                stack.bin_dir().display()
+            );
+        }
+    }
+    Ok((chosen, Vec::new()))
+}
+
+/// Where a run's results are, and which files.
+fn results_line(out: &std::path::Path, files: &str) {
+    println!("Results: {}/{files}", out.display());
+}

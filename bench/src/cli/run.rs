@@ -1,0 +1,175 @@
+//! `bench run`: a preset against each target in turn (and the externals beside them, or the
+//! targets of a remote stack), with results.json, results.csv, report.md and the charts.
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use shared::Binary;
+
+use super::args::{ExternalObserve, LoadArgs, StackArgs};
+use super::{chosen_targets, exit_code, parse_targets, UsageError};
+use crate::contract;
+use crate::model::case;
+use crate::model::external::{self, External, Named};
+use crate::model::preset::{Extra, Scenario};
+use crate::model::settings::Settings;
+use crate::ops;
+use crate::output::{folder, table};
+use crate::remote;
+use crate::stack::Stack;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// The target every row's `relative` is measured against, or `pgbench` [default:
+    /// sync-pool; leaderboard: pgbench].
+    #[arg(long)]
+    baseline: Option<String>,
+    /// A server the harness did not start, measured beside the targets (repeatable):
+    /// NAME=URL with the URL its /test endpoint, e.g. mine=http://127.0.0.1:9000/test. It is
+    /// checked against the contract first, on the database it reads (--database-url), unless
+    /// --no-verify (then its rows say `unverified`).
+    #[arg(long, value_name = "NAME=URL", value_parser = external::parse)]
+    external: Vec<Named<String>>,
+    #[command(flatten)]
+    observe: ExternalObserve,
+    /// Measure the stack another `bench up --listen-host` started, from its description: a
+    /// stack.json file or the URL of its status endpoint (http://HOST:PORT/stack.json). The
+    /// load, latencies and DB sessions are measured here; RSS, threads and CPU come from that
+    /// host's samples. --targets picks among its targets.
+    #[arg(long, value_name = "STACK.JSON|URL", conflicts_with_all = ["external", "database_url"])]
+    remote: Option<String>,
+}
+
+pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
+    let (scenario, settings, tool) = args.load.settings()?;
+    let names = parse_targets(&args.stack.targets)?;
+    let private_db = args.stack.database_url.is_none();
+    for case in case::expand(&scenario, &settings, &names) {
+        case.settings.check_faults(private_db).map_err(UsageError)?;
+    }
+    if matches!(scenario.extra, Extra::Sweep { .. }) {
+        bail!(
+            "{0} is a sweep preset: run `bench sweep --scenario {0}`",
+            scenario.name
+        );
+    }
+    let baseline = baseline_for(&scenario, args.baseline.as_deref())?;
+    let (externals, remote_stack) = match &args.remote {
+        Some(source) => {
+            let (description, remotes) = remote_targets(source, &settings, &names)?;
+            (remotes, Some(description))
+        }
+        None => (
+            args.observe.resolve(
+                &args.external,
+                args.stack.database_url.as_deref(),
+                !args.load.no_verify,
+            )?,
+            None,
+        ),
+    };
+    let out = folder::out_dir(args.load.out.as_deref(), scenario.name)?;
+    eprintln!("bench: starting the stack");
+    let mut options = args.stack.stack_options();
+    if let Some(description) = &remote_stack {
+        // The remote targets' database; this host's upstream nginx only serves the checks.
+        options.database_url = Some(description.database_url.clone());
+    }
+    let stack = Stack::start(&options)?;
+    let (targets, missing_targets) = if remote_stack.is_some() {
+        (Vec::new(), Vec::new())
+    } else {
+        chosen_targets(&stack, &args.stack.targets)?
+    };
+    let pooling: Vec<&str> = targets
+        .iter()
+        .filter(|b| !settings.db_mode.supported_by(**b))
+        .map(|b| b.name())
+        .collect();
+    if !pooling.is_empty() {
+        eprintln!(
+            "bench: --db-mode {} is for the tokio targets; left out: {}",
+            settings.db_mode,
+            pooling.join(", ")
+        );
+    }
+    let mut plan = args.load.plan(
+        scenario,
+        settings,
+        (targets, missing_targets),
+        baseline,
+        &out,
+    );
+    plan.externals = externals;
+    plan.remote_versions = remote_stack.map(|d| d.versions).unwrap_or_default();
+    eprintln!(
+        "bench: {} ({}), {} via {}",
+        plan.scenario.name, plan.scenario.summary, plan.settings.tool, plan.settings.via
+    );
+    let outcome = ops::run::run(&stack, &plan, tool, interrupted)?;
+    println!("{}", table::table(&outcome.rows, &outcome.meta.baseline));
+    println!(
+        "Results: {}/report.md (results.json, results.csv, throughput.svg, latency.svg)",
+        out.display()
+    );
+    if outcome.interrupted {
+        bail!(
+            "interrupted; the rows measured so far are in {}",
+            out.display()
+        );
+    }
+    let bad = outcome.rows.iter().filter(|r| !r.is_ok()).count();
+    if bad > 0 {
+        eprintln!("bench: {bad} row(s) failed or were refused; see the table");
+    }
+    Ok(exit_code(bad))
+}
+
+/// The name every row's `relative` divides by: the one asked for (a target, or `pgbench` in a
+/// preset with pgbench rows), or the preset's own: pgbench for the leaderboard, else
+/// sync-pool.
+fn baseline_for(scenario: &Scenario, asked: Option<&str>) -> Result<String> {
+    let has_pgbench = matches!(scenario.extra, Extra::Leaderboard(_) | Extra::Limits);
+    match asked {
+        Some("pgbench") if has_pgbench => Ok("pgbench".into()),
+        Some(name) => Ok(parse_targets(&[name.to_string()])?[0].name().to_string()),
+        None if matches!(scenario.extra, Extra::Leaderboard(_)) => Ok("pgbench".into()),
+        None => Ok(Binary::SyncPool.name().to_string()),
+    }
+}
+
+/// The targets of a remote stack's description (those of `names`, or all), as servers this
+/// run did not start; refuses what a remote stack cannot have.
+fn remote_targets(
+    source: &str,
+    settings: &Settings,
+    names: &[Binary],
+) -> Result<(remote::Description, Vec<External>)> {
+    let refused = [
+        (
+            !settings.faults.is_empty(),
+            "--fault (the faults act on this host's stack)",
+        ),
+        (settings.pgbouncer, "--pgbouncer"),
+        (settings.idle_connections > 0, "--idle-connections"),
+        (settings.pin, "--pin"),
+    ];
+    if let Some((_, what)) = refused.iter().find(|(on, _)| *on) {
+        return Err(UsageError(format!("--remote cannot run with {what}")).into());
+    }
+    let description =
+        remote::Description::load(source).map_err(|e| UsageError(format!("{e:#}")))?;
+    let remotes = description
+        .externals(source, names)
+        .map_err(|e| UsageError(format!("{e:#}")))?;
+    for remote in &remotes {
+        contract::reach(remote).map_err(anyhow::Error::msg)?;
+    }
+    Ok((description, remotes))
+}

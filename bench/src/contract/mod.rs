@@ -1,0 +1,162 @@
+//! The contract (docs/contract.md) as checks, shared by `bench verify`, `bench run` (which
+//! refuses a target that fails one) and the conformance suite.
+//!
+//! Each check takes a [`Server`]: a running target, the database it reads, and optionally the
+//! nginx port in front of it. A check returns `Err` with a message that says what was expected
+//! and what came back.
+//!
+//! Concurrency is proved by counting sessions in `pg_stat_activity` and requests in flight at
+//! nginx ([`burst_with_peaks`]), never by timing. Where a check looks at time, it is a lower
+//! bound (a request that asked for 200 ms of sleep cannot answer sooner), which cannot race.
+//!
+//! - `checks`: each rule of the contract, one function each;
+//! - `burst`: concurrent requests with the peaks they caused;
+//! - `verify`: the checks as `bench run` uses them, to refuse what fails.
+
+mod burst;
+mod checks;
+mod verify;
+
+use std::net::SocketAddr;
+
+use anyhow::Result;
+use shared::Binary;
+
+use crate::stack::Stack;
+use checks::*;
+
+pub use burst::{burst, burst_with_peaks, statuses, BurstPeaks};
+pub use verify::{reach, refused_externals, refused_targets};
+
+/// What a check runs against.
+#[derive(Clone, Debug)]
+pub struct Server {
+    /// The reference target, or `None` for a server the suite did not build (`--external`):
+    /// then the `Server` header is not compared with a name, and the server may keep
+    /// connections open or close them after each answer, as long as it says so.
+    pub binary: Option<Binary>,
+    /// The name in messages: the target's, or the external's.
+    pub name: String,
+    /// The target itself.
+    pub direct: SocketAddr,
+    /// nginx in front of it, when there is one.
+    pub proxied: Option<SocketAddr>,
+    pub database_url: String,
+    /// The upstream nginx (for the page's length), when known.
+    pub upstream: Option<SocketAddr>,
+    /// The target's `--rows`.
+    pub rows: i32,
+}
+
+/// The rows `sql/data.sql` loads: the `--rows` of a target started with its defaults, and
+/// what an external server is checked against.
+pub const TABLE_ROWS: i32 = 1_000_000;
+
+/// A named check.
+pub struct Check {
+    pub name: &'static str,
+    pub run: fn(&Server) -> Result<()>,
+}
+
+/// Every check that runs against a target started with default flags.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "row_body_is_byte_exact",
+        run: row_body_is_byte_exact,
+    },
+    Check {
+        name: "random_rows_are_real_rows",
+        run: random_rows_are_real_rows,
+    },
+    Check {
+        name: "headers_follow_the_contract",
+        run: headers_follow_the_contract,
+    },
+    Check {
+        name: "date_changes_across_a_second",
+        run: date_changes_across_a_second,
+    },
+    Check {
+        name: "json_and_health_answer_fixed_bodies",
+        run: json_and_health_answer_fixed_bodies,
+    },
+    Check {
+        name: "bad_parameters_are_400",
+        run: bad_parameters_are_400,
+    },
+    Check {
+        name: "unknown_path_and_missing_row_are_404",
+        run: unknown_path_and_missing_row_are_404,
+    },
+    Check {
+        name: "other_methods_are_405_with_allow",
+        run: other_methods_are_405_with_allow,
+    },
+    Check {
+        name: "keep_alive_follows_the_model",
+        run: keep_alive_follows_the_model,
+    },
+    Check {
+        name: "close_requests_and_malformed_input_end_the_connection",
+        run: close_requests_and_malformed_input_end_the_connection,
+    },
+    Check {
+        name: "ambiguous_body_framing_is_400_and_closes",
+        run: ambiguous_body_framing_is_400_and_closes,
+    },
+    Check {
+        name: "heads_over_8_kib_are_431",
+        run: heads_over_8_kib_are_431,
+    },
+    Check {
+        name: "db_delay_sleeps_in_the_statement",
+        run: db_delay_sleeps_in_the_statement,
+    },
+    Check {
+        name: "upstream_backend_reports_status_and_length",
+        run: upstream_backend_reports_status_and_length,
+    },
+    Check {
+        name: "one_statement_per_request",
+        run: one_statement_per_request,
+    },
+    Check {
+        name: "nginx_passes_the_same_bodies",
+        run: nginx_passes_the_same_bodies,
+    },
+];
+
+/// The result of one check.
+#[derive(Debug)]
+pub struct CheckOutcome {
+    pub check: &'static str,
+    pub result: Result<()>,
+}
+
+/// Runs every check against `server`, in order.
+pub fn run_all(server: &Server) -> Vec<CheckOutcome> {
+    CHECKS
+        .iter()
+        .map(|check| CheckOutcome {
+            check: check.name,
+            result: (check.run)(server),
+        })
+        .collect()
+}
+
+/// Starts `binary` with its defaults behind its own nginx on `stack`, runs every check, and
+/// stops both: what `bench verify` and `bench run` do before any load.
+pub fn run_on_stack(stack: &Stack, binary: Binary) -> Result<Vec<CheckOutcome>> {
+    let target = stack.launch(binary, &[])?;
+    let (_proxy, routes) = stack.proxy(&[(binary.name().to_string(), target.addr)], true, 1)?;
+    let server = Server {
+        binary: Some(binary),
+        name: binary.name().to_string(),
+        direct: target.addr,
+        proxied: Some(routes[0].listen),
+        database_url: stack.database_url().to_string(),
+        upstream: Some(stack.upstream_addr),
+        rows: 1_000_000,
+    };
+    Ok(run_all(&server))
+}

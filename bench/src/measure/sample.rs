@@ -1,0 +1,88 @@
+//! What a round samples besides the load tool's own numbers: the measured process (memory,
+//! threads, CPU) and its DB sessions, from this host's /proc and `pg_stat_activity`, or from
+//! a remote stack's samples.
+
+use super::SAMPLE_EVERY;
+use crate::observe::procfs::{self, MemorySampler};
+
+/// What the samplers watch in a round: the measured process (memory, threads, CPU) and its
+/// DB sessions' `application_name`. Empty for pgbench and nginx alone, and for an external
+/// server without `--external-pid` and `--external-app`.
+#[derive(Clone, Copy, Default)]
+pub struct Watched<'a> {
+    pub pid: Option<u32>,
+    pub app: Option<&'a str>,
+    /// A target of a remote stack: its status endpoint and its name in the samples.
+    pub remote: Option<(std::net::SocketAddr, &'a str)>,
+}
+
+impl Watched<'_> {
+    /// Samples the watched process's memory and threads every 100 ms: from this host's
+    /// /proc, or from a remote stack's samples; none without a process to watch.
+    pub fn memory_sampler(&self) -> Option<MemorySampler> {
+        match (self.remote, self.pid) {
+            (Some((status, name)), _) => {
+                let name = name.to_string();
+                Some(MemorySampler::start_with(SAMPLE_EVERY, move || {
+                    crate::remote::memory_of(status, &name)
+                }))
+            }
+            (None, Some(pid)) => Some(MemorySampler::start(pid, SAMPLE_EVERY)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// CPU seconds of the target, PostgreSQL and the proxy nginx over the measured load: from
+/// this host's /proc, or from a remote stack's samples.
+pub struct CpuWatch {
+    source: CpuSource,
+    before: [Option<f64>; 3],
+}
+
+enum CpuSource {
+    Local([Option<u32>; 3]),
+    /// The status endpoint and the target's name in its samples.
+    Remote(std::net::SocketAddr, String),
+}
+
+impl CpuWatch {
+    pub fn start(target: Option<u32>, postgres: Option<u32>, nginx: Option<u32>) -> CpuWatch {
+        let source = CpuSource::Local([target, postgres, nginx]);
+        let before = source.read();
+        CpuWatch { source, before }
+    }
+
+    pub fn remote(status: std::net::SocketAddr, name: &str) -> CpuWatch {
+        let source = CpuSource::Remote(status, name.to_string());
+        let before = source.read();
+        CpuWatch { source, before }
+    }
+
+    pub fn finish(self) -> (Option<f64>, Option<f64>, Option<f64>) {
+        let after = self.source.read();
+        let delta = |i: usize| Some((after[i]? - self.before[i]?).max(0.0));
+        (delta(0), delta(1), delta(2))
+    }
+}
+
+impl CpuSource {
+    fn read(&self) -> [Option<f64>; 3] {
+        match self {
+            CpuSource::Local(pids) => read_cpu(pids),
+            CpuSource::Remote(status, name) => {
+                let samples = crate::remote::fetch_samples(*status).unwrap_or_default();
+                let cpu = |key: &str| samples.get(key).map(|s| s.cpu_s);
+                [cpu(name), cpu("postgres"), cpu("nginx")]
+            }
+        }
+    }
+}
+
+fn read_cpu(pids: &[Option<u32>; 3]) -> [Option<f64>; 3] {
+    [
+        pids[0].and_then(|pid| procfs::cpu_seconds(pid, false)),
+        pids[1].and_then(|pid| procfs::cpu_seconds(pid, true)),
+        pids[2].and_then(|pid| procfs::cpu_seconds(pid, true)),
+    ]
+}

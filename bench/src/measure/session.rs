@@ -1,0 +1,180 @@
+//! The one measuring loop: `run`, `compare` and `sweep` each open a [`Session`] over their
+//! [`Plan`] and hand it their cases in their own order. The session verifies what will be
+//! measured (a target or external that fails the contract is refused: its row says why),
+//! measures the rest with one [`Runner`], shows the progress, prints each failure as it
+//! happens, and stops at Ctrl-C (the rows measured so far are kept).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::Binary;
+
+use super::tools::Tool;
+use super::Runner;
+use crate::contract;
+use crate::model::case::Case;
+use crate::model::external::External;
+use crate::model::preset::Scenario;
+use crate::model::row::{Row, Status};
+use crate::model::settings::Settings;
+use crate::stack::Stack;
+
+/// What a measuring command runs: the preset and its settings after the flags, the targets,
+/// the servers beside them, and where the results go.
+pub struct Plan {
+    pub scenario: Scenario,
+    pub settings: Settings,
+    pub targets: Vec<Binary>,
+    /// Servers the harness did not start (`--external`), measured beside the targets.
+    pub externals: Vec<External>,
+    /// The versions on a remote stack's host (`--remote`).
+    pub remote_versions: Vec<(String, String)>,
+    pub missing_targets: Vec<String>,
+    /// The name every row's `relative` divides by: a target, or `pgbench`.
+    pub baseline: String,
+    pub verify: bool,
+    pub out: PathBuf,
+    pub progress: bool,
+}
+
+/// One measuring session over a stack.
+pub struct Session<'a> {
+    runner: Runner<'a>,
+    bar: ProgressBar,
+    /// Subjects refused by the contract checks, by name, with why.
+    refused: Vec<(String, String)>,
+    interrupted: bool,
+}
+
+impl<'a> Session<'a> {
+    /// Verifies `targets` and `externals` (when the plan verifies; a passing external is
+    /// marked verified), then starts the runner (with pgbouncer in front when the plan asks)
+    /// and the progress of `rounds` rounds.
+    pub fn open(
+        stack: &'a Stack,
+        plan: &Plan,
+        targets: &[Binary],
+        externals: &mut [External],
+        tool: Tool,
+        interrupted: &'a AtomicBool,
+        rounds: u64,
+    ) -> Result<Session<'a>> {
+        let mut refused = Vec::new();
+        if plan.verify {
+            for (binary, why) in contract::refused_targets(stack, targets)? {
+                refused.push((binary.name().to_string(), why));
+            }
+            for external in externals.iter_mut() {
+                match contract::refused_externals(stack, external) {
+                    Some(why) => refused.push((external.name.clone(), why)),
+                    None => external.verified = true,
+                }
+            }
+        }
+        let bar = progress_bar(rounds, plan.progress);
+        let mut runner = Runner::new(
+            stack,
+            tool,
+            &plan.out.join("work"),
+            interrupted,
+            plan.settings.pgbouncer.then_some(plan.settings.sessions),
+        )?;
+        let ticks = bar.clone();
+        runner.on_round = Box::new(move |_| ticks.inc(1));
+        Ok(Session {
+            runner,
+            bar,
+            refused,
+            interrupted: false,
+        })
+    }
+
+    /// Why `name` was refused, if it was.
+    pub fn refusal(&self, name: &str) -> Option<&str> {
+        self.refused
+            .iter()
+            .find(|(refused, _)| refused == name)
+            .map(|(_, why)| why.as_str())
+    }
+
+    /// Measures `case` (`at` says where, for the progress and a failure's line, e.g. a
+    /// sweep's point), or gives its refused row; `None` once interrupted.
+    pub fn measure(&mut self, case: &Case, at: &str) -> Option<Row> {
+        if self.interrupted {
+            return None;
+        }
+        let rounds = u64::from(case.settings.rounds.max(1));
+        self.bar.set_message(format!("{}{at}", case.label));
+        let name = case.subject.name().unwrap_or_default();
+        if let Some(why) = self.refusal(name) {
+            self.bar.inc(rounds);
+            return Some(Row::refused(case, self.runner.tool.kind, why));
+        }
+        match self.runner.measure(case) {
+            Ok(row) => {
+                if row.status == Status::Failed {
+                    self.println(&format!(
+                        "bench: {}{at} failed: {}",
+                        row.target,
+                        row.failure.as_deref().unwrap_or("")
+                    ));
+                }
+                Some(row)
+            }
+            Err(_) => {
+                self.interrupted = true;
+                None
+            }
+        }
+    }
+
+    /// Counts a case that is already measured (a resumed sweep's).
+    pub fn skip(&self, case: &Case) {
+        self.bar.inc(u64::from(case.settings.rounds.max(1)));
+    }
+
+    /// Prints a line above the progress bar.
+    pub fn println(&self, line: &str) {
+        self.bar.println(line);
+    }
+
+    /// Runs `f` with the progress bar out of the way (for a command's own output).
+    pub fn suspend(&self, f: impl FnOnce()) {
+        self.bar.suspend(f);
+    }
+
+    /// The load tool.
+    pub fn tool(&self) -> &Tool {
+        &self.runner.tool
+    }
+
+    /// Whether Ctrl-C cut the session short.
+    pub fn was_interrupted(&self) -> bool {
+        self.interrupted
+    }
+
+    /// Clears the progress bar; whether the session was interrupted.
+    pub fn finish(self) -> bool {
+        self.bar.finish_and_clear();
+        self.interrupted
+    }
+}
+
+/// The progress of `total` rounds, with the time left.
+fn progress_bar(total: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}, about {eta} left  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}

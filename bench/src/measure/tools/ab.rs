@@ -1,0 +1,113 @@
+//! apache2-utils' ab: closed loop, HTTP/1.0. It has no p99.9; that stays empty rather than
+//! invented.
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::model::settings::Settings;
+use crate::model::tool::{Errors, Measurement, TIMEOUT_S};
+
+/// ab's arguments: -t bounds the time; a large -n keeps ab from stopping at its default
+/// 50,000.
+pub fn args(command: &mut Command, url: &str, settings: &Settings, seconds: u32) {
+    command.args([
+        "-q",
+        "-t",
+        &seconds.to_string(),
+        "-n",
+        "100000000",
+        "-c",
+        &settings.connections.max(1).to_string(),
+        "-s",
+        &TIMEOUT_S.to_string(),
+    ]);
+    if settings.client_keepalive {
+        command.arg("-k");
+    }
+    command.arg(url);
+}
+
+pub fn parse(stdout: &str) -> Result<Measurement> {
+    let field = |label: &str| -> Option<&str> {
+        stdout
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(label))
+            .map(str::trim)
+    };
+    let number = |label: &str| -> u64 {
+        field(label)
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let complete = field("Complete requests:").context("ab printed no summary")?;
+    let complete: u64 = complete.parse().context("ab: bad Complete requests")?;
+    let seconds: f64 = field("Time taken for tests:")
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("ab: no Time taken for tests")?;
+    let non_2xx = number("Non-2xx responses:");
+    // "(Connect: 0, Receive: 0, Length: 0, Exceptions: 0)"
+    let detail = |kind: &str| -> u64 {
+        stdout
+            .split(&format!("{kind}: "))
+            .nth(1)
+            .and_then(|rest| rest.split([',', ')']).next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let percentile = |p: &str| -> Option<f64> {
+        stdout.lines().find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some(p))
+                .then(|| words.next()?.parse().ok())
+                .flatten()
+        })
+    };
+    Ok(Measurement {
+        ok_responses: complete.saturating_sub(non_2xx),
+        seconds,
+        p50_ms: percentile("50%"),
+        p90_ms: percentile("90%"),
+        p99_ms: percentile("99%"),
+        p999_ms: None,
+        max_ms: percentile("100%"),
+        errors: Errors {
+            connect: detail("Connect"),
+            read: detail("Receive"),
+            write: number("Write errors:"),
+            timeout: 0,
+            non_2xx,
+            other: detail("Length") + detail("Exceptions"),
+            total: 0,
+        }
+        .with_total(),
+        unsent: 0,
+        per_connection: Vec::new(),
+    })
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ab_output_gives_counts_errors_and_percentiles_without_p999() {
+        let out = "Concurrency Level:      8\nTime taken for tests:   2.000 seconds\n\
+                   Complete requests:      400\nFailed requests:        3\n   (Connect: 1, Receive: 0, Length: 2, Exceptions: 0)\n\
+                   Non-2xx responses:      4\n\
+                   Percentage of the requests served within a certain time (ms)\n  50%      5\n  66%      6\n  90%      7\n  99%     11\n 100%     20 (longest request)\n";
+        let m = parse(out).unwrap();
+        assert_eq!(m.ok_responses, 396);
+        assert_eq!(m.seconds, 2.0);
+        assert_eq!(
+            (m.p50_ms, m.p90_ms, m.p99_ms),
+            (Some(5.0), Some(7.0), Some(11.0))
+        );
+        assert_eq!(m.p999_ms, None);
+        assert_eq!(m.max_ms, Some(20.0));
+        assert_eq!(m.errors.connect, 1);
+        assert_eq!(m.errors.other, 2);
+        assert_eq!(m.errors.total, 7);
+    }
+}

@@ -1,0 +1,329 @@
+//! Servers the harness did not start (`--external NAME=URL`): a team's own service, in any
+//! language, measured beside the references under the same load. The harness knows only its
+//! address; what it can observe of the process comes from `--external-pid` (memory, threads,
+//! CPU, on this machine) and `--external-app` (its DB sessions, by `application_name`).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use shared::{Backend, Binary};
+
+use super::settings::{Endpoint, Settings};
+
+/// A server named on the command line, with what is known of its process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct External {
+    pub name: String,
+    /// As given: `http://HOST:PORT/test`.
+    pub url: String,
+    /// HOST:PORT, resolved.
+    pub addr: SocketAddr,
+    /// `--external-pid`: the process on this machine, for RSS, threads and CPU.
+    pub pid: Option<u32>,
+    /// `--external-app`: its `application_name` in `pg_stat_activity`, for DB sessions.
+    pub app: Option<String>,
+    /// Whether it passed the contract checks (false with `--no-verify`).
+    pub verified: bool,
+    /// The reference binary it runs, when known (a target of a remote stack).
+    pub binary: Option<Binary>,
+    /// On a stack another `bench up` started (`--remote`): where, and how it is observed.
+    pub remote: Option<RemoteSide>,
+}
+
+/// A target of a remote stack, as its description has it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteSide {
+    /// The host the stack runs on.
+    pub host: String,
+    /// Its status endpoint, for RSS, threads and CPU (absent: those columns stay empty).
+    pub status: Option<SocketAddr>,
+    /// The target through the stack's own nginx.
+    pub via_nginx: Option<SocketAddr>,
+    /// The flags it was started with.
+    pub flags: Vec<String>,
+}
+
+/// `NAME=URL` as given on the command line (checked for shape; resolved by [`assemble`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Named<T> {
+    pub name: String,
+    pub value: T,
+}
+
+fn split_named(flag: &str, text: &str, example: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{flag} {text:?}: write NAME=VALUE, e.g. {example}"))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(format!(
+            "{flag} {text:?}: the name {name:?} must be letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// Parses `--external NAME=URL`: the URL is the server's `/test` endpoint over plain HTTP.
+pub fn parse(text: &str) -> Result<Named<String>, String> {
+    let (name, url) = split_named("--external", text, "mine=http://127.0.0.1:9000/test")?;
+    if Binary::from_name(&name).is_some() || name == "pgbench" || name == "nginx-static" {
+        return Err(format!(
+            "--external {text:?}: {name} is the name of a reference; call yours something else"
+        ));
+    }
+    address_of(&url).map_err(|why| format!("--external {name}={url}: {why}"))?;
+    Ok(Named { name, value: url })
+}
+
+/// Parses `--external-pid NAME=PID`.
+pub fn parse_pid(text: &str) -> Result<Named<u32>, String> {
+    let (name, pid) = split_named("--external-pid", text, "mine=12345")?;
+    let pid = pid
+        .parse::<u32>()
+        .map_err(|_| format!("--external-pid {text:?}: {pid:?} is not a process id"))?;
+    Ok(Named { name, value: pid })
+}
+
+/// Parses `--external-app NAME=APPLICATION_NAME`.
+pub fn parse_app(text: &str) -> Result<Named<String>, String> {
+    let (name, app) = split_named("--external-app", text, "mine=my-service")?;
+    if app.is_empty() {
+        return Err(format!(
+            "--external-app {text:?}: the application_name is empty"
+        ));
+    }
+    Ok(Named { name, value: app })
+}
+
+/// The HOST:PORT of a `http://HOST:PORT/test` URL, resolved; or why the URL is not one.
+pub fn address_of(url: &str) -> Result<SocketAddr, String> {
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    if !matches!(path, "" | "/" | "/test") {
+        return Err(format!(
+            "the path is {path:?}: give the server's /test endpoint (it must also serve /json and /health beside it)"
+        ));
+    }
+    address_of_any(url)
+}
+
+/// The HOST:PORT of any `http://HOST:PORT/…` URL, resolved.
+pub fn address_of_any(url: &str) -> Result<SocketAddr, String> {
+    let rest = match url.split_once("://") {
+        Some(("http", rest)) => rest,
+        Some((scheme, _)) => {
+            return Err(format!(
+                "{scheme}:// is not supported: the load tools measure plain HTTP; give http://HOST:PORT/test"
+            ))
+        }
+        None => return Err("not a URL: give http://HOST:PORT/test".into()),
+    };
+    let authority = rest.find('/').map_or(rest, |i| &rest[..i]);
+    if authority.is_empty() || !authority.contains(':') || authority.ends_with(':') {
+        return Err("no port: give http://HOST:PORT/test".into());
+    }
+    authority
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{authority} resolves to no address"))
+}
+
+/// The externals from the three flags; a pid or app for a name that is no external, a name
+/// given twice, or a pid that is no process here, is refused.
+pub fn assemble(
+    urls: &[Named<String>],
+    pids: &[Named<u32>],
+    apps: &[Named<String>],
+) -> Result<Vec<External>, String> {
+    let mut out: Vec<External> = Vec::new();
+    for named in urls {
+        if out.iter().any(|e| e.name == named.name) {
+            return Err(format!(
+                "--external {}: the name is given twice",
+                named.name
+            ));
+        }
+        out.push(External {
+            name: named.name.clone(),
+            url: named.value.clone(),
+            addr: address_of(&named.value)?,
+            pid: None,
+            app: None,
+            verified: false,
+            binary: None,
+            remote: None,
+        });
+    }
+    let known = |out: &[External], flag: &str, name: &str| -> Result<usize, String> {
+        out.iter()
+            .position(|e| e.name == name)
+            .ok_or_else(|| format!("{flag} {name}=…: no --external is called {name}"))
+    };
+    for named in pids {
+        let i = known(&out, "--external-pid", &named.name)?;
+        if !std::path::Path::new(&format!("/proc/{}", named.value)).exists() {
+            return Err(format!(
+                "--external-pid {}={}: no such process on this machine",
+                named.name, named.value
+            ));
+        }
+        out[i].pid = Some(named.value);
+    }
+    for named in apps {
+        let i = known(&out, "--external-app", &named.name)?;
+        out[i].app = Some(named.value.clone());
+    }
+    Ok(out)
+}
+
+impl External {
+    /// The URL the load tool gets: the endpoint and backend of the settings, with the delay
+    /// asked per request (the references get theirs as flags).
+    pub fn load_url(&self, addr: SocketAddr, s: &Settings) -> String {
+        match s.path {
+            Endpoint::Json | Endpoint::Static => format!("http://{addr}{}", s.path.path()),
+            Endpoint::Test => {
+                let backend = match s.backend {
+                    Backend::Db => "",
+                    Backend::Upstream => "&backend=upstream",
+                };
+                format!("http://{addr}/test?delay_ms={}{backend}", s.delay_ms)
+            }
+        }
+    }
+
+    /// Why the columns the harness cannot observe are empty, or `None` when all are filled.
+    pub fn unobserved(&self, queries_the_database: bool) -> Option<String> {
+        let mut missing = Vec::new();
+        if let Some(remote) = &self.remote {
+            if remote.status.is_none() {
+                missing.push(format!(
+                    "RSS, threads and CPU: the stack on {} serves no samples (its description has no status_url)",
+                    remote.host
+                ));
+            }
+        } else if self.pid.is_none() {
+            missing.push(format!(
+                "RSS, threads and CPU need its process: --external-pid {}=PID",
+                self.name
+            ));
+        }
+        if self.app.is_none() && queries_the_database {
+            missing.push(format!(
+                "DB sessions need its application_name: --external-app {}=NAME",
+                self.name
+            ));
+        }
+        (!missing.is_empty()).then(|| missing.join("; "))
+    }
+
+    /// Which host measured what, for a target of a remote stack.
+    pub fn measured_by(&self) -> Option<String> {
+        let remote = self.remote.as_ref()?;
+        let here = "this host: the load, latencies and DB sessions";
+        Some(match remote.status {
+            Some(status) => format!(
+                "{here}; {} (bench up, http://{status}/samples): RSS, threads and CPU of the target, PostgreSQL and nginx",
+                remote.host
+            ),
+            None => format!("{here}; nothing from {}", remote.host),
+        })
+    }
+
+    /// The row label: the name, marked external (and unverified when it was not checked), or
+    /// remote with its host.
+    pub fn label(&self) -> String {
+        if let Some(remote) = &self.remote {
+            return if self.verified {
+                format!("{} [remote {}]", self.name, remote.host)
+            } else {
+                format!("{} [remote {}, unverified]", self.name, remote.host)
+            };
+        }
+        if self.verified {
+            format!("{} [external]", self.name)
+        } else {
+            format!("{} [external, unverified]", self.name)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_the_test_endpoint_over_http() {
+        assert_eq!(
+            parse("mine=http://127.0.0.1:9000/test").unwrap(),
+            Named {
+                name: "mine".into(),
+                value: "http://127.0.0.1:9000/test".into()
+            }
+        );
+        assert!(parse("mine=http://127.0.0.1:9000").is_ok());
+        assert!(parse("mine=http://localhost:9000/").is_ok());
+        for (bad, says) in [
+            ("http://127.0.0.1:9000/test", "write NAME=VALUE"),
+            ("mine=127.0.0.1:9000", "not a URL"),
+            ("mine=https://127.0.0.1:9000/test", "plain HTTP"),
+            ("mine=http://127.0.0.1/test", "no port"),
+            ("mine=http://127.0.0.1:9000/api", "/test endpoint"),
+            (
+                "tokio-axum=http://127.0.0.1:9000/test",
+                "name of a reference",
+            ),
+            ("my server=http://127.0.0.1:9000/test", "must be letters"),
+        ] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+            assert!(!error.contains('\n'), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn pids_and_apps_name_an_external() {
+        let urls = [parse("mine=http://127.0.0.1:9000/test").unwrap()];
+        let me = std::process::id();
+        let pid = parse_pid(&format!("mine={me}")).unwrap();
+        let app = parse_app("mine=svc").unwrap();
+        let externals = assemble(
+            &urls,
+            std::slice::from_ref(&pid),
+            std::slice::from_ref(&app),
+        )
+        .unwrap();
+        assert_eq!(externals[0].pid, Some(me));
+        assert_eq!(externals[0].app.as_deref(), Some("svc"));
+        let other = parse_pid("theirs=1").unwrap();
+        assert!(assemble(&urls, &[other], &[])
+            .unwrap_err()
+            .contains("no --external is called theirs"));
+        let gone = parse_pid("mine=4000000000").unwrap();
+        assert!(assemble(&urls, &[gone], &[])
+            .unwrap_err()
+            .contains("no such process"));
+        assert!(parse_pid("mine=me").is_err());
+        let twice = [urls[0].clone(), urls[0].clone()];
+        assert!(assemble(&twice, &[], &[]).unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn the_load_url_carries_the_delay_and_backend() {
+        let urls = [parse("mine=http://127.0.0.1:9000/test").unwrap()];
+        let mine = &assemble(&urls, &[], &[]).unwrap()[0];
+        let mut s = crate::model::preset::find("grinberg").unwrap().settings;
+        assert_eq!(
+            mine.load_url(mine.addr, &s),
+            "http://127.0.0.1:9000/test?delay_ms=20"
+        );
+        s.backend = Backend::Upstream;
+        assert!(mine.load_url(mine.addr, &s).ends_with("&backend=upstream"));
+        s.path = Endpoint::Json;
+        assert_eq!(mine.load_url(mine.addr, &s), "http://127.0.0.1:9000/json");
+    }
+}

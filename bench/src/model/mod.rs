@@ -1,0 +1,18 @@
+//! Plain values, no I/O: what a run asks for ([`settings`], the [`preset`] table, the
+//! [`knob`]s a sweep varies, [`fault`] specs), what it measures ([`case`]s, with [`external`]
+//! servers among their subjects), and what it found ([`row`]s, with the [`tool`]'s
+//! measurement and the extras' figures [`beside`] the load, the [`capacity`] of a rate sweep,
+//! the [`meta`] of a run, `bench client`'s [`client`] rows).
+
+pub mod beside;
+pub mod capacity;
+pub mod case;
+pub mod client;
+pub mod external;
+pub mod fault;
+pub mod knob;
+pub mod meta;
+pub mod preset;
+pub mod row;
+pub mod settings;
+pub mod tool;

@@ -1,0 +1,313 @@
+//! The presets: each reproduces the configuration of a published Python benchmark (see
+//! docs/scenarios.md), and says how it expands into cases (`case::expand`).
+//!
+//! A preset fixes the load (clients, duration, open or closed loop), the endpoint, the delay
+//! and the DB sessions; command-line flags override any of it. What a preset deliberately does
+//! *not* copy are the articles' known mistakes: there is a warm-up, and nginx keeps its
+//! upstream connections open unless the preset is about the cost of not doing so (paterson).
+//! This file is a data table: adding a preset is one entry in [`all`].
+
+use anyhow::{bail, Result};
+use shared::{Backend, Binary, DbMode};
+
+use super::fault::{Fault, FaultKind};
+use super::settings::{Endpoint, Settings, Via};
+use super::tool::ToolKind;
+
+/// One preset: defaults plus how it expands.
+#[derive(Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub source: &'static str,
+    pub summary: &'static str,
+    pub settings: Settings,
+    pub extra: Extra,
+}
+
+/// What a preset measures beyond one row per target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Extra {
+    None,
+    /// sync-pool again at each of these worker counts (Tsutsumi's thread sweep).
+    SyncPoolSweep(&'static [u32]),
+    /// Each target at each open-loop rate, for `/json` and for the db backend (API-Hour).
+    OpenLoop(&'static [u32]),
+    /// No targets: pgbench with the targets' statement, and nginx answering alone.
+    Limits,
+    /// At each of these client counts: every tokio target pooled and pipelined, and pgbench
+    /// with as many clients, in one group per count (the TechEmpower single-query design).
+    Leaderboard(&'static [u32]),
+    /// One group per fault: every target with that fault (and the upstream faults with the
+    /// upstream backend). A `--fault` given on the command line replaces them.
+    Faults(&'static [Fault]),
+    /// Every target without slow clients, then with the settings' `slow_clients`: two groups.
+    SlowClients,
+    /// Every target holding each of these numbers of idle connections: one group each.
+    Connections(&'static [u32]),
+    /// A sweep preset, for `bench sweep`: the knobs it varies (`KNOB=V1,V2,…`, as `--vary`
+    /// takes them) and its targets (empty: every built one).
+    Sweep {
+        vary: &'static [&'static str],
+        targets: &'static [Binary],
+    },
+}
+
+const BASE: Settings = Settings {
+    path: Endpoint::Test,
+    backend: Backend::Db,
+    delay_ms: 0,
+    connections: 100,
+    rate: None,
+    duration_s: 10,
+    warmup_s: 2,
+    sessions: 100,
+    sync_workers: Some(19),
+    async_workers: Some(6),
+    via: Via::Nginx,
+    upstream_keepalive: true,
+    client_keepalive: true,
+    pgbouncer: false,
+    pin: false,
+    tool: ToolKind::Wrk,
+    rounds: 1,
+    rows: 1_000_000,
+    db_mode: DbMode::Pool,
+    per_connection: false,
+    faults: Vec::new(),
+    slow_clients: 0,
+    idle_connections: 0,
+};
+
+/// The `faults` preset's faults, one group each.
+const PRESET_FAULTS: &[Fault] = &[
+    Fault::new(FaultKind::DbRestart, Some(5.0), 5.0),
+    Fault::new(FaultKind::DbStop, Some(5.0), 5.0),
+    Fault::new(FaultKind::UpstreamStop, Some(5.0), 5.0),
+];
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "quick",
+            source: "CI-sized check of the whole pipeline",
+            summary: "c=8, 5 ms delay, 8 sessions, 3 s per target",
+            settings: Settings {
+                connections: 8,
+                delay_ms: 5,
+                duration_s: 3,
+                warmup_s: 1,
+                sessions: 8,
+                sync_workers: Some(4),
+                async_workers: Some(2),
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "grinberg",
+            source: "Grinberg 2020, \"Ignore all web performance benchmarks\"",
+            summary: "c=100, 20 ms delay, 100 DB sessions, sync 19 workers, async 6",
+            settings: Settings {
+                delay_ms: 20,
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "better-async",
+            source: "Grinberg 2020, the configuration that favours async",
+            summary: "c=400, 40 ms delay, 100 DB sessions",
+            settings: Settings {
+                connections: 400,
+                delay_ms: 40,
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "better-sync",
+            source: "Grinberg 2020, the configuration that favours sync",
+            summary: "c=19, 10 ms delay, 19 DB sessions",
+            settings: Settings {
+                connections: 19,
+                delay_ms: 10,
+                sessions: 19,
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "paterson",
+            source: "Paterson 2020, \"Async Python is not faster\"",
+            summary: "no delay, c=100, no client keep-alive, nginx without upstream keep-alive, 20 sessions",
+            settings: Settings {
+                sessions: 20,
+                sync_workers: Some(19),
+                client_keepalive: false,
+                upstream_keepalive: false,
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "tsutsumi",
+            source: "Tsutsumi 2017, \"Aiohttp vs multithreaded Flask\"",
+            summary: "upstream backend, echo_sleep 100 ms, c=400, plus sync-pool at 10..1000 workers",
+            settings: Settings {
+                backend: Backend::Upstream,
+                delay_ms: 100,
+                connections: 400,
+                duration_s: 20,
+                warmup_s: 2,
+                sync_workers: Some(19),
+                ..BASE
+            },
+            extra: Extra::SyncPoolSweep(&[10, 20, 50, 100, 200, 400, 800, 1000]),
+        },
+        Scenario {
+            name: "gasc",
+            source: "Gasc 2015, API-Hour benchmarks",
+            summary: "/json and db, open loop at 4000 req/s and at 10 req/s (oha)",
+            settings: Settings {
+                connections: 400,
+                duration_s: 30,
+                warmup_s: 2,
+                tool: ToolKind::Oha,
+                ..BASE
+            },
+            extra: Extra::OpenLoop(&[4000, 10]),
+        },
+        Scenario {
+            name: "flip-map",
+            source: "Grinberg 2020: the configuration decides the verdict, so draw the whole map",
+            summary: "sweep: delay 0, 10, 20, 40 ms × clients 19, 100, 400, 100 sessions; sync-pool (19 workers), sync-thread, tokio-axum, may-green; 5 s per point",
+            settings: Settings {
+                duration_s: 5,
+                warmup_s: 1,
+                ..BASE
+            },
+            extra: Extra::Sweep {
+                vary: &["delay-ms=0,10,20,40", "connections=19,100,400"],
+                targets: &[
+                    Binary::SyncPool,
+                    Binary::SyncThread,
+                    Binary::TokioAxum,
+                    Binary::MayGreen,
+                ],
+            },
+        },
+        Scenario {
+            name: "capacity",
+            source: "open-loop capacity at a latency objective (wrk2/HttpArena style), at Grinberg's settings",
+            summary: "sweep: grinberg (20 ms, 100 sessions) in open loop at 250 to 6000 req/s with oha; every target; capacity at p99 ≤ 100 ms",
+            settings: Settings {
+                delay_ms: 20,
+                duration_s: 5,
+                warmup_s: 1,
+                tool: ToolKind::Oha,
+                ..BASE
+            },
+            extra: Extra::Sweep {
+                vary: &["rate=250,500,1000,2000,3000,4000,5000,6000"],
+                targets: &[],
+            },
+        },
+        Scenario {
+            name: "sessions",
+            source: "Grinberg 2020: where the pool, not the model, is the bound",
+            summary: "sweep: grinberg with pool-size 5, 10, 19, 50, 100; every target",
+            settings: Settings {
+                delay_ms: 20,
+                duration_s: 5,
+                warmup_s: 1,
+                ..BASE
+            },
+            extra: Extra::Sweep {
+                vary: &["pool-size=5,10,19,50,100"],
+                targets: &[],
+            },
+        },
+        Scenario {
+            name: "leaderboard",
+            source: "TechEmpower single query: one pipelined connection per worker beside a pool",
+            summary: "no delay, direct, clients 16, 64, 256; each tokio target pooled (16 sessions) and pipelined (one connection per worker), pgbench with as many clients",
+            settings: Settings {
+                via: Via::Direct,
+                sessions: 16,
+                async_workers: None,
+                ..BASE
+            },
+            extra: Extra::Leaderboard(&[16, 64, 256]),
+        },
+        Scenario {
+            name: "tails",
+            source: "tails under saturation: does a model serve its connections evenly at zero delay?",
+            summary: "no delay, direct, c=100, 16 sessions, workers at the CPU count (sync-pool 19); wrk with one thread per connection, counting each connection's answers",
+            settings: Settings {
+                via: Via::Direct,
+                sessions: 16,
+                async_workers: None,
+                per_connection: true,
+                ..BASE
+            },
+            extra: Extra::None,
+        },
+        Scenario {
+            name: "faults",
+            source: "TechEmpower #8790: what a database restart or an upstream outage costs each model",
+            summary: "grinberg's load for 15 s, with a PostgreSQL restart at 5 s, then PostgreSQL stopped 5 s, then the upstream nginx stopped 5 s (upstream backend); every target; a probe at 100 req/s draws the timeline",
+            settings: Settings {
+                delay_ms: 20,
+                duration_s: 15,
+                ..BASE
+            },
+            extra: Extra::Faults(PRESET_FAULTS),
+        },
+        Scenario {
+            name: "connections",
+            source: "\"asyncio scales better memory-wise\": what an idle connection costs each model",
+            summary: "1,000 then 10,000 idle keep-alive connections held on each target (idle timeout off): memory and threads per connection, /health on a fresh connection, and grinberg's load beside them against the same load alone; direct",
+            settings: Settings {
+                delay_ms: 20,
+                duration_s: 5,
+                warmup_s: 1,
+                via: Via::Direct,
+                ..BASE
+            },
+            extra: Extra::Connections(&[1000, 10_000]),
+        },
+        Scenario {
+            name: "slow-clients",
+            source: "the articles' \"remote requests with long response times\": smartphone users beside the load",
+            summary: "grinberg's load (c=100, 20 ms, 100 sessions), direct, without and with 200 slow clients that take a second to send each request and read the answer slowly",
+            settings: Settings {
+                delay_ms: 20,
+                via: Via::Direct,
+                slow_clients: 200,
+                ..BASE
+            },
+            extra: Extra::SlowClients,
+        },
+        Scenario {
+            name: "limits",
+            source: "the physical limits under every other row",
+            summary: "pgbench with the targets' statement and client count; nginx `return 200`",
+            settings: BASE,
+            extra: Extra::Limits,
+        },
+    ]
+}
+
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|s| s.name).collect()
+}
+
+pub fn find(name: &str) -> Result<Scenario> {
+    match all().into_iter().find(|s| s.name == name) {
+        Some(scenario) => Ok(scenario),
+        None => bail!(
+            "unknown scenario {name:?}; valid scenarios: {}",
+            names().join(", ")
+        ),
+    }
+}

@@ -1,0 +1,509 @@
+//! One result row: what a case measured, with its configuration, bound and resources, as
+//! `results.json` has it. A row is built from its parts: the case, the tool, and the rounds
+//! measured (the round closest to the median throughput gives the latencies and resources).
+
+use serde::{Deserialize, Serialize};
+
+use super::beside::Beside;
+use super::case::{Case, Subject};
+use super::knob::Point;
+use super::settings::{bound_rps, Settings};
+use super::tool::{Measurement, ToolKind};
+
+/// How a row ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Measured.
+    Ok,
+    /// The target died, the tool failed, or no 2xx came back.
+    Failed,
+    /// The target failed the contract checks, so it was not measured.
+    Refused,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Refused => "refused",
+        }
+    }
+}
+
+/// Open or closed loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoopKind {
+    /// The tool sends the next request when an answer comes (wrk, ab).
+    Closed,
+    /// The tool sends at a fixed rate, whatever the answers (oha `-q`).
+    Open,
+}
+
+/// One result row of `results.json`. The field names are the documented ones
+/// (docs/results.md); the tool's numbers are flattened in from its [`Measurement`]. Rows are
+/// read back from a sweep's `results.jsonl` to resume it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub target: String,
+    pub binary: Option<String>,
+    pub model: String,
+    /// Rows in the same group compare with each other.
+    pub group: String,
+    pub status: Status,
+    pub failure: Option<String>,
+    pub tool: String,
+    #[serde(rename = "loop")]
+    pub loop_kind: LoopKind,
+    pub config: Settings,
+    /// The target's flags, as passed.
+    pub flags: Vec<String>,
+    /// The median round's counts, latencies and errors.
+    #[serde(flatten)]
+    pub measurement: Measurement,
+    /// The median of the rounds' throughputs (2xx only).
+    pub requests_per_sec: f64,
+    /// Each round's throughput, and their spread.
+    pub rounds_rps: Vec<f64>,
+    pub requests_per_sec_min: f64,
+    pub requests_per_sec_max: f64,
+    pub requested_rate: Option<u32>,
+    pub achieved_rate: Option<f64>,
+    /// Open loop only: the achieved rate was under 99% of the requested one.
+    pub saturated: Option<bool>,
+    pub db_sessions_peak: Option<i64>,
+    pub threads_peak: Option<u64>,
+    pub rss_peak_mib: Option<f64>,
+    pub cpu_ms_per_request: Option<f64>,
+    pub postgres_cpu_ms_per_request: Option<f64>,
+    pub nginx_cpu_ms_per_request: Option<f64>,
+    pub bound_rps: Option<f64>,
+    pub efficiency: Option<f64>,
+    pub relative: Option<f64>,
+    /// `--per-connection` (wrk): how the answers were spread over the connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_requests: Option<ConnectionRequests>,
+    /// What the extras beside the load measured (each absent when it did not run).
+    #[serde(flatten)]
+    pub beside: Beside,
+    /// `--external`: a server the harness did not start (absent for the references).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRow>,
+    /// A sweep's point: the knob values of this row (absent outside sweeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<Point>,
+}
+
+/// What a row of an external server says about it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ExternalRow {
+    pub url: String,
+    /// It passed the contract checks; false when measured with `--no-verify`.
+    pub verified: bool,
+    pub pid: Option<u32>,
+    pub application_name: Option<String>,
+    /// Why some columns are empty: what the harness cannot observe of a process it did not
+    /// start, and the flag that fills them.
+    pub unobserved: Option<String>,
+    /// A target of a remote stack (`--remote`): which host measured what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_by: Option<String>,
+}
+
+/// What one round of one case measured, beyond the tool's numbers.
+#[derive(Clone, Debug, Default)]
+pub struct Round {
+    pub measurement: Measurement,
+    /// What the extras beside the load measured.
+    pub beside: Beside,
+    pub sessions_peak: Option<i64>,
+    pub rss_peak_mib: Option<f64>,
+    pub threads_peak: Option<u64>,
+    pub cpu_s: Option<f64>,
+    pub postgres_cpu_s: Option<f64>,
+    pub nginx_cpu_s: Option<f64>,
+}
+
+/// How many 2xx each client connection got in the measured load: a model that serves its
+/// connections unevenly shows it here before it shows in the percentiles.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionRequests {
+    pub connections: usize,
+    pub min: u64,
+    pub median: f64,
+    pub max: u64,
+    /// Coefficient of variation: standard deviation / mean (0 is perfectly even).
+    pub cv: f64,
+    /// Connections that got no answer at all.
+    pub starved: usize,
+}
+
+impl ConnectionRequests {
+    pub fn of(counts: &[u64]) -> Option<ConnectionRequests> {
+        if counts.is_empty() {
+            return None;
+        }
+        let values: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        Some(ConnectionRequests {
+            connections: counts.len(),
+            min: counts.iter().copied().min().unwrap_or(0),
+            median: Spread::of(&values).median,
+            max: counts.iter().copied().max().unwrap_or(0),
+            cv: if mean > 0.0 {
+                variance.sqrt() / mean
+            } else {
+                0.0
+            },
+            starved: counts.iter().filter(|&&c| c == 0).count(),
+        })
+    }
+}
+
+/// What a row says about its subject: the binary, the model, the flags it was started with,
+/// and the concurrency that bounds it.
+struct Described {
+    binary: Option<String>,
+    model: String,
+    flags: Vec<String>,
+    concurrency: Option<u32>,
+}
+
+impl Described {
+    fn of(case: &Case) -> Described {
+        let s = &case.settings;
+        let (binary, model, flags, concurrency) = match &case.subject {
+            Subject::Target(b) => (
+                Some(b.name().to_string()),
+                b.model().to_string(),
+                s.target_flags(*b)
+                    .into_iter()
+                    .map(|(f, v)| format!("{f} {v}"))
+                    .collect(),
+                s.effective_concurrency(*b),
+            ),
+            Subject::External(e) => match (&e.remote, e.binary) {
+                (Some(remote), Some(binary)) => (
+                    Some(binary.name().to_string()),
+                    format!(
+                        "{}; on {}, started by bench up",
+                        binary.model(),
+                        remote.host
+                    ),
+                    remote.flags.clone(),
+                    s.effective_concurrency_with(binary, &remote.flags),
+                ),
+                _ => (
+                    None,
+                    format!("external: {} (not started by the harness)", e.url),
+                    Vec::new(),
+                    None,
+                ),
+            },
+            Subject::Pgbench => (
+                None,
+                "pgbench: the database alone, same statement".to_string(),
+                Vec::new(),
+                Some(s.connections.min(s.sessions)),
+            ),
+            Subject::NginxStatic => (
+                None,
+                "nginx `return 200`: the HTTP path alone".to_string(),
+                Vec::new(),
+                None,
+            ),
+        };
+        Described {
+            binary,
+            model,
+            flags,
+            concurrency,
+        }
+    }
+}
+
+/// How a row ended: failed (with why) when a round failed, when the target stopped answering
+/// its idle connections, or when no 2xx came back; otherwise ok.
+fn status_of(failure: Option<String>, chosen: &Round) -> (Status, Option<String>) {
+    let m = &chosen.measurement;
+    let stalled = chosen
+        .beside
+        .idle
+        .as_ref()
+        .filter(|i| i.answered < i.opened)
+        .map(|i| {
+            format!(
+                "the target answered {} of {} idle connections, then stopped: {}; no load was run beside them",
+                i.answered,
+                i.opened,
+                i.first_unanswered.as_deref().unwrap_or("no answer")
+            )
+        });
+    match failure.or(stalled) {
+        Some(why) => (Status::Failed, Some(why)),
+        None if m.ok_responses == 0 => (
+            Status::Failed,
+            Some(format!(
+                "no 2xx responses ({} errors: {:?})",
+                m.errors.total, m.errors
+            )),
+        ),
+        None => (Status::Ok, None),
+    }
+}
+
+/// CPU milliseconds per answered request.
+fn per_request(cpu_s: Option<f64>, answered: u64) -> Option<f64> {
+    cpu_s
+        .filter(|_| answered > 0)
+        .map(|cpu| cpu * 1000.0 / answered as f64)
+}
+
+impl Row {
+    /// What was measured: the target's binary, or `pgbench` / `nginx-static` (the first word of
+    /// the label of a row without a target).
+    pub fn subject_name(&self) -> &str {
+        match &self.binary {
+            Some(binary) => binary,
+            None => self.target.split_whitespace().next().unwrap_or(""),
+        }
+    }
+
+    /// The row of `case` from its rounds (none when it failed before the first ended).
+    pub fn build(case: &Case, tool: ToolKind, rounds: Vec<Round>, failure: Option<String>) -> Row {
+        let s = &case.settings;
+        let Described {
+            binary,
+            model,
+            flags,
+            concurrency,
+        } = Described::of(case);
+        let tool_name = match case.subject {
+            Subject::Pgbench => "pgbench".to_string(),
+            _ => tool.name().to_string(),
+        };
+        let rounds_rps: Vec<f64> = rounds
+            .iter()
+            .map(|r| r.measurement.requests_per_sec())
+            .collect();
+        let spread = Spread::of(&rounds_rps);
+        // The round closest to the median gives the latencies and resources of the row.
+        let chosen = rounds
+            .into_iter()
+            .min_by(|a, b| {
+                let da = (a.measurement.requests_per_sec() - spread.median).abs();
+                let db = (b.measurement.requests_per_sec() - spread.median).abs();
+                da.total_cmp(&db)
+            })
+            .unwrap_or_default();
+        let m = &chosen.measurement;
+        let answered = m.ok_responses + m.errors.non_2xx;
+        let achieved_rate = s.rate.map(|_| {
+            if m.seconds > 0.0 {
+                answered as f64 / m.seconds
+            } else {
+                0.0
+            }
+        });
+        // The load tool could not keep the rate: answered under 95% of it, or requests left
+        // unsent at the deadline. Such a point measures the client as much as the target.
+        let saturated = s
+            .rate
+            .zip(achieved_rate)
+            .map(|(rate, achieved)| achieved < 0.95 * f64::from(rate) || m.unsent > 0);
+        let bound = bound_rps(s, concurrency);
+        let (status, failure) = status_of(failure, &chosen);
+        Row {
+            target: case.label.clone(),
+            binary,
+            model,
+            group: case.group.clone(),
+            status,
+            failure,
+            tool: tool_name,
+            loop_kind: if s.rate.is_some() {
+                LoopKind::Open
+            } else {
+                LoopKind::Closed
+            },
+            config: s.clone(),
+            flags,
+            requests_per_sec: spread.median,
+            requests_per_sec_min: spread.min,
+            requests_per_sec_max: spread.max,
+            rounds_rps,
+            requested_rate: s.rate,
+            saturated,
+            achieved_rate,
+            db_sessions_peak: chosen.sessions_peak,
+            threads_peak: chosen.threads_peak,
+            rss_peak_mib: chosen.rss_peak_mib,
+            cpu_ms_per_request: per_request(chosen.cpu_s, answered),
+            postgres_cpu_ms_per_request: per_request(chosen.postgres_cpu_s, answered),
+            nginx_cpu_ms_per_request: per_request(chosen.nginx_cpu_s, answered),
+            bound_rps: bound,
+            efficiency: bound.filter(|_| m.seconds > 0.0).map(|b| spread.median / b),
+            relative: None,
+            point: None,
+            external: match &case.subject {
+                Subject::External(e) => Some(ExternalRow {
+                    url: e.url.clone(),
+                    verified: e.verified,
+                    pid: e.pid,
+                    application_name: e.app.clone(),
+                    unobserved: e.unobserved(s.queries_the_database()),
+                    measured_by: e.measured_by(),
+                }),
+                _ => None,
+            },
+            connection_requests: ConnectionRequests::of(&m.per_connection),
+            beside: chosen.beside.clone(),
+            measurement: chosen.measurement,
+        }
+    }
+
+    /// A refused target's row: it failed the contract checks, so it was not measured.
+    pub fn refused(case: &Case, tool: ToolKind, why: &str) -> Row {
+        Row {
+            status: Status::Refused,
+            ..Row::build(case, tool, Vec::new(), Some(why.to_string()))
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.status == Status::Ok
+    }
+}
+
+/// min, median, max.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Spread {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return Spread {
+                min: 0.0,
+                median: 0.0,
+                max: 0.0,
+            };
+        }
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Spread {
+            min: sorted[0],
+            median,
+            max: sorted[n - 1],
+        }
+    }
+}
+
+/// Fills in `relative`: each row's throughput over the baseline's in its group. The baseline
+/// is a target's name, or `pgbench` ([`Row::subject_name`]).
+pub fn set_relative(rows: &mut [Row], baseline: &str) {
+    let bases: Vec<(String, f64)> = rows
+        .iter()
+        .filter(|r| r.subject_name() == baseline && r.is_ok())
+        .map(|r| (r.group.clone(), r.requests_per_sec))
+        .collect();
+    for row in rows.iter_mut() {
+        let base = bases.iter().find(|(group, _)| *group == row.group);
+        row.relative = match base {
+            Some((_, base)) if *base > 0.0 && row.is_ok() => Some(row.requests_per_sec / base),
+            _ => None,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::preset;
+    use shared::Binary;
+
+    fn tool() -> ToolKind {
+        ToolKind::Wrk
+    }
+
+    fn case(binary: Binary) -> Case {
+        Case {
+            label: binary.name().into(),
+            subject: Subject::Target(binary),
+            settings: preset::find("grinberg").unwrap().settings,
+            group: String::new(),
+        }
+    }
+
+    fn round(rps_times_ten: u64) -> Round {
+        Round {
+            measurement: Measurement {
+                ok_responses: rps_times_ten,
+                seconds: 10.0,
+                p50_ms: Some(20.0),
+                ..Measurement::default()
+            },
+            cpu_s: Some(1.0),
+            sessions_peak: Some(19),
+            ..Round::default()
+        }
+    }
+
+    #[test]
+    fn rows_take_the_median_round_and_keep_the_spread() {
+        let row = Row::build(
+            &case(Binary::SyncPool),
+            tool(),
+            vec![round(8000), round(9000), round(8500)],
+            None,
+        );
+        assert_eq!(row.status, Status::Ok);
+        assert_eq!(row.requests_per_sec, 850.0);
+        assert_eq!(row.measurement.ok_responses, 8500);
+        assert_eq!(
+            (row.requests_per_sec_min, row.requests_per_sec_max),
+            (800.0, 900.0)
+        );
+        assert_eq!(row.bound_rps, Some(950.0));
+        assert!((row.efficiency.unwrap() - 850.0 / 950.0).abs() < 1e-9);
+        // 1 CPU second over 8500 responses.
+        assert!((row.cpu_ms_per_request.unwrap() - 1000.0 / 8500.0).abs() < 1e-9);
+        assert_eq!(row.loop_kind, LoopKind::Closed);
+    }
+
+    #[test]
+    fn failures_and_empty_runs_are_failed_rows_and_relative_skips_them() {
+        let failed = Row::build(
+            &case(Binary::TokioAxum),
+            tool(),
+            vec![],
+            Some("died".into()),
+        );
+        assert_eq!(failed.status, Status::Failed);
+        let empty = Row::build(&case(Binary::TokioHyper), tool(), vec![round(0)], None);
+        assert_eq!(empty.status, Status::Failed);
+        let refused = Row::refused(&case(Binary::MayGreen), tool(), "checks");
+        assert_eq!(refused.status, Status::Refused);
+        let base = Row::build(&case(Binary::SyncPool), tool(), vec![round(9000)], None);
+        let fast = Row::build(&case(Binary::TokioActix), tool(), vec![round(27000)], None);
+        let mut rows = vec![base, fast, failed, empty];
+        set_relative(&mut rows, "sync-pool");
+        assert_eq!(rows[0].relative, Some(1.0));
+        assert_eq!(rows[1].relative, Some(3.0));
+        assert_eq!(rows[2].relative, None);
+        assert_eq!(rows[3].relative, None);
+    }
+}

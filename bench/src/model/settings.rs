@@ -1,0 +1,345 @@
+//! What one measured run asks of a target, fully resolved: [`Settings`], the row's
+//! configuration, with what follows from it (each target's flags, the concurrency that limits
+//! it, the Little's-law bound). Plain values: nothing here starts or measures anything.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use shared::{Backend, Binary, DbMode};
+
+use super::fault::{Fault, FaultKind};
+use super::tool::ToolKind;
+
+/// What a case requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Endpoint {
+    /// `/test`: the backend, with the delay.
+    #[serde(rename = "/test")]
+    Test,
+    /// `/json`: no I/O.
+    #[serde(rename = "/json")]
+    Json,
+    /// nginx's own `/static` page (the limits rows).
+    #[serde(rename = "/static")]
+    Static,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Test => "/test",
+            Endpoint::Json => "/json",
+            Endpoint::Static => "/static",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.path())
+    }
+}
+
+/// How the load reaches a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// Through its own nginx reverse proxy, as in the articles.
+    Nginx,
+    /// Straight to the target's port.
+    Direct,
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Via::Nginx => "nginx",
+            Via::Direct => "direct",
+        })
+    }
+}
+
+fn backend_name<S: Serializer>(backend: &Backend, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(backend.name())
+}
+
+fn backend_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Backend, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    Backend::from_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown backend {name:?}")))
+}
+
+fn db_mode_name<S: Serializer>(mode: &DbMode, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(mode.name())
+}
+
+fn db_mode_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DbMode, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    DbMode::from_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown db mode {name:?}")))
+}
+
+/// What one measured run asks of a target, fully resolved: the row's configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Settings {
+    pub path: Endpoint,
+    /// What `/test` does.
+    #[serde(
+        serialize_with = "backend_name",
+        deserialize_with = "backend_from_name"
+    )]
+    pub backend: Backend,
+    pub delay_ms: u32,
+    /// Concurrent client connections.
+    pub connections: u32,
+    /// Open-loop rate in requests per second; `None` is a closed loop.
+    pub rate: Option<u32>,
+    pub duration_s: u32,
+    pub warmup_s: u32,
+    /// DB sessions in total, as in Grinberg's pgbouncer; each target's `--pool-size`.
+    pub sessions: u32,
+    /// `--workers` of sync-pool (each one a worker, as gunicorn's sync workers).
+    pub sync_workers: Option<u32>,
+    /// `--workers` of the async and green targets.
+    pub async_workers: Option<u32>,
+    pub via: Via,
+    pub upstream_keepalive: bool,
+    pub client_keepalive: bool,
+    pub pgbouncer: bool,
+    /// Target on CPU 0, load tool on the others.
+    pub pin: bool,
+    pub tool: ToolKind,
+    /// Repeated rounds per case (the row keeps the median and the spread).
+    pub rounds: u32,
+    /// The targets' `--rows`: random ids are drawn from 1..=rows (pgbench too).
+    pub rows: i32,
+    /// The tokio targets' `--db-mode` (the others always pool).
+    #[serde(
+        default,
+        serialize_with = "db_mode_name",
+        deserialize_with = "db_mode_from_name"
+    )]
+    pub db_mode: DbMode,
+    /// wrk with one thread per connection, each counting its answers: how evenly the target
+    /// serves its connections (the row's `connection_requests`).
+    #[serde(default)]
+    pub per_connection: bool,
+    /// Faults during the measured load (`--fault`).
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    /// Slow clients beside the load tool's (`--slow-clients`): each sends its request over
+    /// about a second and reads the answer slowly.
+    #[serde(default)]
+    pub slow_clients: u32,
+    /// Idle keep-alive connections held on the target during the load (`--idle-connections`);
+    /// the target's idle timeout is then off (`--keep-alive-timeout-ms 0`).
+    #[serde(default)]
+    pub idle_connections: u32,
+}
+
+impl Settings {
+    /// `--workers` for `binary`, when the scenario sets one.
+    pub fn workers(&self, binary: Binary) -> Option<u32> {
+        match binary {
+            Binary::SyncPool => self.sync_workers,
+            Binary::SyncThread => None,
+            _ => self.async_workers,
+        }
+    }
+
+    /// `--pool-size` for `binary`: the scenario's sessions, or for sync-pool no more than its
+    /// workers, which could never use more.
+    pub fn pool_size(&self, binary: Binary) -> u32 {
+        match (binary, self.sync_workers) {
+            (Binary::SyncPool, Some(workers)) => workers.min(self.sessions),
+            _ => self.sessions,
+        }
+    }
+
+    /// The target's flags for this case.
+    pub fn target_flags(&self, binary: Binary) -> Vec<(String, String)> {
+        let mut flags = vec![
+            ("--backend".to_string(), self.backend.name().to_string()),
+            ("--delay-ms".to_string(), self.delay_ms.to_string()),
+            (
+                "--pool-size".to_string(),
+                self.pool_size(binary).to_string(),
+            ),
+            ("--rows".to_string(), self.rows.to_string()),
+        ];
+        if let Some(workers) = self.workers(binary) {
+            flags.push(("--workers".to_string(), workers.to_string()));
+        }
+        if binary.is_tokio() {
+            flags.push(("--db-mode".to_string(), self.db_mode.name().to_string()));
+        }
+        if self.idle_connections > 0 {
+            flags.push(("--keep-alive-timeout-ms".to_string(), "0".to_string()));
+        }
+        flags
+    }
+
+    /// The targets' worker threads: the scenario's, or the CPU count (their default).
+    pub fn async_worker_count(&self) -> u32 {
+        self.async_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+    }
+
+    /// Whether a request runs the DB statement (`/test` with the db backend).
+    pub fn queries_the_database(&self) -> bool {
+        self.path == Endpoint::Test && self.backend == Backend::Db
+    }
+
+    /// The concurrency that limits `binary` in this configuration: what the Little's-law
+    /// bound divides by the delay. `None` when nothing inside the target limits it.
+    pub fn effective_concurrency(&self, binary: Binary) -> Option<u32> {
+        let db = self.queries_the_database();
+        let max_threads = 1024;
+        match binary {
+            Binary::SyncPool => {
+                let workers = self.sync_workers.unwrap_or(5);
+                Some(if db {
+                    workers.min(self.pool_size(binary))
+                } else {
+                    workers
+                })
+            }
+            Binary::SyncThread => Some(if db {
+                max_threads.min(self.sessions)
+            } else {
+                max_threads
+            }),
+            // Pipelined: PostgreSQL runs one query at a time on each of the W connections.
+            b if b.is_tokio() && self.db_mode == DbMode::Pipelined => {
+                db.then(|| self.async_worker_count())
+            }
+            _ => db.then_some(self.sessions),
+        }
+    }
+
+    /// The concurrency that limits a target started with `flags` (as `--pool-size 100`,
+    /// `--workers 6`, `--db-mode pipelined`) rather than with these settings' own: a remote
+    /// stack's target. `None` when the flags do not give its pool size.
+    pub fn effective_concurrency_with(&self, binary: Binary, flags: &[String]) -> Option<u32> {
+        let value = |name: &str| {
+            flags
+                .iter()
+                .find_map(|f| f.strip_prefix(name)?.trim().parse::<u32>().ok())
+        };
+        let sessions = value("--pool-size ")?;
+        let workers = value("--workers ");
+        let pipelined = flags.iter().any(|f| f == "--db-mode pipelined");
+        let at = Settings {
+            sessions,
+            sync_workers: workers,
+            async_workers: workers,
+            db_mode: if pipelined {
+                DbMode::Pipelined
+            } else {
+                DbMode::Pool
+            },
+            ..self.clone()
+        };
+        at.effective_concurrency(binary)
+    }
+
+    /// Why these settings' faults cannot run (checked before the stack starts): a fault that
+    /// would touch something the run does not have, or that does not fit in the measured load.
+    pub fn check_faults(&self, private_db: bool) -> Result<(), String> {
+        let (faults, settings) = (&self.faults, self);
+        let mut windows: Vec<(f64, f64, &Fault)> = Vec::new();
+        for fault in faults {
+            let why = match fault.kind {
+                FaultKind::DbRestart | FaultKind::DbStop if !private_db => {
+                    Some("the database is not the stack's own (--database-url): only the private cluster is stopped")
+                }
+                FaultKind::DbRestart | FaultKind::DbStop if !settings.queries_the_database() => {
+                    Some("this load never queries the database (backend upstream, or /json)")
+                }
+                FaultKind::UpstreamStop
+                    if settings.backend != Backend::Upstream || settings.path != Endpoint::Test =>
+                {
+                    Some("this load never fetches the upstream page: add --backend upstream")
+                }
+                FaultKind::PoolDrain if !settings.pgbouncer => {
+                    Some("there is no pgbouncer to drain: add --pgbouncer")
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(format!("--fault {fault}: {why}"));
+            }
+            let at = fault.at(settings.duration_s);
+            let end = at + if fault.kind.lasts() { fault.for_s } else { 0.0 };
+            if at <= 0.0 || end >= f64::from(settings.duration_s) {
+                return Err(format!(
+                    "--fault {fault}: it must start after 0 s and end before the measured load does ({} s); give --duration or @AT:FOR",
+                    settings.duration_s
+                ));
+            }
+            if let Some((_, _, other)) = windows.iter().find(|(a, b, _)| at <= *b && *a <= end) {
+                return Err(format!(
+                    "--fault {fault} overlaps --fault {other}: one at a time"
+                ));
+            }
+            windows.push((at, end, fault));
+        }
+        Ok(())
+    }
+}
+
+/// Little's law: at most `min(clients, concurrency)` requests are in flight, each takes at
+/// least the delay. `None` when the delay is 0 (no bound worth the name) or for `/json`.
+pub fn bound_rps(settings: &Settings, concurrency: Option<u32>) -> Option<f64> {
+    if settings.delay_ms == 0 || settings.path != Endpoint::Test {
+        return None;
+    }
+    let in_flight = concurrency.map_or(settings.connections, |c| c.min(settings.connections));
+    let bound = f64::from(in_flight) / (f64::from(settings.delay_ms) / 1000.0);
+    Some(match settings.rate {
+        Some(rate) => bound.min(f64::from(rate)),
+        None => bound,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fault::parse;
+
+    #[test]
+    fn a_fault_the_run_cannot_have_is_refused_before_the_load() {
+        let grinberg = crate::model::preset::find("grinberg").unwrap().settings;
+        let check = |fault: &str, settings: &Settings, private: bool| {
+            Settings {
+                faults: vec![parse(fault).unwrap()],
+                ..settings.clone()
+            }
+            .check_faults(private)
+        };
+        assert!(check("db-restart", &grinberg, true).is_ok());
+        assert!(check("pool-drain", &grinberg, true)
+            .unwrap_err()
+            .contains("--pgbouncer"));
+        assert!(check("db-stop", &grinberg, false)
+            .unwrap_err()
+            .contains("--database-url"));
+        assert!(check("upstream-stop", &grinberg, true)
+            .unwrap_err()
+            .contains("--backend upstream"));
+        assert!(check("db-stop@8:5", &grinberg, true)
+            .unwrap_err()
+            .contains("before the measured load"));
+        let two = [
+            parse("db-stop@2:3").unwrap(),
+            parse("db-restart@4").unwrap(),
+        ];
+        assert!(Settings {
+            faults: two.to_vec(),
+            ..grinberg.clone()
+        }
+        .check_faults(true)
+        .unwrap_err()
+        .contains("overlaps"));
+    }
+}

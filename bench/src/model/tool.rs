@@ -1,0 +1,140 @@
+//! The load tools as values: which tools there are ([`ToolKind`]) and what one run of a tool
+//! measured ([`Measurement`]). How each tool is found, started and parsed is
+//! `measure::tools`, one file per tool.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+/// Request timeout for every tool, in seconds.
+pub const TIMEOUT_S: u32 = 10;
+
+/// The load tools the harness drives. Everything the harness knows of a tool is a match on
+/// this enum: adding one is a variant and the matches the compiler points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolKind {
+    /// Closed loop, keep-alive; percentiles from a Lua hook (the default).
+    Wrk,
+    /// Closed loop, or open loop at a rate (`-q`, with latency correction).
+    Oha,
+    /// apache2-utils' ab: closed loop, HTTP/1.0.
+    Ab,
+    /// hey: closed loop, or a rate per worker.
+    Hey,
+}
+
+impl ToolKind {
+    pub const ALL: [ToolKind; 4] = [ToolKind::Wrk, ToolKind::Oha, ToolKind::Ab, ToolKind::Hey];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ToolKind::Wrk => "wrk",
+            ToolKind::Oha => "oha",
+            ToolKind::Ab => "ab",
+            ToolKind::Hey => "hey",
+        }
+    }
+
+    /// The Debian package that has it; oha comes from crates.io instead.
+    pub fn package(self) -> Option<&'static str> {
+        match self {
+            ToolKind::Wrk => Some("wrk"),
+            ToolKind::Ab => Some("apache2-utils"),
+            ToolKind::Hey => Some("hey"),
+            ToolKind::Oha => None,
+        }
+    }
+
+    /// The flag that makes it print its version, if it has one.
+    pub fn version_flag(self) -> Option<&'static str> {
+        match self {
+            ToolKind::Wrk => Some("-v"),
+            ToolKind::Ab => Some("-V"),
+            ToolKind::Oha => Some("--version"),
+            ToolKind::Hey => None,
+        }
+    }
+
+    /// Whether it can send at a fixed rate (an open loop).
+    pub fn holds_a_rate(self) -> bool {
+        matches!(self, ToolKind::Oha | ToolKind::Hey)
+    }
+
+    /// Refuses a rate the tool cannot hold.
+    pub fn check_rate(self, rate: Option<u32>) -> Result<()> {
+        if rate.is_some() && !self.holds_a_rate() {
+            bail!(
+                "{} is a closed-loop tool and cannot hold --rate: use --tool oha",
+                self.name()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for ToolKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Errors by kind, as the tools count them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Errors {
+    pub connect: u64,
+    pub read: u64,
+    pub write: u64,
+    pub timeout: u64,
+    pub non_2xx: u64,
+    pub other: u64,
+    pub total: u64,
+}
+
+impl Errors {
+    pub fn with_total(mut self) -> Errors {
+        self.total =
+            self.connect + self.read + self.write + self.timeout + self.non_2xx + self.other;
+        self
+    }
+}
+
+/// What one tool run measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Measurement {
+    /// Responses with a 2xx status.
+    pub ok_responses: u64,
+    pub seconds: f64,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub errors: Errors,
+    /// Open loop: requests the tool had scheduled but not sent when the time was up (oha's
+    /// "aborted due to deadline"); not the target's errors, but a sign the rate was not held.
+    #[serde(default)]
+    pub unsent: u64,
+    /// wrk with `--per-connection`: the 2xx answered on each connection (one wrk thread per
+    /// connection). Summarised in the row as `connection_requests`.
+    #[serde(skip)]
+    pub per_connection: Vec<u64>,
+}
+
+impl Measurement {
+    pub fn requests_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.ok_responses as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile_of_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}

@@ -1,0 +1,163 @@
+//! `bench compare`: A and B in turn (A B A B …), `rounds` times each, each round on a fresh
+//! process (an external server is the same process throughout), through one measuring
+//! session; the ratio per pair and its spread, and the noise between rounds.
+
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::measure::session::{Plan, Session};
+use crate::measure::tools::Tool;
+use crate::model::case::{Case, Subject};
+use crate::model::external::External;
+use crate::model::meta::Meta;
+use crate::model::row::{Row, Spread, Status};
+use crate::model::settings::Settings;
+use crate::output;
+use crate::stack::Stack;
+
+/// `compare.json`.
+#[derive(Serialize)]
+pub struct Comparison {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub a: String,
+    pub b: String,
+    pub rounds: Vec<RoundPair>,
+    /// A's throughput over B's, per round.
+    pub ratio: Spread,
+    pub a_rps: Spread,
+    pub b_rps: Spread,
+    /// (max − min) / median of each target's rounds: the noise between rounds.
+    pub a_noise: f64,
+    pub b_noise: f64,
+    pub results: Vec<Row>,
+}
+
+/// One round of A and B.
+#[derive(Serialize)]
+pub struct RoundPair {
+    pub a_rps: f64,
+    pub b_rps: f64,
+    pub ratio: Option<f64>,
+}
+
+pub fn compare(
+    stack: &Stack,
+    plan: &Plan,
+    sides: [Subject; 2],
+    tool: Tool,
+    interrupted: &AtomicBool,
+    on_pair: &dyn Fn(usize, &RoundPair),
+) -> Result<Comparison> {
+    let started = super::now();
+    let mut externals: Vec<External> = sides
+        .iter()
+        .filter_map(|side| match side {
+            Subject::External(external) => Some((**external).clone()),
+            _ => None,
+        })
+        .collect();
+    let rounds = plan.settings.rounds as usize;
+    let meta_tool = tool.clone();
+    let mut session = Session::open(
+        stack,
+        plan,
+        &plan.targets,
+        &mut externals,
+        tool,
+        interrupted,
+        rounds as u64 * 2,
+    )?;
+    // The externals as verified.
+    let sides = sides.map(|side| match side {
+        Subject::External(external) => Subject::External(Box::new(
+            externals
+                .iter()
+                .find(|e| e.name == external.name)
+                .cloned()
+                .unwrap_or(*external),
+        )),
+        other => other,
+    });
+    let settings = Settings {
+        rounds: 1,
+        ..plan.settings.clone()
+    };
+    let cases = sides.clone().map(|side| Case {
+        label: side.label(),
+        subject: side,
+        settings: settings.clone(),
+        group: String::new(),
+    });
+    for case in &cases {
+        let name = case.subject.name().unwrap_or_default();
+        if let Some(why) = session.refusal(name) {
+            bail!("{name} is refused: {why}");
+        }
+    }
+    let mut rows = Vec::new();
+    let mut pairs = Vec::new();
+    for round in 1..=rounds {
+        let mut pair = [0.0; 2];
+        for (i, case) in cases.iter().enumerate() {
+            let Some(row) = session.measure(case, &format!(", round {round}")) else {
+                bail!("interrupted");
+            };
+            match row.status {
+                Status::Failed | Status::Refused => bail!(
+                    "{} failed in round {round}: {}",
+                    case.label,
+                    row.failure.as_deref().unwrap_or("")
+                ),
+                Status::Ok => {}
+            }
+            pair[i] = row.requests_per_sec;
+            rows.push(row);
+        }
+        let result = RoundPair {
+            a_rps: pair[0],
+            b_rps: pair[1],
+            ratio: (pair[1] > 0.0).then(|| pair[0] / pair[1]),
+        };
+        session.suspend(|| on_pair(round, &result));
+        pairs.push(result);
+    }
+    session.finish();
+    let comparison = summarise(
+        super::meta(stack, plan, &meta_tool, started),
+        [sides[0].label(), sides[1].label()],
+        pairs,
+        rows,
+    );
+    output::write_json(&plan.out, "compare.json", &comparison)?;
+    Ok(comparison)
+}
+
+/// The ratio's spread and each side's noise, from the pairs.
+fn summarise(meta: Meta, [a, b]: [String; 2], pairs: Vec<RoundPair>, rows: Vec<Row>) -> Comparison {
+    let ratios: Vec<f64> = pairs.iter().filter_map(|p| p.ratio).collect();
+    let a_all: Vec<f64> = pairs.iter().map(|p| p.a_rps).collect();
+    let b_all: Vec<f64> = pairs.iter().map(|p| p.b_rps).collect();
+    let noise = |s: Spread| {
+        if s.median > 0.0 {
+            (s.max - s.min) / s.median
+        } else {
+            0.0
+        }
+    };
+    let (a_rps, b_rps) = (Spread::of(&a_all), Spread::of(&b_all));
+    Comparison {
+        meta,
+        a,
+        b,
+        ratio: Spread::of(&ratios),
+        a_rps,
+        b_rps,
+        a_noise: noise(a_rps),
+        b_noise: noise(b_rps),
+        rounds: pairs,
+        results: rows,
+    }
+}

@@ -1,0 +1,80 @@
+//! `bench run`: a preset's cases, each target (and each external, or each target of a remote
+//! stack) in turn, through one measuring session; `relative` against the baseline; the
+//! results written.
+
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+use shared::Binary;
+
+use crate::measure::extras;
+use crate::measure::session::{Plan, Session};
+use crate::measure::tools::Tool;
+use crate::model::case;
+use crate::model::external::External;
+use crate::model::meta::Meta;
+use crate::model::row::{set_relative, Row};
+use crate::output;
+use crate::stack::Stack;
+
+/// What `bench run` measured.
+pub struct RunOutcome {
+    pub rows: Vec<Row>,
+    pub meta: Meta,
+    pub interrupted: bool,
+}
+
+pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> Result<RunOutcome> {
+    let started = super::now();
+    let cases = case::expand(&plan.scenario, &plan.settings, &plan.targets);
+    // Only the targets with a row are verified (the limits rows measure none).
+    let measured: Vec<Binary> = plan
+        .targets
+        .iter()
+        .copied()
+        .filter(|b| cases.iter().any(|c| c.subject.name() == Some(b.name())))
+        .collect();
+    // The cases with the externals beside the targets, or the targets of a remote stack;
+    // their labels say whether each external passed the checks.
+    let all_cases = |externals: &[External]| {
+        if externals.iter().any(|e| e.remote.is_some()) {
+            let binaries: Vec<Binary> = externals.iter().filter_map(|e| e.binary).collect();
+            let cases = case::expand(&plan.scenario, &plan.settings, &binaries);
+            case::onto_remote(cases, externals)
+        } else {
+            case::with_externals(cases.clone(), externals)
+        }
+    };
+    let rounds = all_cases(&plan.externals)
+        .iter()
+        .map(|c| u64::from(c.settings.rounds.max(1)))
+        .sum();
+    let mut externals = plan.externals.clone();
+    let tool_for_meta = tool.clone();
+    let mut session = Session::open(
+        stack,
+        plan,
+        &measured,
+        &mut externals,
+        tool,
+        interrupted,
+        rounds,
+    )?;
+    let cases = all_cases(&externals);
+    let mut rows = Vec::new();
+    for case in &cases {
+        match session.measure(case, "") {
+            Some(row) => rows.push(row),
+            None => break,
+        }
+    }
+    let was_interrupted = session.finish();
+    set_relative(&mut rows, &plan.baseline);
+    let meta = super::meta(stack, plan, &tool_for_meta, started);
+    output::write_run(&plan.out, &meta, &rows, &extras::sections())?;
+    Ok(RunOutcome {
+        rows,
+        meta,
+        interrupted: was_interrupted,
+    })
+}

@@ -1,0 +1,100 @@
+//! `bench client`'s files: `results.json`, `results.csv`, `report.md` and the wall-time chart.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::chart::bar_chart;
+use crate::model::client::{ClientPlan, ClientRow};
+use crate::model::meta::{Machine, SUITE};
+
+/// The table of `bench client`, as markdown.
+pub fn table(rows: &[ClientRow]) -> String {
+    let mut out = String::from(
+        "| model | wall s (min–max) | req/s | bound s | efficiency | errors | peak connections | RSS MiB | threads |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for r in rows {
+        out += &format!(
+            "| {} | {:.3} ({:.3}–{:.3}) | {:.0} | {:.3} | {:.2} | {} | {} | {:.1} | {} |\n",
+            r.model,
+            r.wall_s,
+            r.wall_s_min,
+            r.wall_s_max,
+            r.requests_per_sec,
+            r.bound_s,
+            r.efficiency,
+            r.errors,
+            r.peak_connections,
+            r.rss_peak_mib,
+            r.threads_peak
+        );
+    }
+    out
+}
+
+/// results.json, results.csv, report.md and wall.svg into `dir`.
+pub fn write_client(
+    dir: &Path,
+    plan: &ClientPlan,
+    rows: &[ClientRow],
+    machine: &Machine,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::json!({
+        "suite": SUITE,
+        "command": "client",
+        "plan": plan,
+        "machine": machine,
+        "results": rows,
+    });
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+    let mut csv = String::from("model,requests,delay_ms,wall_s,wall_s_min,wall_s_max,requests_per_sec,bound_s,efficiency,errors,peak_connections,rss_peak_mib,threads_peak\n");
+    for r in rows {
+        csv += &format!(
+            "{},{},{},{:.4},{:.4},{:.4},{:.1},{:.4},{:.3},{},{},{:.1},{}\n",
+            r.model,
+            r.requests,
+            r.delay_ms,
+            r.wall_s,
+            r.wall_s_min,
+            r.wall_s_max,
+            r.requests_per_sec,
+            r.bound_s,
+            r.efficiency,
+            r.errors,
+            r.peak_connections,
+            r.rss_peak_mib,
+            r.threads_peak
+        );
+    }
+    std::fs::write(dir.join("results.csv"), csv)?;
+    let report = format!(
+        "# {SUITE}: `bench client`\n\n{} GETs of the upstream nginx page, each answered after {} ms, made by each client model ({} round(s); the median round, and min–max). The bound is the least wall time the model can take: N × d one after another, ⌈N / T⌉ × d from T threads, d when every request overlaps.\n\n{}\n![wall time](wall.svg)\n",
+        plan.requests,
+        plan.delay_ms,
+        plan.rounds,
+        table(rows)
+    );
+    std::fs::write(dir.join("report.md"), report)?;
+    client_wall(&dir.join("wall.svg"), plan, rows)?;
+    Ok(())
+}
+/// `bench client`: wall time per client model, with each model's bound as a red tick.
+fn client_wall(path: &Path, plan: &ClientPlan, rows: &[ClientRow]) -> Result<()> {
+    let bars: Vec<(String, f64, Option<f64>)> = rows
+        .iter()
+        .map(|r| (r.model.clone(), r.wall_s, Some(r.bound_s)))
+        .collect();
+    bar_chart(
+        path,
+        &format!(
+            "bench client: {} GETs of {} ms, wall time (red: the model's bound)",
+            plan.requests, plan.delay_ms
+        ),
+        "seconds",
+        &bars,
+    )
+}

@@ -1,0 +1,130 @@
+//! A run's `report.md`: the load in one paragraph, the machine, the table with what its
+//! columns mean, then a section per figure beyond the table (how evenly each connection was
+//! served, and each extra's own section), the servers this run did not start, and the
+//! versions.
+
+use std::fmt::Write as _;
+
+use super::table::{on_off, table};
+use super::Section;
+use crate::model::meta::{Meta, SUITE};
+use crate::model::row::Row;
+use crate::model::settings::Endpoint;
+
+/// `report.md` of a run: `sections` are the extras' (each empty when no row has its figures).
+pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {SUITE}: `{}`\n", meta.scenario);
+    let _ = writeln!(out, "From: {}.\n", meta.source);
+    let _ = writeln!(out, "{}\n", load_paragraph(meta));
+    let m = &meta.machine;
+    let _ = writeln!(
+        out,
+        "Machine: {} CPUs ({}), {} GiB, {}, Linux {}. Started {}, finished {}.\n",
+        m.cpus, m.cpu_model, m.memory_gib, m.os, m.kernel, meta.started, meta.finished
+    );
+    out += &table(rows, &meta.baseline);
+    out += "\n- **req/s** counts 2xx responses only; with several rounds, the median and (min–max).\n\
+         - **bound** is Little's law, min(clients, what limits the model: pool, workers, threads) / delay; \
+         **efficiency** = req/s / bound. No bound without a delay.\n\
+         - **#DB** is the peak of the target's sessions in `pg_stat_activity`, sampled every 100 ms.\n\
+         - **CPU ms/req** is the target's user + system CPU over the measured load, per response; \
+         PG and nginx the same for PostgreSQL's backends and the proxy.\n\n";
+    out += &per_connection(rows);
+    for section in sections {
+        out += &section.markdown(&meta.scenario, rows);
+    }
+    out += &externals(rows);
+    if !meta.missing_targets.is_empty() {
+        let _ = writeln!(
+            out,
+            "Not built, so not measured: {}.\n",
+            meta.missing_targets.join(", ")
+        );
+    }
+    out += "Versions:\n\n";
+    for (name, version) in &meta.versions {
+        let _ = writeln!(out, "- {name}: {version}");
+    }
+    out += "\nCharts: [throughput](throughput.svg), [latency](latency.svg).\n";
+    out
+}
+
+/// The load, in one paragraph.
+fn load_paragraph(meta: &Meta) -> String {
+    let s = &meta.settings;
+    format!(
+        "Load: {} {} connections{}, {} s measured after {} s warm-up, {} round(s); `{}` backend{}, delay {} ms; via {} (upstream keep-alive {}), client keep-alive {}; {} DB sessions{}; sync-pool workers {}, async workers {}{}.",
+        s.tool,
+        s.connections,
+        s.rate.map_or(String::new(), |r| format!(" at {r} req/s (open loop)")),
+        s.duration_s,
+        s.warmup_s,
+        s.rounds,
+        s.backend.name(),
+        if s.path == Endpoint::Test { String::new() } else { format!(" ({})", s.path) },
+        s.delay_ms,
+        s.via,
+        on_off(s.upstream_keepalive),
+        on_off(s.client_keepalive),
+        s.sessions,
+        if s.pgbouncer { " through pgbouncer" } else { "" },
+        s.sync_workers.map_or("default".into(), |w| w.to_string()),
+        s.async_workers.map_or("default".into(), |w| w.to_string()),
+        if s.pin { "; target pinned to CPU 0" } else { "" },
+    )
+}
+
+/// `--per-connection`: how evenly each target served its connections.
+fn per_connection(rows: &[Row]) -> String {
+    let spread: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.connection_requests.is_some())
+        .collect();
+    if spread.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("Answers per client connection (wrk, one thread per connection): how evenly each target served its connections.\n\n");
+    out += "| target | connections | min | median | max | CV | starved |\n|---|--:|--:|--:|--:|--:|--:|\n";
+    for r in spread {
+        if let Some(c) = &r.connection_requests {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0} | {} | {:.2} | {} |",
+                r.target, c.connections, c.min, c.median, c.max, c.cv, c.starved
+            );
+        }
+    }
+    out + "\n"
+}
+
+/// The servers this run did not start, and what is known of each.
+fn externals(rows: &[Row]) -> String {
+    let externals: Vec<&Row> = rows.iter().filter(|r| r.external.is_some()).collect();
+    if externals.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("Servers this run did not start, marked `[external]` (`--external`) or `[remote HOST]` (a stack `bench up` started there, `--remote`) in every table and chart:\n\n");
+    for r in externals {
+        if let Some(e) = &r.external {
+            let _ = writeln!(
+                out,
+                "- {}: {}, {}.{}{}",
+                r.target,
+                e.url,
+                if e.verified {
+                    "passed the contract checks"
+                } else {
+                    "not checked against the contract (`--no-verify`): unverified"
+                },
+                e.measured_by
+                    .as_ref()
+                    .map_or(String::new(), |by| format!(" Measured by {by}.")),
+                e.unobserved
+                    .as_ref()
+                    .map_or(String::new(), |why| format!(" Empty columns: {why}."))
+            );
+        }
+    }
+    out + "\n"
+}

@@ -1,0 +1,412 @@
+//! The flags every target takes (docs/contract.md, "Configuration"), each also read from an
+//! environment variable.
+//!
+//! All six binaries parse the same flags with the same validation, so a harness can start any of
+//! them with one set of variables. Only the defaults differ per binary (`--workers`,
+//! `--pool-size`), and `--max-threads` is read by sync-thread alone. A bad value ends the process
+//! with status 2 and one line that names the flag, before anything is bound or connected.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+mod binary;
+mod url;
+
+pub use binary::{Backend, Binary, DbMode};
+pub use url::{decode, DatabaseUrl, UpstreamUrl};
+
+/// The largest delay a request may ask for, in milliseconds.
+pub const MAX_DELAY_MS: u32 = 10_000;
+
+/// A delay in milliseconds: digits only (no sign), at most [`MAX_DELAY_MS`]. The one rule
+/// for the `delay_ms` parameter and the `--delay-ms` flag.
+pub fn delay_ms(value: &str) -> Option<u32> {
+    parse_digits(value)
+        .filter(|n| *n <= u64::from(MAX_DELAY_MS))
+        .map(|n| n as u32)
+}
+
+/// Plain decimal digits only: no sign, no spaces, at most 19 of them.
+pub fn parse_digits(value: &str) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+/// The flags as clap sees them. `Config` is the resolved, validated form.
+#[derive(Parser, Debug)]
+#[command(version, disable_help_subcommand = true, allow_negative_numbers = true)]
+struct Flags {
+    /// Address to bind.
+    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8000", value_parser = parse_listen)]
+    listen: SocketAddr,
+
+    /// PostgreSQL URL: postgres://user[:password]@host[:port][/dbname].
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        value_parser = DatabaseUrl::parse,
+        hide_env_values = true
+    )]
+    database_url: DatabaseUrl,
+
+    /// Most DB connections open at once [default: 16; sync-pool: --workers].
+    #[arg(long, env = "POOL_SIZE", value_parser = parse_count)]
+    pool_size: Option<usize>,
+
+    /// Longest wait for a DB connection, in milliseconds; then 503.
+    #[arg(long, env = "POOL_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pool_timeout_ms: u64,
+
+    /// OS threads that run the model [default: CPU count; sync-pool: 2 × CPU + 1].
+    #[arg(long, env = "WORKERS", value_parser = parse_count)]
+    workers: Option<usize>,
+
+    /// Cap on live connection threads (sync-thread only; the other targets ignore it).
+    #[arg(long, env = "MAX_THREADS", default_value_t = 1024, value_parser = parse_count)]
+    max_threads: usize,
+
+    /// What /test does.
+    #[arg(long, env = "BACKEND", value_enum, default_value_t = Backend::Db)]
+    backend: Backend,
+
+    /// DB: pg_sleep length; upstream: the delay asked of nginx. Milliseconds, 0 to 10000.
+    #[arg(long, env = "DELAY_MS", default_value_t = 0, value_parser = parse_delay)]
+    delay_ms: u32,
+
+    /// The nginx upstream page: http://host[:port]/path.
+    #[arg(
+        long,
+        env = "UPSTREAM_URL",
+        default_value = "http://127.0.0.1:8090/upstream",
+        value_parser = UpstreamUrl::parse
+    )]
+    upstream_url: UpstreamUrl,
+
+    /// Random ids are drawn from 1..=ROWS.
+    #[arg(long, env = "ROWS", default_value_t = 1_000_000, value_parser = clap::value_parser!(i32).range(1..))]
+    rows: i32,
+
+    /// A request head must arrive whole within this many milliseconds of its first byte; then
+    /// 408 and close.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    header_timeout_ms: u64,
+
+    /// An idle keep-alive connection is closed after this many milliseconds; 0 disables.
+    #[arg(long, env = "KEEP_ALIVE_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    keep_alive_timeout_ms: u64,
+
+    /// On SIGTERM or SIGINT: stop accepting, let in-flight requests finish for up to this many
+    /// milliseconds, then exit 0. A second signal exits at once.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    shutdown_timeout_ms: u64,
+
+    /// tokio targets: `pool`, or `pipelined` (one connection per worker thread, its tasks'
+    /// queries pipelined on it). The other targets only pool.
+    #[arg(long, env = "DB_MODE", value_enum, default_value_t = DbMode::Pool)]
+    db_mode: DbMode,
+}
+
+/// The validated configuration of one target process.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub binary: Binary,
+    pub listen: SocketAddr,
+    pub database: DatabaseUrl,
+    pub pool_size: usize,
+    pub pool_timeout: Duration,
+    pub workers: usize,
+    pub max_threads: usize,
+    pub upstream: UpstreamUrl,
+    /// What a request gets when it does not say otherwise.
+    pub defaults: RequestDefaults,
+    /// The limits every HTTP layer keeps alike.
+    pub limits: ConnLimits,
+    /// How long a SIGTERM waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// Pooled or pipelined DB connections (tokio targets).
+    pub db_mode: DbMode,
+}
+
+/// The connection rules that every target keeps, whatever its HTTP layer (the contract's
+/// "Limits, equal for every target").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// The most bytes of request line and headers (else 431).
+    pub max_head: usize,
+    /// From a request's first byte to the end of its head (else 408 and close).
+    pub header_timeout: Duration,
+    /// Between requests on a kept-alive connection (then closed without a word); `None`
+    /// keeps idle connections open.
+    pub keep_alive_timeout: Option<Duration>,
+}
+
+/// The most bytes of request line and headers, in every target.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+impl Default for ConnLimits {
+    fn default() -> ConnLimits {
+        ConnLimits {
+            max_head: MAX_HEAD,
+            header_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// The per-request defaults that `/test` query parameters override.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestDefaults {
+    pub backend: Backend,
+    pub delay_ms: u32,
+    pub rows: i32,
+}
+
+impl Config {
+    /// Parses the process's arguments and environment. On a bad value it prints one line naming
+    /// the flag and exits with status 2; `--help` and `--version` print and exit 0.
+    pub fn from_env(binary: Binary) -> Config {
+        match Config::try_parse_from(binary, std::env::args_os()) {
+            Ok(config) => config,
+            Err(err) => match err.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    err.exit()
+                }
+                _ => {
+                    eprintln!("{binary}: {}", clap_message(&err));
+                    std::process::exit(2)
+                }
+            },
+        }
+    }
+
+    /// Parses `args` (the first item is the program name) and the environment.
+    pub fn try_parse_from<I, T>(binary: Binary, args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = Flags::command()
+            .name(binary.name())
+            .bin_name(binary.name())
+            .about(format!("{}: {}", binary.name(), binary.model()));
+        let flags = Flags::from_arg_matches(&command.clone().try_get_matches_from(args)?)?;
+        if !flags.db_mode.supported_by(binary) {
+            return Err(command.clone().error(
+                clap::error::ErrorKind::ValueValidation,
+                format!(
+                    "invalid value '{}' for '--db-mode <DB_MODE>': {} only pools its DB connections; pipelined is for tokio-axum, tokio-actix and tokio-hyper",
+                    flags.db_mode, binary
+                ),
+            ));
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let workers = flags
+            .workers
+            .unwrap_or_else(|| binary.default_workers(cpus));
+        Ok(Config {
+            binary,
+            listen: flags.listen,
+            database: flags.database_url,
+            pool_size: flags
+                .pool_size
+                .unwrap_or_else(|| binary.default_pool_size(workers)),
+            pool_timeout: Duration::from_millis(flags.pool_timeout_ms),
+            workers,
+            max_threads: flags.max_threads,
+            upstream: flags.upstream_url,
+            defaults: RequestDefaults {
+                backend: flags.backend,
+                delay_ms: flags.delay_ms,
+                rows: flags.rows,
+            },
+            limits: ConnLimits {
+                max_head: MAX_HEAD,
+                header_timeout: Duration::from_millis(flags.header_timeout_ms),
+                keep_alive_timeout: (flags.keep_alive_timeout_ms > 0)
+                    .then(|| Duration::from_millis(flags.keep_alive_timeout_ms)),
+            },
+            shutdown_timeout: Duration::from_millis(flags.shutdown_timeout_ms),
+            db_mode: flags.db_mode,
+        })
+    }
+
+    /// A one-line summary for the start-up log.
+    pub fn summary(&self) -> String {
+        let max_threads = match self.binary {
+            Binary::SyncThread => format!(" max-threads={}", self.max_threads),
+            _ => String::new(),
+        };
+        let db = match self.db_mode {
+            DbMode::Pool => format!("pool-size={}", self.pool_size),
+            DbMode::Pipelined => format!(
+                "db-mode=pipelined ({} connections, one per worker; pool-size unused)",
+                self.workers
+            ),
+        };
+        format!(
+            "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}",
+            self.binary,
+            self.listen,
+            self.binary.model(),
+            self.workers,
+            self.pool_timeout.as_millis(),
+            self.defaults.backend.name(),
+            self.defaults.delay_ms,
+            self.limits.header_timeout.as_millis(),
+            self.limits.keep_alive_timeout.map_or(0, |t| t.as_millis()),
+            self.shutdown_timeout.as_millis(),
+            self.database,
+            self.upstream,
+        )
+    }
+}
+
+/// clap's message, without its "error: " prefix and usage lines.
+fn clap_message(err: &clap::Error) -> String {
+    let rendered = err.to_string();
+    let first = rendered.lines().next().unwrap_or("invalid arguments");
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|_| format!("expected IP:PORT such as 127.0.0.1:8000, got {value:?}"))
+}
+
+fn parse_count(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 1 to 1000000, got {value:?}"
+        )),
+    }
+}
+
+/// The same rule as the `delay_ms` query parameter: digits only, at most [`MAX_DELAY_MS`].
+fn parse_delay(value: &str) -> Result<u32, String> {
+    delay_ms(value)
+        .ok_or_else(|| format!("expected milliseconds from 0 to {MAX_DELAY_MS}, got {value:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(binary: Binary, args: &[&str]) -> Result<Config, String> {
+        let argv = std::iter::once(binary.name()).chain(args.iter().copied());
+        Config::try_parse_from(binary, argv).map_err(|e| clap_message(&e))
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = parse(Binary::TokioAxum, &[]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8000".parse().unwrap());
+        assert_eq!(config.pool_size, 16);
+        assert_eq!(config.pool_timeout, Duration::from_millis(5000));
+        assert_eq!(config.max_threads, 1024);
+        assert_eq!(config.defaults.backend, Backend::Db);
+        assert_eq!(config.defaults.delay_ms, 0);
+        assert_eq!(config.defaults.rows, 1_000_000);
+        assert_eq!(config.database.user, "postgres");
+        assert_eq!(config.database.port, 5432);
+        assert_eq!(config.upstream.target(5), "/upstream?delay_ms=5");
+        assert_eq!(config.limits, ConnLimits::default());
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(config.db_mode, DbMode::Pool);
+    }
+
+    #[test]
+    fn only_the_tokio_targets_pipeline() {
+        for binary in Binary::ALL {
+            let parsed = parse(binary, &["--db-mode", "pipelined"]);
+            if binary.is_tokio() {
+                assert_eq!(parsed.unwrap().db_mode, DbMode::Pipelined);
+            } else {
+                let message = parsed.unwrap_err();
+                assert!(message.contains("--db-mode"), "{message}");
+                assert!(message.contains(binary.name()), "{message}");
+                assert!(!message.contains('\n'), "{message}");
+            }
+            assert_eq!(
+                parse(binary, &["--db-mode", "pool"]).unwrap().db_mode,
+                DbMode::Pool
+            );
+        }
+        let config = parse(
+            Binary::TokioHyper,
+            &["--db-mode", "pipelined", "--workers", "3"],
+        );
+        assert!(config
+            .unwrap()
+            .summary()
+            .contains("db-mode=pipelined (3 connections"));
+    }
+
+    #[test]
+    fn timeouts_are_flags_and_zero_disables_keep_alive_timeout() {
+        let config = parse(
+            Binary::MayGreen,
+            &[
+                "--header-timeout-ms",
+                "700",
+                "--keep-alive-timeout-ms",
+                "0",
+                "--shutdown-timeout-ms",
+                "250",
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.limits.header_timeout, Duration::from_millis(700));
+        assert_eq!(config.limits.keep_alive_timeout, None);
+        assert_eq!(config.shutdown_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn sync_pool_sizes_its_pool_by_its_workers() {
+        let config = parse(Binary::SyncPool, &["--workers", "7"]).unwrap();
+        assert_eq!(config.pool_size, 7);
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        let config = parse(Binary::SyncPool, &[]).unwrap();
+        assert_eq!(config.workers, 2 * cpus + 1);
+        assert_eq!(config.pool_size, 2 * cpus + 1);
+        let config = parse(Binary::SyncPool, &["--workers", "7", "--pool-size", "3"]).unwrap();
+        assert_eq!(config.pool_size, 3);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_in_one_line() {
+        for (args, flag) in [
+            (&["--workers", "0"][..], "--workers"),
+            (&["--workers", "many"][..], "--workers"),
+            (&["--pool-size", "-1"][..], "--pool-size"),
+            (&["--delay-ms", "10001"][..], "--delay-ms"),
+            (&["--delay-ms", "+5"][..], "--delay-ms"),
+            (&["--backend", "redis"][..], "--backend"),
+            (&["--db-mode", "sharded"][..], "--db-mode"),
+            (&["--listen", "localhost"][..], "--listen"),
+            (&["--database-url", "mysql://x"][..], "--database-url"),
+            (&["--upstream-url", "https://x/"][..], "--upstream-url"),
+            (&["--rows", "0"][..], "--rows"),
+            (&["--pool-timeout-ms", "0"][..], "--pool-timeout-ms"),
+            (&["--header-timeout-ms", "0"][..], "--header-timeout-ms"),
+            (
+                &["--keep-alive-timeout-ms", "x"][..],
+                "--keep-alive-timeout-ms",
+            ),
+            (
+                &["--shutdown-timeout-ms", "-5"][..],
+                "--shutdown-timeout-ms",
+            ),
+        ] {
+            let message = parse(Binary::TokioHyper, args).unwrap_err();
+            assert!(message.contains(flag), "{args:?}: {message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+    }
+}
