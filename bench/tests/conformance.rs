@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use bench::client;
 use bench::contract::{self, Server};
 use bench::stack::{flags, Nginx, Stack, StackOptions, Target};
@@ -247,6 +247,50 @@ fn expect_json_error(response: &bench::client::Response, status: u16, what: &str
         "{what}: no error in {}",
         response.text()
     );
+    Ok(())
+}
+
+/// A start-up failure is one line, `NAME: what failed`, and exit status 1 in every target:
+/// here the port to listen on is taken (a bad flag exits 2, before anything is bound).
+fn a_taken_port_is_one_line_and_exit_status_1(world: &World, binary: Binary) -> Result<()> {
+    let stack = world.stack()?;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = taken.local_addr()?;
+    let mut command = std::process::Command::new(stack.bin_dir().join(binary.name()));
+    for var in bench::stack::target::CONTRACT_ENV {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .args(["--listen", &addr.to_string()])
+        .args(["--database-url", stack.database_url()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("{binary} still runs 10 s after failing to listen on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().context("stderr")?, &mut stderr)?;
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let expected = format!("{binary}: cannot listen on {addr}");
+    ensure!(
+        status.code() == Some(1),
+        "{binary} exited with {status} on a taken port, not 1: {stderr}"
+    );
+    ensure!(
+        lines.len() == 1 && lines[0].starts_with(&expected),
+        "{binary} said {lines:?}, not one line starting {expected:?}"
+    );
+    drop(taken);
     Ok(())
 }
 
@@ -838,7 +882,11 @@ fn main() {
             ));
         }
         // Each starts its own instance with the flags it needs.
-        let special: [(&str, TargetTest); 9] = [
+        let special: [(&str, TargetTest); 10] = [
+            (
+                "a_taken_port_is_one_line_and_exit_status_1",
+                a_taken_port_is_one_line_and_exit_status_1,
+            ),
             (
                 "repeated_connection_storms_reach_a_steady_state",
                 repeated_connection_storms_reach_a_steady_state,

@@ -40,6 +40,15 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The start-up warning when the database cannot be reached. Not fatal: `/test` answers
+    /// this error's status until the database is reachable.
+    pub fn warn_at_start(&self, server: &str) {
+        eprintln!(
+            "{server}: warning: {self}; /test will answer {} until this is fixed",
+            self.status()
+        );
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             AppError::BadParameter(_) | AppError::MalformedRequest(_) => 400,

@@ -32,6 +32,41 @@ pub fn table(rows: &[ClientRow]) -> String {
     out
 }
 
+/// The columns of `results.csv`: the fields of a row, in the order of `results.json`.
+const CSV_COLUMNS: [&str; 13] = [
+    "model",
+    "requests",
+    "delay_ms",
+    "wall_s",
+    "wall_s_min",
+    "wall_s_max",
+    "requests_per_sec",
+    "bound_s",
+    "efficiency",
+    "errors",
+    "peak_connections",
+    "rss_peak_mib",
+    "threads_peak",
+];
+
+/// `results.csv`: a line per model, each value as `results.json` has it.
+fn csv(rows: &[ClientRow]) -> Result<String> {
+    let mut out = CSV_COLUMNS.join(",") + "\n";
+    for row in rows {
+        let fields = serde_json::to_value(row)?;
+        let values: Vec<String> = CSV_COLUMNS
+            .iter()
+            .map(|name| match &fields[*name] {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        out += &values.join(",");
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// results.json, results.csv, report.md and wall.svg into `dir`.
 pub fn write_client(
     dir: &Path,
@@ -51,26 +86,7 @@ pub fn write_client(
         dir.join("results.json"),
         serde_json::to_string_pretty(&json)? + "\n",
     )?;
-    let mut csv = String::from("model,requests,delay_ms,wall_s,wall_s_min,wall_s_max,requests_per_sec,bound_s,efficiency,errors,peak_connections,rss_peak_mib,threads_peak\n");
-    for r in rows {
-        csv += &format!(
-            "{},{},{},{:.4},{:.4},{:.4},{:.1},{:.4},{:.3},{},{},{:.1},{}\n",
-            r.model,
-            r.requests,
-            r.delay_ms,
-            r.wall_s,
-            r.wall_s_min,
-            r.wall_s_max,
-            r.requests_per_sec,
-            r.bound_s,
-            r.efficiency,
-            r.errors,
-            r.peak_connections,
-            r.rss_peak_mib,
-            r.threads_peak
-        );
-    }
-    std::fs::write(dir.join("results.csv"), csv)?;
+    std::fs::write(dir.join("results.csv"), csv(rows)?)?;
     let report = format!(
         "# {SUITE}: `bench client`\n\n{} GETs of the upstream nginx page, each answered after {} ms, made by each client model ({} round(s); the median round, and min–max). The bound is the least wall time the model can take: N × d one after another, ⌈N / T⌉ × d from T threads, d when every request overlaps.\n\n{}\n![wall time](wall.svg)\n",
         plan.requests,

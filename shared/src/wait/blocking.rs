@@ -59,11 +59,7 @@ impl BlockingApp {
     /// database is reachable.
     pub fn check_database(&self) {
         if let Err(error) = self.db.checkout() {
-            eprintln!(
-                "{}: warning: {error}; /test will answer {} until this is fixed",
-                self.server,
-                error.status()
-            );
+            error.warn_at_start(self.server);
         }
     }
 }

@@ -56,11 +56,7 @@ impl GreenApp {
     /// at start-up. Not fatal: /test answers 503 until the database is reachable.
     pub fn check_database(&self) {
         if let Err(error) = self.db.check() {
-            eprintln!(
-                "{}: warning: {error}; /test will answer {} until this is fixed",
-                self.server,
-                error.status()
-            );
+            error.warn_at_start(self.server);
         }
     }
 }

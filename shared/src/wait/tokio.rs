@@ -73,11 +73,7 @@ impl AsyncApp {
     /// 503 until the database is reachable.
     pub async fn check_database(&self) {
         if let Err(error) = self.db.connect().await {
-            eprintln!(
-                "{}: warning: {error}; /test will answer {} until this is fixed",
-                self.server,
-                error.status()
-            );
+            error.warn_at_start(self.server);
         }
     }
 }

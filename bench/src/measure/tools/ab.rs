@@ -83,10 +83,10 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
             total: 0,
         }
         .with_total(),
-        unsent: 0,
-        per_connection: Vec::new(),
+        ..Measurement::default()
     })
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

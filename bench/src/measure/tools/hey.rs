@@ -80,10 +80,10 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
             ..Errors::default()
         }
         .with_total(),
-        unsent: 0,
-        per_connection: Vec::new(),
+        ..Measurement::default()
     })
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,9 +7,13 @@
 //! installed on demand with cargo.
 
 pub mod ab;
+
 pub mod hey;
+
 pub mod oha;
+
 pub mod pgbench;
+
 pub mod wrk;
 
 use std::fs;
@@ -22,6 +26,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::model::settings::Settings;
 pub use crate::model::tool::{Measurement, ToolKind, TIMEOUT_S};
+
 use crate::stack::process::find_program;
 
 /// A tool that exists on this machine, with its version.
@@ -93,6 +98,7 @@ pub fn dpkg_version(package: &str) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
 /// The command that runs `tool` against `url` for `seconds` with `settings`' load. `work_dir`
 /// holds scripts and per-request logs.
 pub fn command(

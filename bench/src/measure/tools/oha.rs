@@ -90,6 +90,7 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
         per_connection: Vec::new(),
     })
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
