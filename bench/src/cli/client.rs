@@ -48,9 +48,9 @@ pub fn exec(args: ClientArgs) -> Result<ExitCode> {
         "bench: client: {} GETs of {} ms per model, {} round(s)",
         plan.requests, plan.delay_ms, plan.rounds
     );
-    let rows = ops::client::run(stack.upstream_addr, &plan)?;
+    let rows = ops::client::measure_models(stack.upstream_addr, &plan)?;
     output::client::write_client(&out, &plan, &rows, &machine::read())?;
-    println!("{}", output::client::table(&rows));
+    println!("{}", output::client::client_table(&rows));
     println!(
         "Results: {}/report.md (results.json, results.csv, wall.svg)",
         out.display()

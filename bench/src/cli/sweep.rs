@@ -112,7 +112,7 @@ pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         resume: args.resume.is_some(),
     };
     let outcome = ops::sweep::sweep(&stack, &plan, tool, interrupted)?;
-    report(&plan, &outcome, &out)
+    print_outcome(&plan, &outcome, &out)
 }
 
 /// The knobs to vary: the preset's, each replaced by a `--vary` of the same knob, and any
@@ -169,7 +169,7 @@ fn heatmaps(pairs: &[String]) -> Result<Vec<(Binary, Binary)>> {
 }
 
 /// Prints the capacities and where the files are; the exit status.
-fn report(plan: &SweepPlan, outcome: &SweepOutcome, out: &Path) -> Result<ExitCode> {
+fn print_outcome(plan: &SweepPlan, outcome: &SweepOutcome, out: &Path) -> Result<ExitCode> {
     if outcome.skipped > 0 {
         eprintln!(
             "bench: resumed: {} rows were already there",

@@ -303,24 +303,27 @@ mod tests {
     #[test]
     fn a_remote_targets_bound_comes_from_its_own_flags() {
         let s = find("grinberg").unwrap().settings;
-        let flags = |f: &[&str]| f.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let pool = flags(&["--pool-size 19", "--workers 19"]);
-        assert_eq!(
-            s.effective_concurrency_with(Binary::SyncPool, &pool),
-            Some(19)
-        );
-        let axum = flags(&["--pool-size 16"]);
-        assert_eq!(
-            s.effective_concurrency_with(Binary::TokioAxum, &axum),
-            Some(16)
-        );
-        let piped = flags(&["--pool-size 16", "--workers 2", "--db-mode pipelined"]);
-        assert_eq!(
-            s.effective_concurrency_with(Binary::TokioHyper, &piped),
-            Some(2)
-        );
+        let flags = |f: &[(&str, &str)]| {
+            f.iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let bound_of = |binary: Binary, flags: &[(String, String)]| {
+            s.as_started_with(flags)
+                .and_then(|at| at.effective_concurrency(binary))
+        };
+        let pool = flags(&[("--pool-size", "19"), ("--workers", "19")]);
+        assert_eq!(bound_of(Binary::SyncPool, &pool), Some(19));
+        let axum = flags(&[("--pool-size", "16")]);
+        assert_eq!(bound_of(Binary::TokioAxum, &axum), Some(16));
+        let piped = flags(&[
+            ("--pool-size", "16"),
+            ("--workers", "2"),
+            ("--db-mode", "pipelined"),
+        ]);
+        assert_eq!(bound_of(Binary::TokioHyper, &piped), Some(2));
         // Started with the target's defaults: unknown, so only the clients bound it.
-        assert_eq!(s.effective_concurrency_with(Binary::TokioAxum, &[]), None);
+        assert_eq!(bound_of(Binary::TokioAxum, &[]), None);
     }
 
     #[test]

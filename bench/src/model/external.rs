@@ -38,8 +38,8 @@ pub struct RemoteSide {
     pub status: Option<SocketAddr>,
     /// The target through the stack's own nginx.
     pub via_nginx: Option<SocketAddr>,
-    /// The flags it was started with.
-    pub flags: Vec<String>,
+    /// The flags it was started with: name and value.
+    pub flags: Vec<(String, String)>,
 }
 
 /// `NAME=URL` as given on the command line (checked for shape; resolved by [`assemble`]).

@@ -194,8 +194,13 @@ impl Described {
                         binary.model(),
                         remote.host
                     ),
-                    remote.flags.clone(),
-                    s.effective_concurrency_with(binary, &remote.flags),
+                    remote
+                        .flags
+                        .iter()
+                        .map(|(flag, value)| format!("{flag} {value}"))
+                        .collect(),
+                    s.as_started_with(&remote.flags)
+                        .and_then(|at| at.effective_concurrency(binary)),
                 ),
                 _ => (
                     None,

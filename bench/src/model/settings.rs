@@ -10,6 +10,12 @@ use shared::{Backend, Binary, DbMode};
 use super::fault::{Fault, FaultKind};
 use super::tool::ToolKind;
 
+/// The target flags that decide its bound: written by [`Settings::target_flags`], read back
+/// by [`Settings::as_started_with`].
+const POOL_SIZE: &str = "--pool-size";
+const WORKERS: &str = "--workers";
+const DB_MODE: &str = "--db-mode";
+
 /// What a case requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Endpoint {
@@ -161,17 +167,14 @@ impl Settings {
         let mut flags = vec![
             ("--backend".to_string(), self.backend.name().to_string()),
             ("--delay-ms".to_string(), self.delay_ms.to_string()),
-            (
-                "--pool-size".to_string(),
-                self.pool_size(binary).to_string(),
-            ),
+            (POOL_SIZE.to_string(), self.pool_size(binary).to_string()),
             ("--rows".to_string(), self.rows.to_string()),
         ];
         if let Some(workers) = self.workers(binary) {
-            flags.push(("--workers".to_string(), workers.to_string()));
+            flags.push((WORKERS.to_string(), workers.to_string()));
         }
         if binary.is_tokio() {
-            flags.push(("--db-mode".to_string(), self.db_mode.name().to_string()));
+            flags.push((DB_MODE.to_string(), self.db_mode.name().to_string()));
         }
         if self.idle_connections > 0 {
             flags.push(("--keep-alive-timeout-ms".to_string(), "0".to_string()));
@@ -217,30 +220,27 @@ impl Settings {
         }
     }
 
-    /// The concurrency that limits a target started with `flags` (as `--pool-size 100`,
-    /// `--workers 6`, `--db-mode pipelined`) rather than with these settings' own: a remote
-    /// stack's target. `None` when the flags do not give its pool size.
-    pub fn effective_concurrency_with(&self, binary: Binary, flags: &[String]) -> Option<u32> {
+    /// These settings as a target started with `flags` has them (a remote stack's target
+    /// keeps the flags `bench up` gave it): its pool size, workers and DB mode, read the way
+    /// [`Settings::target_flags`] writes them. `None` when the flags do not give its pool size.
+    pub fn as_started_with(&self, flags: &[(String, String)]) -> Option<Settings> {
         let value = |name: &str| {
             flags
                 .iter()
-                .find_map(|f| f.strip_prefix(name)?.trim().parse::<u32>().ok())
+                .find(|(flag, _)| flag == name)
+                .map(|(_, value)| value.as_str())
         };
-        let sessions = value("--pool-size ")?;
-        let workers = value("--workers ");
-        let pipelined = flags.iter().any(|f| f == "--db-mode pipelined");
-        let at = Settings {
-            sessions,
+        let number = |name: &str| value(name)?.parse::<u32>().ok();
+        let workers = number(WORKERS);
+        Some(Settings {
+            sessions: number(POOL_SIZE)?,
             sync_workers: workers,
             async_workers: workers,
-            db_mode: if pipelined {
-                DbMode::Pipelined
-            } else {
-                DbMode::Pool
-            },
+            db_mode: value(DB_MODE)
+                .and_then(DbMode::from_name)
+                .unwrap_or(DbMode::Pool),
             ..self.clone()
-        };
-        at.effective_concurrency(binary)
+        })
     }
 
     /// Why these settings' faults cannot run (checked before the stack starts): a fault that

@@ -148,7 +148,7 @@ impl ConnectionSampler {
 
 /// Runs every model of `plan` against the upstream page at `upstream` (nginx, with its
 /// stub_status at the same address), `plan.rounds` times each.
-pub fn run(upstream: SocketAddr, plan: &ClientPlan) -> Result<Vec<ClientRow>> {
+pub fn measure_models(upstream: SocketAddr, plan: &ClientPlan) -> Result<Vec<ClientRow>> {
     let url =
         UpstreamUrl::parse(&format!("http://{upstream}/upstream")).map_err(anyhow::Error::msg)?;
     let delay = Duration::from_millis(u64::from(plan.delay_ms));

@@ -9,7 +9,7 @@ use crate::model::client::{ClientPlan, ClientRow};
 use crate::model::meta::{Machine, SUITE};
 
 /// The table of `bench client`, as markdown.
-pub fn table(rows: &[ClientRow]) -> String {
+pub fn client_table(rows: &[ClientRow]) -> String {
     let mut out = String::from(
         "| model | wall s (min–max) | req/s | bound s | efficiency | errors | peak connections | RSS MiB | threads |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
@@ -92,7 +92,7 @@ pub fn write_client(
         plan.requests,
         plan.delay_ms,
         plan.rounds,
-        table(rows)
+        client_table(rows)
     );
     std::fs::write(dir.join("report.md"), report)?;
     client_wall(&dir.join("wall.svg"), plan, rows)?;

@@ -81,7 +81,7 @@ pub fn write_sweep(
     let charts = charts(files, &meta.scenario, rows, capacity)?;
     fs::write(
         files.dir.join("report.md"),
-        markdown(files, meta, rows, capacity, &charts),
+        sweep_report(files, meta, rows, capacity, &charts),
     )?;
     Ok(charts)
 }
@@ -125,7 +125,7 @@ fn charts(
 }
 
 /// A sweep's `report.md`: what varied, the capacities, a table per point, the charts.
-fn markdown(
+fn sweep_report(
     files: &SweepFiles,
     meta: &Meta,
     rows: &[Row],

@@ -167,7 +167,15 @@ impl Description {
                     host: self.host.clone(),
                     status,
                     via_nginx,
-                    flags: target.flags.clone(),
+                    // As `bench up` wrote them: `--name value`.
+                    flags: target
+                        .flags
+                        .iter()
+                        .map(|flag| match flag.split_once(' ') {
+                            Some((name, value)) => (name.to_string(), value.to_string()),
+                            None => (flag.clone(), String::new()),
+                        })
+                        .collect(),
                 }),
             });
         }

@@ -26,7 +26,6 @@ end
 "#;
 
 /// The wrk script of `--per-connection`: one thread per connection, each counting its 2xx;
-
 /// `done()` prints the counts after the summary. (Defining `response` makes wrk hand every
 /// answer to Lua, which costs some client CPU: a diagnostic, not the default.)
 const WRK_PER_CONNECTION: &str = r#"
