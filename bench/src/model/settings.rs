@@ -85,10 +85,28 @@ fn db_mode_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DbMod
         .ok_or_else(|| serde::de::Error::custom(format!("unknown db mode {name:?}")))
 }
 
-/// What one measured run asks of a target, fully resolved: the row's configuration.
+/// What one measured run asks of a target, fully resolved: the row's configuration, in four
+/// groups: the load, the target's flags, the topology, and the extras beside the load.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Settings {
+    // The load: what the load tool asks, how, and for how long.
     pub path: Endpoint,
+    /// Concurrent client connections.
+    pub connections: u32,
+    /// Open-loop rate in requests per second; `None` is a closed loop.
+    pub rate: Option<u32>,
+    pub duration_s: u32,
+    pub warmup_s: u32,
+    pub tool: ToolKind,
+    pub client_keepalive: bool,
+    /// wrk with one thread per connection, each counting its answers: how evenly the target
+    /// serves its connections (the row's `connection_requests`).
+    #[serde(default)]
+    pub per_connection: bool,
+    /// Repeated rounds per case (the row keeps the median and the spread).
+    pub rounds: u32,
+
+    // The target's flags (`Settings::target_flags`).
     /// What `/test` does.
     #[serde(
         serialize_with = "backend_name",
@@ -96,27 +114,12 @@ pub struct Settings {
     )]
     pub backend: Backend,
     pub delay_ms: u32,
-    /// Concurrent client connections.
-    pub connections: u32,
-    /// Open-loop rate in requests per second; `None` is a closed loop.
-    pub rate: Option<u32>,
-    pub duration_s: u32,
-    pub warmup_s: u32,
     /// DB sessions in total, as in Grinberg's pgbouncer; each target's `--pool-size`.
     pub sessions: u32,
     /// `--workers` of sync-pool (each one a worker, as gunicorn's sync workers).
     pub sync_workers: Option<u32>,
     /// `--workers` of the async and green targets.
     pub async_workers: Option<u32>,
-    pub via: Via,
-    pub upstream_keepalive: bool,
-    pub client_keepalive: bool,
-    pub pgbouncer: bool,
-    /// Target on CPU 0, load tool on the others.
-    pub pin: bool,
-    pub tool: ToolKind,
-    /// Repeated rounds per case (the row keeps the median and the spread).
-    pub rounds: u32,
     /// The targets' `--rows`: random ids are drawn from 1..=rows (pgbench too).
     pub rows: i32,
     /// The tokio targets' `--db-mode` (the others always pool).
@@ -126,10 +129,15 @@ pub struct Settings {
         deserialize_with = "db_mode_from_name"
     )]
     pub db_mode: DbMode,
-    /// wrk with one thread per connection, each counting its answers: how evenly the target
-    /// serves its connections (the row's `connection_requests`).
-    #[serde(default)]
-    pub per_connection: bool,
+
+    // The topology: what stands between the tool, the target and the database.
+    pub via: Via,
+    pub upstream_keepalive: bool,
+    pub pgbouncer: bool,
+    /// Target on CPU 0, load tool on the others.
+    pub pin: bool,
+
+    // The extras beside the load (`measure::extras`).
     /// Faults during the measured load (`--fault`).
     #[serde(default)]
     pub faults: Vec<Fault>,
