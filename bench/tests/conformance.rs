@@ -294,6 +294,84 @@ fn a_taken_port_is_one_line_and_exit_status_1(world: &World, binary: Binary) -> 
     Ok(())
 }
 
+/// Every target raises its soft limit on open descriptors to the hard limit at start-up, and
+/// its start-up line says the limit: started here with a soft limit of 256.
+fn the_descriptor_limit_is_raised_to_the_hard_limit(world: &World, binary: Binary) -> Result<()> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let stack = world.stack()?;
+    let mut hard = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes a struct we own.
+    ensure!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) } == 0);
+    let hard = hard.rlim_max;
+    ensure!(
+        hard > 256,
+        "this test needs a hard limit above 256, not {hard}"
+    );
+    let listen = format!("127.0.0.1:{}", bench::stack::process::free_port()?);
+    let mut command = std::process::Command::new(stack.bin_dir().join(binary.name()));
+    for var in bench::stack::target::CONTRACT_ENV {
+        command.env_remove(var);
+    }
+    command
+        .args(["--listen", &listen])
+        .args(["--database-url", stack.database_url()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        command.pre_exec(move || {
+            let low = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &low) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut child = command.spawn()?;
+    let pid = child.id();
+    let stderr = child.stderr.take().context("stderr")?;
+    // The start-up line, read on a thread so that a target that never prints cannot hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if line.contains("listening on") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(10));
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.context("no start-up line within 10 s")?;
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .context("no \"Max open files\" in /proc/PID/limits")?;
+    ensure!(
+        soft == hard.to_string(),
+        "{binary} runs with a soft limit of {soft} open files, not the hard limit {hard}"
+    );
+    ensure!(
+        line.contains(&format!("nofile={hard}")),
+        "{binary}'s start-up line does not say nofile={hard}: {line}"
+    );
+    Ok(())
+}
+
 /// With the database down (nothing listens on its port), /test answers 503 with a JSON
 /// error at once, not after the pool timeout (5 s here): only a busy pool waits. The rest
 /// keeps serving.
@@ -882,7 +960,11 @@ fn main() {
             ));
         }
         // Each starts its own instance with the flags it needs.
-        let special: [(&str, TargetTest); 10] = [
+        let special: [(&str, TargetTest); 11] = [
+            (
+                "the_descriptor_limit_is_raised_to_the_hard_limit",
+                the_descriptor_limit_is_raised_to_the_hard_limit,
+            ),
             (
                 "a_taken_port_is_one_line_and_exit_status_1",
                 a_taken_port_is_one_line_and_exit_status_1,

@@ -3,6 +3,11 @@
 //! (the port is taken, the runtime cannot start, the database's host does not resolve, the
 //! signal handlers cannot be installed) into one line, `NAME: what failed`, and exit status 1,
 //! the same in every target. A clean drain after SIGTERM exits 0.
+//!
+//! Before `serve`, the soft limit on open descriptors is raised to the hard limit: a target
+//! holds a descriptor per client connection and per upstream or DB connection, and the soft
+//! limit a shell or a container hands down (often 1024) is not what the machine allows. The
+//! start-up line says the limit (`nofile=N`).
 
 use std::process::ExitCode;
 
@@ -10,7 +15,8 @@ use crate::{Binary, Config};
 
 /// The `main` of every target: `serve` is its model, and returns once drained.
 pub fn run(binary: Binary, serve: impl FnOnce(Config) -> Result<(), String>) -> ExitCode {
-    let config = Config::from_env(binary);
+    let mut config = Config::from_env(binary);
+    config.descriptors = raise_descriptor_limit();
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -18,4 +24,28 @@ pub fn run(binary: Binary, serve: impl FnOnce(Config) -> Result<(), String>) -> 
             ExitCode::FAILURE
         }
     }
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit; the limit now, or
+/// `None` when it cannot be read. A limit that cannot be raised stays as it was (and is the
+/// one returned).
+pub fn raise_descriptor_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            limit = raised;
+        }
+    }
+    Some(limit.rlim_cur)
 }

@@ -128,6 +128,9 @@ pub struct Config {
     pub limits: ConnLimits,
     /// How long a SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// The limit on open descriptors once raised at start-up (`crate::start`), for the
+    /// start-up line; `None` when it could not be read.
+    pub descriptors: Option<u64>,
     /// Pooled or pipelined DB connections (tokio targets).
     pub db_mode: DbMode,
 }
@@ -231,6 +234,7 @@ impl Config {
                     .then(|| Duration::from_millis(flags.keep_alive_timeout_ms)),
             },
             shutdown_timeout: Duration::from_millis(flags.shutdown_timeout_ms),
+            descriptors: None,
             db_mode: flags.db_mode,
         })
     }
@@ -248,8 +252,11 @@ impl Config {
                 self.workers
             ),
         };
+        let nofile = self
+            .descriptors
+            .map_or(String::new(), |n| format!(" nofile={n}"));
         format!(
-            "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}",
+            "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}{nofile}",
             self.binary,
             self.listen,
             self.binary.model(),
