@@ -2,7 +2,7 @@
 # statically by `cargo test` (bench/tests/compose.rs); this file is for machines that have one.
 
 # 1. Build every target in release.
-FROM rust:1.89-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --workspace --bins \

@@ -324,3 +324,92 @@ fn the_describe_service_serves_a_description_of_every_target() {
         .database_url
         .contains(&format!("127.0.0.1:{postgres}")));
 }
+
+/// `major.minor` as numbers, for comparing Rust versions.
+fn rust_version(text: &str) -> (u32, u32) {
+    let mut parts = text
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// The workspace's `rust-version` is at least the highest `rust-version` of every package in
+/// Cargo.lock that this platform builds (`generator` asks for 1.95), and the Dockerfile's Rust
+/// image is at least that: `cargo build --locked` works in it.
+#[test]
+fn the_rust_version_and_the_build_image_cover_every_locked_dependency() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let rustc = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc names its host");
+    let output = Command::new(cargo)
+        .current_dir(root())
+        .args(["metadata", "--locked", "--format-version", "1"])
+        .args(["--filter-platform", &host])
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let packages = metadata["packages"].as_array().expect("packages");
+    let version_of = |name: &str| {
+        packages
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["rust_version"].as_str())
+            .map(rust_version)
+            .unwrap_or_else(|| panic!("{name} has no rust-version"))
+    };
+    let ours = version_of("shared");
+    let (needed, by) = packages
+        .iter()
+        .filter_map(|p| {
+            Some((
+                rust_version(p["rust_version"].as_str()?),
+                p["name"].as_str()?,
+            ))
+        })
+        .max()
+        .expect("some package states a rust-version");
+    assert!(
+        ours >= needed,
+        "the workspace says rust-version {ours:?}, but {by} in Cargo.lock needs {needed:?}"
+    );
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
+    let image = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("FROM rust:"))
+        .and_then(|rest| rest.split('-').next())
+        .expect("a FROM rust:X-… stage");
+    assert!(
+        rust_version(image) >= ours,
+        "the Dockerfile builds with rust:{image}, older than the rust-version {ours:?}"
+    );
+}
+
+/// The build context leaves out what a local build or run left behind (target/ is hundreds
+/// of MiB, and `COPY . .` would copy it into the image).
+#[test]
+fn the_build_context_leaves_out_target_git_and_fuzz() {
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).expect(".dockerignore");
+    let entries: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for needed in ["target/", ".git/", "fuzz/", "results/"] {
+        assert!(
+            entries.contains(&needed),
+            ".dockerignore lacks {needed}: {entries:?}"
+        );
+    }
+}
