@@ -96,6 +96,11 @@ impl<'a> Runner<'a> {
     }
 
     fn round(&self, case: &Case) -> Result<Round> {
+        let idle = case.settings.idle_connections;
+        if idle > 0 {
+            // Before a target's launch: it inherits the limit.
+            crate::stack::process::raise_fd_limit(u64::from(idle) + 1024)?;
+        }
         match &case.subject {
             Subject::Target(binary) => self.round_target(case, *binary),
             Subject::External(external) => self.round_external(case, external),
@@ -114,10 +119,6 @@ impl<'a> Runner<'a> {
 
     fn round_target(&self, case: &Case, binary: Binary) -> Result<Round> {
         let s = &case.settings;
-        if s.idle_connections > 0 {
-            // Before the launch: the target inherits the limit.
-            crate::stack::process::raise_fd_limit(u64::from(s.idle_connections) + 1024)?;
-        }
         let mut flags = s.target_flags(binary);
         if let Some(bouncer) = &self.pgbouncer {
             flags.push(("--database-url".into(), bouncer.url.clone()));
@@ -163,9 +164,6 @@ impl<'a> Runner<'a> {
     /// sessions are watched only when `--external-pid` and `--external-app` name them.
     fn round_external(&self, case: &Case, external: &External) -> Result<Round> {
         let s = &case.settings;
-        if s.idle_connections > 0 {
-            crate::stack::process::raise_fd_limit(u64::from(s.idle_connections) + 1024)?;
-        }
         if let Some(pid) = external.pid {
             if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 bail!("{} (pid {pid}) is no longer running", external.name);

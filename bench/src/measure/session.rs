@@ -53,11 +53,11 @@ impl<'a> Session<'a> {
     /// Verifies `targets` and `externals` (when the plan verifies; a passing external is
     /// marked verified), then starts the runner (with pgbouncer in front when the plan asks)
     /// and the progress of `rounds` rounds.
-    pub fn open(
+    pub fn open<'e>(
         stack: &'a Stack,
         plan: &Plan,
         targets: &[Binary],
-        externals: &mut [External],
+        externals: impl IntoIterator<Item = &'e mut External>,
         tool: Tool,
         interrupted: &'a AtomicBool,
         rounds: u64,
@@ -67,7 +67,7 @@ impl<'a> Session<'a> {
             for (binary, why) in contract::refused_targets(stack, targets)? {
                 refused.push((binary.name().to_string(), why));
             }
-            for external in externals.iter_mut() {
+            for external in externals {
                 match contract::refused_externals(stack, external) {
                     Some(why) => refused.push((external.name.clone(), why)),
                     None => external.verified = true,
@@ -146,21 +146,21 @@ impl<'a> Session<'a> {
         self.bar.suspend(f);
     }
 
-    /// The load tool.
-    pub fn tool(&self) -> &Tool {
-        &self.runner.tool
-    }
-
-    /// Whether Ctrl-C cut the session short.
-    pub fn was_interrupted(&self) -> bool {
-        self.interrupted
-    }
-
-    /// Clears the progress bar; whether the session was interrupted.
-    pub fn finish(self) -> bool {
+    /// Clears the progress bar; the load tool (for the run's versions), and whether Ctrl-C
+    /// cut the session short.
+    pub fn finish(self) -> Ended {
         self.bar.finish_and_clear();
-        self.interrupted
+        Ended {
+            tool: self.runner.tool,
+            interrupted: self.interrupted,
+        }
     }
+}
+
+/// What a session leaves when it ends.
+pub struct Ended {
+    pub tool: Tool,
+    pub interrupted: bool,
 }
 
 /// The progress of `total` rounds, with the time left.

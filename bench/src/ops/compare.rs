@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::measure::session::{Plan, Session};
 use crate::measure::tools::Tool;
 use crate::model::case::{Case, Subject};
-use crate::model::external::External;
 use crate::model::meta::Meta;
 use crate::model::row::{Row, Spread, Status};
 use crate::model::settings::Settings;
@@ -52,35 +51,22 @@ pub fn compare(
     on_pair: &dyn Fn(usize, &RoundPair),
 ) -> Result<Comparison> {
     let started = super::now();
-    let mut externals: Vec<External> = sides
-        .iter()
-        .filter_map(|side| match side {
-            Subject::External(external) => Some((**external).clone()),
-            _ => None,
-        })
-        .collect();
     let rounds = plan.settings.rounds as usize;
-    let meta_tool = tool.clone();
+    // The externals among the sides are verified in place: their labels say so.
+    let mut sides = sides;
+    let externals = sides.iter_mut().filter_map(|side| match side {
+        Subject::External(external) => Some(&mut **external),
+        _ => None,
+    });
     let mut session = Session::open(
         stack,
         plan,
         &plan.targets,
-        &mut externals,
+        externals,
         tool,
         interrupted,
         rounds as u64 * 2,
     )?;
-    // The externals as verified.
-    let sides = sides.map(|side| match side {
-        Subject::External(external) => Subject::External(Box::new(
-            externals
-                .iter()
-                .find(|e| e.name == external.name)
-                .cloned()
-                .unwrap_or(*external),
-        )),
-        other => other,
-    });
     let settings = Settings {
         rounds: 1,
         ..plan.settings.clone()
@@ -124,9 +110,9 @@ pub fn compare(
         session.suspend(|| on_pair(round, &result));
         pairs.push(result);
     }
-    session.finish();
+    let ended = session.finish();
     let comparison = summarise(
-        super::meta(stack, plan, &meta_tool, started),
+        super::meta(stack, plan, &ended.tool, started),
         [sides[0].label(), sides[1].label()],
         pairs,
         rows,

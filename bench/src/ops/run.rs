@@ -50,7 +50,6 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
         .map(|c| u64::from(c.settings.rounds.max(1)))
         .sum();
     let mut externals = plan.externals.clone();
-    let tool_for_meta = tool.clone();
     let mut session = Session::open(
         stack,
         plan,
@@ -68,13 +67,13 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
             None => break,
         }
     }
-    let was_interrupted = session.finish();
+    let ended = session.finish();
     set_relative(&mut rows, &plan.baseline);
-    let meta = super::meta(stack, plan, &tool_for_meta, started);
+    let meta = super::meta(stack, plan, &ended.tool, started);
     output::write_run(&plan.out, &meta, &rows, &extras::sections())?;
     Ok(RunOutcome {
         rows,
         meta,
-        interrupted: was_interrupted,
+        interrupted: ended.interrupted,
     })
 }

@@ -95,16 +95,7 @@ pub fn sweep(
         .flat_map(|(_, _, cases)| cases)
         .map(|c| u64::from(c.settings.rounds.max(1)))
         .sum();
-    let meta_tool = tool.clone();
-    let mut session = Session::open(
-        stack,
-        base,
-        &base.targets,
-        &mut [],
-        tool,
-        interrupted,
-        rounds,
-    )?;
+    let mut session = Session::open(stack, base, &base.targets, [], tool, interrupted, rounds)?;
     let mut jsonl = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -134,10 +125,10 @@ pub fn sweep(
             rows.push(row);
         }
     }
-    let was_interrupted = session.finish();
+    let ended = session.finish();
     set_relative(&mut rows, &base.baseline);
     let capacity = capacities(&rows, plan.slo_p99_ms);
-    let meta = super::meta(stack, base, &meta_tool, started);
+    let meta = super::meta(stack, base, &ended.tool, started);
     let files = SweepFiles {
         dir: &base.out,
         varies: &plan.varies,
@@ -151,7 +142,7 @@ pub fn sweep(
         rows,
         capacity,
         charts,
-        interrupted: was_interrupted,
+        interrupted: ended.interrupted,
         skipped,
     })
 }
