@@ -24,6 +24,19 @@ pub fn driver_config(config: &Config) -> tokio_postgres::Config {
     pg
 }
 
+/// Whether `error` ended the connection, so that the statement never ran to its end and
+/// the next connection may be tried: the client is closed (`client_closed`), or the error says
+/// so, or the server said FATAL (57P01 when its backend was terminated). The FATAL can reach
+/// the statement before the driver has seen the socket close, so `is_closed` alone would
+/// answer too early.
+pub fn connection_ended(client_closed: bool, error: &tokio_postgres::Error) -> bool {
+    client_closed
+        || error.is_closed()
+        || error
+            .as_db_error()
+            .is_some_and(|db| db.severity() == "FATAL")
+}
+
 /// The row of either statement, as the contract's [`DbRow`].
 pub fn to_row(row: &tokio_postgres::Row) -> Result<DbRow, AppError> {
     Ok(DbRow {

@@ -267,7 +267,12 @@ impl Database {
             };
             match found {
                 // The checkout drops a closed connection when it comes back.
-                Err(_) if conn.client.is_closed() && attempts < self.max_size => attempts += 1,
+                Err(e)
+                    if pg::connection_ended(conn.client.is_closed(), &e)
+                        && attempts < self.max_size =>
+                {
+                    attempts += 1
+                }
                 Err(e) => return Err(pg::map_error(&e)),
                 Ok(None) => return Err(AppError::NoSuchRow(id)),
                 Ok(Some(row)) => return pg::to_row(&row),

@@ -177,7 +177,11 @@ impl Pooled {
             };
             match found {
                 // deadpool drops a closed connection instead of recycling it.
-                Err(e) if ends_connection(&client, &e) && attempts < self.max_size => attempts += 1,
+                Err(e)
+                    if pg::connection_ended(client.is_closed(), &e) && attempts < self.max_size =>
+                {
+                    attempts += 1
+                }
                 Err(e) => return Err(pg::map_error(&e)),
                 Ok(None) => return Err(AppError::NoSuchRow(id)),
                 Ok(Some(row)) => return pg::to_row(&row),
@@ -336,7 +340,7 @@ impl Pipelined {
                 session.client.query_opt(statement, &[&id, &seconds]).await
             };
             match found {
-                Err(e) if ends_connection(&session.client, &e) && !retried => {
+                Err(e) if pg::connection_ended(session.client.is_closed(), &e) && !retried => {
                     slot.forget(&session);
                     retried = true;
                 }
@@ -346,18 +350,6 @@ impl Pipelined {
             }
         }
     }
-}
-
-/// Whether `error` ended the connection, so that the query never ran to its end: the
-/// connection is closed, or the server said FATAL (57P01 when its backend was terminated).
-/// The FATAL can reach the query before the connection's task has seen the socket close, so
-/// `is_closed` alone would answer too early.
-fn ends_connection(client: &tokio_postgres::Client, error: &tokio_postgres::Error) -> bool {
-    client.is_closed()
-        || error.is_closed()
-        || error
-            .as_db_error()
-            .is_some_and(|db| db.severity() == "FATAL")
 }
 
 /// A pooled keep-alive HTTP/1.1 client for the upstream page.
