@@ -16,7 +16,7 @@ use crate::{Binary, Config};
 /// The `main` of every target: `serve` is its model, and returns once drained.
 pub fn run(binary: Binary, serve: impl FnOnce(Config) -> Result<(), String>) -> ExitCode {
     let mut config = Config::from_env(binary);
-    config.descriptors = raise_descriptor_limit();
+    config.descriptors = raise_descriptor_limit().ok();
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -26,10 +26,9 @@ pub fn run(binary: Binary, serve: impl FnOnce(Config) -> Result<(), String>) -> 
     }
 }
 
-/// Raises this process's soft limit on open descriptors to its hard limit; the limit now, or
-/// `None` when it cannot be read. A limit that cannot be raised stays as it was (and is the
-/// one returned).
-pub fn raise_descriptor_limit() -> Option<u64> {
+/// Raises this process's soft limit on open descriptors to its hard limit (processes it
+/// starts afterwards inherit it); the limit now.
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -37,15 +36,12 @@ pub fn raise_descriptor_limit() -> Option<u64> {
     // SAFETY: getrlimit and setrlimit read and write a struct we own.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return None;
+            return Err(std::io::Error::last_os_error());
         }
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-            limit = raised;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return Err(std::io::Error::last_os_error());
         }
     }
-    Some(limit.rlim_cur)
+    Ok(limit.rlim_cur)
 }

@@ -87,9 +87,7 @@ impl LoadArgs {
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         }
     }
-}
 
-impl LoadArgs {
     /// The preset, its settings after the flags, and the load tool (found, or refused).
     pub fn settings(&self) -> Result<(Scenario, Settings, Tool)> {
         let scenario = preset::find(&self.scenario)?;

@@ -51,10 +51,7 @@ pub fn exec(args: ClientArgs) -> Result<ExitCode> {
     let rows = ops::client::measure_models(stack.upstream_addr, &plan)?;
     output::client::write_client(&out, &plan, &rows, &machine::read())?;
     println!("{}", output::client::client_table(&rows));
-    println!(
-        "Results: {}/report.md (results.json, results.csv, wall.svg)",
-        out.display()
-    );
+    super::results_line(&out, "report.md (results.json, results.csv, wall.svg)");
     let errors: u64 = rows.iter().map(|r| r.errors).sum();
     Ok(exit_code(usize::from(errors > 0)))
 }

@@ -120,6 +120,6 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         comparison.a_noise * 100.0,
         comparison.b_noise * 100.0
     );
-    println!("Results: {}/compare.json", out.display());
+    super::results_line(&out, "compare.json");
     Ok(ExitCode::SUCCESS)
 }

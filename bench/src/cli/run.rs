@@ -114,9 +114,9 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     );
     let outcome = ops::run::run(&stack, &plan, tool, interrupted)?;
     println!("{}", table::table(&outcome.rows, &outcome.meta.baseline));
-    println!(
-        "Results: {}/report.md (results.json, results.csv, throughput.svg, latency.svg)",
-        out.display()
+    super::results_line(
+        &out,
+        "report.md (results.json, results.csv, throughput.svg, latency.svg)",
     );
     if outcome.interrupted {
         bail!(

@@ -292,25 +292,12 @@ fn children_of(parent: u32) -> Vec<u32> {
 /// Raises this process's open-file limit to its hard limit (targets started afterwards
 /// inherit it) and checks that `needed` descriptors fit.
 pub fn raise_fd_limit(needed: u64) -> Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write a struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            bail!("getrlimit failed");
-        }
-        limit.rlim_cur = limit.rlim_max;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-            bail!("setrlimit failed");
-        }
-    }
-    if limit.rlim_cur < needed {
+    let limit = shared::start::raise_descriptor_limit()
+        .context("cannot raise the limit on open files to the hard limit")?;
+    if limit < needed {
         bail!(
-            "the hard limit on open files is {}, and {needed} connections need more: raise it (ulimit -Hn, or LimitNOFILE) and run again",
-            limit.rlim_cur
+            "the hard limit on open files is {limit}, and {needed} connections need more: raise it (ulimit -Hn, or LimitNOFILE) and run again"
         );
     }
-    Ok(limit.rlim_cur)
+    Ok(limit)
 }

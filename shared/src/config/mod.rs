@@ -129,7 +129,7 @@ pub struct Config {
     /// How long a SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// The limit on open descriptors once raised at start-up (`crate::start`), for the
-    /// start-up line; `None` when it could not be read.
+    /// start-up line; `None` when it could not be raised.
     pub descriptors: Option<u64>,
     /// Pooled or pipelined DB connections (tokio targets).
     pub db_mode: DbMode,
