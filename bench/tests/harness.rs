@@ -213,6 +213,39 @@ fn quick_run_measures_every_target_within_its_bound_and_pool() {
             p50 >= 5.0 && p50 <= p999 && p999 <= max,
             "{name}: {p50} {p999} {max}"
         );
+        // What the client cost: wrk's CPU, its share of its cores, Little's law. Eight
+        // connections at a 5 ms delay are far from what wrk can do: not client-bound.
+        assert!(
+            row["tool_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
+            "{name}"
+        );
+        let share = row["tool_cpu_share"].as_f64().unwrap();
+        assert!(share > 0.0 && share < 0.8, "{name}: tool share {share}");
+        let implied = row["implied_concurrency"].as_f64().unwrap();
+        assert!(
+            (0.8 * 8.0..=8.8).contains(&implied),
+            "{name}: implied {implied}"
+        );
+        assert_eq!(
+            row["client_bound"], false,
+            "{name}: {}",
+            row["client_bound_reason"]
+        );
+        // The whole spectrum, from the fastest to the slowest, in order.
+        let spectrum: Vec<(f64, f64)> = row["latency_spectrum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+            .collect();
+        assert_eq!(spectrum.first().unwrap().0, 0.0, "{name}");
+        assert_eq!(*spectrum.last().unwrap(), (100.0, max), "{name}");
+        assert!(
+            spectrum.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{name}: {spectrum:?}"
+        );
+        let mean = row["mean_ms"].as_f64().unwrap();
+        assert!(mean >= 5.0 && mean <= max, "{name}: mean {mean}");
     }
     // sync-pool is the baseline: its own relative is 1, and 4 workers make its bound 800/s.
     if let Some(pool) = rows.iter().find(|r| r["target"] == "sync-pool") {
@@ -311,6 +344,8 @@ fn compare_interleaves_rounds_and_reports_the_ratio_spread() {
         "--warmup",
         "0",
         "--no-verify",
+        "--fail-below",
+        "0.01",
         "--out",
         dir.to_str().unwrap(),
     ]);
@@ -352,6 +387,55 @@ fn compare_interleaves_rounds_and_reports_the_ratio_spread() {
         stdout.contains("tokio-axum / sync-pool: median"),
         "{stdout}"
     );
+    // tokio-axum's bound is twice sync-pool's (8 sessions against 4 workers): a ratio the
+    // rounds' noise cannot explain, with its interval inside the rounds' range.
+    let [low, high] = [0, 1].map(|i| c["ratio_ci95"][i].as_f64().unwrap());
+    assert!(
+        min <= low && low <= high && high <= max,
+        "{low}–{high} in {min}–{max}"
+    );
+    assert_eq!(c["distinguishable"], true, "{}", c["ratio_ci95"]);
+    assert!(stdout.contains("distinguishable from 1.0"), "{stdout}");
+}
+
+/// `--fail-below`: a ratio beyond the noise below the floor exits with status 1 and one line
+/// that says so; a bad floor is a usage error.
+#[test]
+fn compare_fails_below_a_floor_the_ratio_cannot_reach() {
+    let _guard = lock();
+    let dir = out_dir("compare-floor");
+    let args = |floor: &'static str| {
+        vec![
+            "compare",
+            "tokio-axum",
+            "sync-pool",
+            "--scenario",
+            "quick",
+            "--rounds",
+            "3",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0",
+            "--no-verify",
+            "--fail-below",
+            floor,
+            "--out",
+            dir.to_str().unwrap(),
+        ]
+    };
+    let output = bench(&args("100"));
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("below --fail-below 100 beyond the noise"),
+        "{stderr}"
+    );
+    let c = read_json(&dir.join("compare.json"));
+    assert!(c["ratio_ci95"][1].as_f64().unwrap() < 100.0);
+    let output = bench(&args("0"));
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a ratio above 0"));
 }
 
 #[test]
@@ -374,7 +458,7 @@ fn limits_rows_measure_pgbench_and_nginx_alone() {
     assert!(output.status.success(), "{}", show(&output));
     let results = read_json(&dir.join("results.json"));
     let rows = results["results"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 5);
     let pgbench = &rows[0];
     assert_eq!(pgbench["target"], "pgbench");
     assert_eq!(pgbench["tool"], "pgbench");
@@ -383,10 +467,25 @@ fn limits_rows_measure_pgbench_and_nginx_alone() {
         pgbench["db_sessions_peak"], 8,
         "pgbench holds one session per client"
     );
-    let nginx = &rows[1];
-    assert_eq!(nginx["target"], "nginx-static");
-    assert!(nginx["requests_per_sec"].as_f64().unwrap() > 0.0);
-    assert!(nginx["nginx_cpu_ms_per_request"].as_f64().unwrap() > 0.0);
+    // nginx alone with each load tool: each tool's ceiling here, and what it cost.
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for (nginx, tool) in rows[1..].iter().zip(["wrk", "oha", "ab", "hey"]) {
+        assert_eq!(nginx["target"], format!("nginx-static {tool} c=8"));
+        assert_eq!(nginx["tool"], tool);
+        assert_eq!(nginx["status"], "ok", "{nginx}");
+        assert!(nginx["requests_per_sec"].as_f64().unwrap() > 0.0);
+        assert!(nginx["nginx_cpu_ms_per_request"].as_f64().unwrap() > 0.0);
+        assert!(
+            nginx["tool_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
+            "{tool}"
+        );
+        assert!(nginx["tool_cpu_share"].as_f64().unwrap() > 0.0, "{tool}");
+        assert_eq!(nginx["of_tool_ceiling"], 1.0, "{tool}: its own ceiling");
+        assert!(
+            report.contains(&format!("{tool} reaches ")),
+            "report.md lacks {tool}'s ceiling:\n{report}"
+        );
+    }
 }
 
 #[test]
@@ -1569,4 +1668,178 @@ fn exposing_the_private_cluster_gives_a_url_with_a_password() {
         .unwrap()
         .get(0);
     assert!(has_password);
+}
+
+/// Real-time busy loops, one on each CPU the load tool gets with `--pin` (all but CPU 0),
+/// for at most `limit`: the tool gets only what the kernel's real-time throttling leaves
+/// (5% of each second). They stop when dropped.
+struct Starver {
+    stop: std::sync::Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Starver {
+    fn start(limit: Duration) -> Starver {
+        use std::sync::atomic::Ordering;
+        let runtime = std::fs::read_to_string("/proc/sys/kernel/sched_rt_runtime_us").unwrap();
+        assert_ne!(
+            runtime.trim(),
+            "-1",
+            "real-time throttling is off: a busy loop would take its CPUs whole"
+        );
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        let threads = (1..cpus)
+            .map(|cpu| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    // SAFETY: plain data for the kernel to read, about this thread only.
+                    unsafe {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        libc::CPU_SET(cpu, &mut set);
+                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                        let param = libc::sched_param { sched_priority: 1 };
+                        assert_eq!(
+                            libc::sched_setscheduler(0, libc::SCHED_FIFO, &param),
+                            0,
+                            "SCHED_FIFO needs root"
+                        );
+                    }
+                    let deadline = std::time::Instant::now() + limit;
+                    let mut spins = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        spins = spins.wrapping_add(1);
+                        if spins.is_multiple_of(1 << 20) && std::time::Instant::now() > deadline {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Starver { stop, threads }
+    }
+}
+
+impl Drop for Starver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Is the client the limit? The same light load (16 connections at a 20 ms delay, 400
+/// req/s) twice with the load tool on its own CPUs (`--pin`): alone, it is far from its
+/// cores; then with a real-time busy loop on each of them, starved, and its row says
+/// `client_bound` with why, and leaves `relative` out.
+#[test]
+fn a_starved_load_tool_marks_its_row_client_bound() {
+    let _guard = lock();
+    if std::thread::available_parallelism().unwrap().get() < 2 {
+        eprintln!("skipped: --pin needs a CPU for the target and one for the load tool");
+        return;
+    }
+    let run = |name: &str| {
+        let dir = out_dir(name);
+        let output = bench(&[
+            "run",
+            "--scenario",
+            "quick",
+            "--targets",
+            "tokio-axum",
+            "--baseline",
+            "tokio-axum",
+            "--pin",
+            "--delay-ms",
+            "20",
+            "--connections",
+            "16",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0",
+            "--no-verify",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", show(&output));
+        let results = read_json(&dir.join("results.json"));
+        (results["results"][0].clone(), dir)
+    };
+    let (alone, _) = run("client-alone");
+    assert_eq!(alone["status"], "ok", "{alone}");
+    assert_eq!(
+        alone["client_bound"], false,
+        "{}",
+        alone["client_bound_reason"]
+    );
+    assert_eq!(alone["relative"], 1.0);
+    let starver = Starver::start(Duration::from_secs(60));
+    let (starved, dir) = run("client-starved");
+    drop(starver);
+    assert_eq!(starved["status"], "ok", "{starved}");
+    assert_eq!(starved["client_bound"], true, "{starved}");
+    let why = starved["client_bound_reason"].as_str().unwrap();
+    assert!(why.contains("waiting for a CPU"), "{why}");
+    assert!(
+        starved["relative"].is_null(),
+        "a client-bound row has no ratio"
+    );
+    let busy =
+        starved["tool_cpu_share"].as_f64().unwrap() + starved["tool_wait_share"].as_f64().unwrap();
+    assert!(busy >= 0.8, "{busy}");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("client-bound"), "{report}");
+    let chart = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
+    assert!(chart.contains("tokio-axum (client-bound)"));
+}
+
+/// `--path` loads any endpoint of a target, and `--ceiling` sets nginx alone beside it with
+/// the same tool and connections: the row says what share of the tool's ceiling it reached.
+#[test]
+fn any_endpoint_from_the_command_line_with_the_tools_ceiling_beside_it() {
+    let _guard = lock();
+    let dir = out_dir("path-json");
+    let output = bench(&[
+        "run",
+        "--scenario",
+        "quick",
+        "--targets",
+        "tokio-axum",
+        "--path",
+        "/json",
+        "--ceiling",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0",
+        "--no-verify",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    let results = read_json(&dir.join("results.json"));
+    let rows = results["results"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    assert_eq!(names, ["tokio-axum", "nginx-static wrk c=8"]);
+    let (target, nginx) = (&rows[0], &rows[1]);
+    assert_eq!(target["config"]["path"], "/json");
+    assert_eq!(target["status"], "ok", "{target}");
+    assert!(
+        target["db_sessions_peak"].is_null(),
+        "/json never reads the database"
+    );
+    let ceiling = nginx["requests_per_sec"].as_f64().unwrap();
+    assert_eq!(target["tool_ceiling_rps"].as_f64(), Some(ceiling));
+    let share = target["of_tool_ceiling"].as_f64().unwrap();
+    assert!((share - target["requests_per_sec"].as_f64().unwrap() / ceiling).abs() < 1e-9);
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("wrk reaches "), "{report}");
+    assert!(report.contains("% of wrk's"), "{report}");
+    // A path no target serves is refused before anything starts.
+    let output = bench(&["run", "--scenario", "quick", "--path", "/nope"]);
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("use /test, /json or /health"), "{stderr}");
 }

@@ -16,7 +16,7 @@ use crate::model::external::{self, External, Named};
 use crate::model::fault::{self, Fault};
 use crate::model::knob::{Knob, Value};
 use crate::model::preset::{self, Scenario};
-use crate::model::settings::{Settings, Via};
+use crate::model::settings::{Endpoint, Settings, Via};
 use crate::model::tool::ToolKind;
 use crate::stack::StackOptions;
 
@@ -110,6 +110,10 @@ impl LoadArgs {
 /// Flags that override a scenario's settings.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Overrides {
+    /// The endpoint the load asks for: /test (the backend, with the delay), /json or
+    /// /health (no I/O: the HTTP path and the model alone).
+    #[arg(long, value_parser = Endpoint::parse)]
+    pub path: Option<Endpoint>,
     /// Concurrent client connections.
     #[arg(long)]
     pub connections: Option<u32>,
@@ -206,6 +210,7 @@ impl Overrides {
         }
         // The flags a sweep does not vary.
         let s = settings;
+        s.path = self.path.unwrap_or(s.path);
         s.duration_s = self.duration.unwrap_or(s.duration_s);
         s.warmup_s = self.warmup.unwrap_or(s.warmup_s);
         s.rounds = self.rounds.map_or(s.rounds, |r| r.max(1));

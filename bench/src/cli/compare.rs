@@ -28,8 +28,19 @@ pub struct CompareArgs {
     observe: ExternalObserve,
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Exit with status 1 when A / B is below RATIO beyond the rounds' noise (the upper end
+    /// of its 95% interval is under RATIO): a CI job's regression check.
+    #[arg(long, value_name = "RATIO", value_parser = positive_ratio)]
+    fail_below: Option<f64>,
     #[command(flatten)]
     load: LoadArgs,
+}
+
+fn positive_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("{text:?} is not a ratio above 0, e.g. 0.95")),
+    }
 }
 
 pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
@@ -100,8 +111,13 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let sides = [a_side, b_side];
     let comparison =
         ops::compare::compare(&stack, &plan, sides, tool, interrupted, &|round, pair| {
+            let mark = if pair.client_bound.is_empty() {
+                String::new()
+            } else {
+                format!("  client-bound: {}", pair.client_bound.join(", "))
+            };
             println!(
-                "{round:<6} {:>12.0} {:>12.0} {:>8}",
+                "{round:<6} {:>12.0} {:>12.0} {:>8}{mark}",
                 pair.a_rps,
                 pair.b_rps,
                 pair.ratio.map_or("–".into(), |r| format!("{r:.3}"))
@@ -120,6 +136,30 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         comparison.a_noise * 100.0,
         comparison.b_noise * 100.0
     );
+    let [low, high] = comparison.ratio_ci95;
+    println!(
+        "95% interval of the ratio (bootstrap over the rounds): {low:.3}–{high:.3}: {}",
+        if comparison.distinguishable {
+            "distinguishable from 1.0"
+        } else {
+            "not distinguishable from 1.0 (within the noise)"
+        }
+    );
+    if comparison.client_bound_rounds > 0 {
+        println!(
+            "{} of {} rounds had a client-bound side: their ratio measures the load tool too (see compare.json)",
+            comparison.client_bound_rounds,
+            comparison.rounds.len()
+        );
+    }
     super::results_line(&out, "compare.json");
-    Ok(ExitCode::SUCCESS)
+    match args.fail_below {
+        Some(floor) if high < floor => {
+            eprintln!(
+                "bench: {a} / {b} is below --fail-below {floor} beyond the noise (95% interval {low:.3}–{high:.3})"
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }

@@ -44,10 +44,16 @@ pub struct RunArgs {
     /// host's samples. --targets picks among its targets.
     #[arg(long, value_name = "STACK.JSON|URL", conflicts_with_all = ["external", "database_url"])]
     remote: Option<String>,
+    /// Also load nginx's /static page alone with the same tool and connections (the
+    /// leaderboard and limits presets always do): the tool's ceiling on this machine, and
+    /// each row's share of it (`of_tool_ceiling`).
+    #[arg(long)]
+    ceiling: bool,
 }
 
 pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
-    let (scenario, settings, tool) = args.load.settings()?;
+    let (scenario, mut settings, tool) = args.load.settings()?;
+    settings.ceiling |= args.ceiling;
     let names = parse_targets(&args.stack.targets)?;
     let private_db = args.stack.database_url.is_none();
     for case in case::expand(&scenario, &settings, &names) {

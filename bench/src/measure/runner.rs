@@ -15,7 +15,7 @@ use shared::Binary;
 
 use super::extras::{self, Context, Running};
 use super::sample::{CpuWatch, Watched};
-use super::tools::{self, pgbench, Measurement, Tool};
+use super::tools::{self, pgbench, Measurement, Tool, ToolCost};
 use super::SAMPLE_EVERY;
 use crate::model::case::{Case, Subject};
 use crate::model::external::External;
@@ -92,7 +92,7 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        Ok(Row::build(case, self.tool.kind, rounds, failure))
+        Ok(Row::build(case, rounds, failure))
     }
 
     fn round(&self, case: &Case) -> Result<Round> {
@@ -316,21 +316,43 @@ impl<'a> Runner<'a> {
         for extra in running {
             extra.finish(&mut round)?;
         }
-        round.measurement = measurement?;
+        let (measurement, cost) = measurement?;
+        round.measurement = measurement;
+        round.tool_cost = Some(cost);
         Ok(round)
     }
 
-    fn run_tool(&self, url: &str, s: &Settings, seconds: u32, phase: &str) -> Result<Measurement> {
-        let mut command = tools::command(&self.tool, url, s, seconds, &self.work_dir)?;
+    /// One run of the load tool (the case's, when it names another than the session's),
+    /// with what the tool itself cost.
+    fn run_tool(
+        &self,
+        url: &str,
+        s: &Settings,
+        seconds: u32,
+        phase: &str,
+    ) -> Result<(Measurement, ToolCost)> {
+        let located;
+        let tool = if s.tool == self.tool.kind {
+            &self.tool
+        } else {
+            located = tools::locate(s.tool)?;
+            &located
+        };
+        let mut command = tools::command(tool, url, s, seconds, &self.work_dir)?;
         if s.pin {
             procfs::pin_command(&mut command);
         }
-        let name = self.tool.kind.name();
+        let name = tool.kind.name();
         let out_file = self.work_dir.join(format!("{name}-{phase}.out"));
         let limit = Duration::from_secs(u64::from(seconds) + u64::from(tools::TIMEOUT_S) + 30);
-        let stdout = tools::run_to_end(command, limit, self.interrupted, &out_file)?;
-        tools::parse(self.tool.kind, &stdout)
-            .with_context(|| format!("{name} output in {}", out_file.display()))
+        let threads = |cpus| {
+            tool.kind
+                .working_threads(s.connections, s.per_connection, cpus)
+        };
+        let finished = tools::run_to_end(command, limit, self.interrupted, &out_file, &threads)?;
+        let measurement = tools::parse(tool.kind, &finished.stdout)
+            .with_context(|| format!("{name} output in {}", out_file.display()))?;
+        Ok((measurement, finished.cost))
     }
 
     /// pgbench with the targets' statement and client count: the database's own limit.
@@ -341,13 +363,21 @@ impl<'a> Runner<'a> {
         let sessions = Sampler::start(self.stack.database_url(), "pgbench", SAMPLE_EVERY)?;
         let cpu = CpuWatch::start(None, self.stack.postgres.server_pid(), None);
         let limit = Duration::from_secs(u64::from(s.duration_s) + 60);
-        let stdout = tools::run_to_end(command, limit, self.interrupted, &dir.join("pgbench.out"));
+        let threads = |_| pgbench::threads(s);
+        let finished = tools::run_to_end(
+            command,
+            limit,
+            self.interrupted,
+            &dir.join("pgbench.out"),
+            &threads,
+        );
         let (_, postgres_cpu_s, _) = cpu.finish();
         let peak = sessions.finish()?.sessions;
-        stdout?;
+        let finished = finished?;
         let measurement = pgbench::read_logs(&dir, s.duration_s)?;
         Ok(Round {
             measurement,
+            tool_cost: Some(finished.cost),
             sessions_peak: Some(peak),
             postgres_cpu_s,
             ..Round::default()

@@ -111,7 +111,7 @@ impl<'a> Session<'a> {
         let name = case.subject.name().unwrap_or_default();
         if let Some(why) = self.refusal(name) {
             self.bar.inc(rounds);
-            return Some(Row::refused(case, self.runner.tool.kind, why));
+            return Some(Row::refused(case, why));
         }
         match self.runner.measure(case) {
             Ok(row) => {

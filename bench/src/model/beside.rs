@@ -69,4 +69,8 @@ pub struct SlowClientsReport {
     pub completed: u64,
     /// Requests that failed: a refused or reset connection, a non-2xx, no answer in 30 s.
     pub errors: u64,
+    /// The slow clients' own CPU per request (their threads, in the harness), beside the
+    /// load tool's.
+    #[serde(default)]
+    pub cpu_ms_per_request: Option<f64>,
 }

@@ -1,5 +1,6 @@
 //! Open-loop capacity: the highest offered rate at which a target kept a latency objective,
-//! from the rows of a rate sweep.
+//! from the rows of a rate sweep. A client-bound row ends its series like a miss: no
+//! capacity rests on a rate the load tool may not have held.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +52,13 @@ pub fn capacities(rows: &[Row], slo_p99_ms: f64) -> Vec<Capacity> {
                     Some(format!(
                         "{rate}/s: saturated ({:.0}/s answered)",
                         row.achieved_rate.unwrap_or(0.0)
+                    ))
+                } else if row.client.client_bound {
+                    // The tool, not the target, may have missed the rate: no capacity rests
+                    // on this row, nor on any rate above it.
+                    Some(format!(
+                        "{rate}/s: client-bound ({})",
+                        row.client.client_bound_reason.as_deref().unwrap_or("")
                     ))
                 } else if p99.is_none_or(|p| p > slo_p99_ms) {
                     Some(format!(

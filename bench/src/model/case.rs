@@ -7,6 +7,7 @@ use super::external::External;
 use super::fault::FaultKind;
 use super::preset::{Extra, Scenario};
 use super::settings::{Endpoint, Settings};
+use super::tool::ToolKind;
 
 /// What is measured in one case.
 #[derive(Clone, Debug, PartialEq)]
@@ -118,6 +119,60 @@ pub fn onto_remote(cases: Vec<Case>, remotes: &[External]) -> Vec<Case> {
 
 /// The cases of `scenario` with `settings` (the scenario's, after overrides) for `targets`.
 pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> Vec<Case> {
+    let cases = expand_preset(scenario, settings, targets);
+    if settings.ceiling {
+        with_ceilings(cases)
+    } else {
+        cases
+    }
+}
+
+/// An nginx `/static` case for each load the cases put on their subjects (tool, connections,
+/// keep-alive): the tool's ceiling here, with nothing else behind nginx. The rows of the
+/// others are then a share of it ([`crate::model::client_limit::set_ceilings`]).
+pub fn with_ceilings(mut cases: Vec<Case>) -> Vec<Case> {
+    let mut ceilings: Vec<Case> = Vec::new();
+    for case in &cases {
+        if matches!(case.subject, Subject::Pgbench | Subject::NginxStatic) {
+            continue;
+        }
+        let ceiling = nginx_static(&case.settings);
+        if !ceilings
+            .iter()
+            .chain(&cases)
+            .any(|c| c.label == ceiling.label)
+        {
+            ceilings.push(ceiling);
+        }
+    }
+    cases.extend(ceilings);
+    cases
+}
+
+/// nginx's `/static` page alone, closed loop, with the load of `settings`.
+fn nginx_static(settings: &Settings) -> Case {
+    let s = Settings {
+        path: Endpoint::Static,
+        rate: None,
+        faults: Vec::new(),
+        slow_clients: 0,
+        idle_connections: 0,
+        ..settings.clone()
+    };
+    Case {
+        label: format!(
+            "nginx-static {} c={}{}",
+            s.tool,
+            s.connections,
+            if s.client_keepalive { "" } else { " close" }
+        ),
+        subject: Subject::NginxStatic,
+        settings: s,
+        group: String::new(),
+    }
+}
+
+fn expand_preset(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> Vec<Case> {
     match scenario.extra {
         Extra::None | Extra::Sweep { .. } => one_per_target(settings, targets),
         Extra::SyncPoolSweep(workers) => sync_pool_sweep(settings, targets, workers),
@@ -166,23 +221,23 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
             });
             groups_of_every_target(groups, targets, ", ")
         }
-        Extra::Limits => vec![
-            Case {
+        Extra::Limits => {
+            let pgbench = Case {
                 label: "pgbench".into(),
                 subject: Subject::Pgbench,
                 settings: settings.clone(),
                 group: String::new(),
-            },
-            Case {
-                label: "nginx-static".into(),
-                subject: Subject::NginxStatic,
-                settings: Settings {
-                    path: Endpoint::Static,
-                    ..settings.clone()
-                },
-                group: String::new(),
-            },
-        ],
+            };
+            // nginx alone with each load tool: the tools' ceilings side by side.
+            std::iter::once(pgbench)
+                .chain(ToolKind::ALL.into_iter().map(|tool| {
+                    nginx_static(&Settings {
+                        tool,
+                        ..settings.clone()
+                    })
+                }))
+                .collect()
+        }
     }
 }
 
@@ -413,11 +468,57 @@ mod tests {
         assert!(cases.iter().all(|c| c.settings.rate.is_some()));
         assert!(cases.iter().any(|c| c.settings.path == Endpoint::Json));
 
+        // limits: pgbench, then nginx alone with each load tool.
         let l = find("limits").unwrap();
         let cases = expand(&l, &l.settings, &targets);
+        assert_eq!(cases[0].subject, Subject::Pgbench);
+        let tools: Vec<ToolKind> = cases[1..]
+            .iter()
+            .filter(|c| c.subject == Subject::NginxStatic && c.settings.path == Endpoint::Static)
+            .map(|c| c.settings.tool)
+            .collect();
+        assert_eq!(tools, ToolKind::ALL);
+        assert_eq!(cases[1].label, "nginx-static wrk c=100");
+    }
+
+    #[test]
+    fn a_ceiling_adds_nginx_alone_once_per_load() {
+        let targets = [Binary::SyncPool, Binary::TokioAxum];
+        // The leaderboard asks for its ceilings: one nginx row per client count.
+        let board = find("leaderboard").unwrap();
+        let cases = expand(&board, &board.settings, &targets);
+        let ceilings: Vec<&str> = cases
+            .iter()
+            .filter(|c| c.subject == Subject::NginxStatic)
+            .map(|c| c.label.as_str())
+            .collect();
         assert_eq!(
-            cases.iter().map(|c| c.subject.clone()).collect::<Vec<_>>(),
-            [Subject::Pgbench, Subject::NginxStatic]
+            ceilings,
+            [
+                "nginx-static wrk c=16",
+                "nginx-static wrk c=64",
+                "nginx-static wrk c=256"
+            ]
+        );
+        // --ceiling on an open loop: nginx alone in a closed loop at the same connections.
+        let g = find("gasc").unwrap();
+        let open = Settings {
+            ceiling: true,
+            ..g.settings.clone()
+        };
+        let cases = expand(&g, &open, &targets);
+        let last = cases.last().unwrap();
+        assert_eq!(last.subject, Subject::NginxStatic);
+        assert_eq!(
+            (last.settings.rate, last.settings.tool),
+            (None, ToolKind::Oha)
+        );
+        assert_eq!(
+            cases
+                .iter()
+                .filter(|c| c.subject == Subject::NginxStatic)
+                .count(),
+            1
         );
     }
 }

@@ -185,7 +185,9 @@ impl External {
     /// asked per request (the references get theirs as flags).
     pub fn load_url(&self, addr: SocketAddr, s: &Settings) -> String {
         match s.path {
-            Endpoint::Json | Endpoint::Static => format!("http://{addr}{}", s.path.path()),
+            Endpoint::Json | Endpoint::Health | Endpoint::Static => {
+                format!("http://{addr}{}", s.path.path())
+            }
             Endpoint::Test => {
                 let backend = match s.backend {
                     Backend::Db => "",

@@ -184,6 +184,10 @@ pub struct Timeline {
     pub connect: Vec<u32>,
     pub timeout: Vec<u32>,
     pub broken: Vec<u32>,
+    /// The probe's own CPU per request (its threads, in the harness), beside the load
+    /// tool's.
+    #[serde(default)]
+    pub probe_cpu_ms_per_request: Option<f64>,
 }
 
 pub const BUCKET_MS: u32 = 100;
@@ -199,6 +203,7 @@ impl Timeline {
             connect: vec![0; buckets],
             timeout: vec![0; buckets],
             broken: vec![0; buckets],
+            probe_cpu_ms_per_request: None,
         };
         for event in events {
             let end = event.start_ms + event.latency_ms;

@@ -62,6 +62,7 @@ const BASE: Settings = Settings {
     client_keepalive: true,
     per_connection: false,
     rounds: 1,
+    ceiling: false,
     backend: Backend::Db,
     delay_ms: 0,
     sessions: 100,
@@ -235,6 +236,7 @@ pub fn all() -> Vec<Scenario> {
                 via: Via::Direct,
                 sessions: 16,
                 async_workers: None,
+                ceiling: true,
                 ..BASE
             },
             extra: Extra::Leaderboard(&[16, 64, 256]),
@@ -291,7 +293,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "limits",
             source: "the physical limits under every other row",
-            summary: "pgbench with the targets' statement and client count; nginx `return 200`",
+            summary: "pgbench with the targets' statement and client count; nginx `return 200` with each load tool (its ceiling here)",
             settings: BASE,
             extra: Extra::Limits,
         },

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::beside::Beside;
 use super::case::{Case, Subject};
+use super::client_limit::ClientCost;
 use super::knob::Point;
 use super::settings::{bound_rps, Settings};
-use super::tool::{Measurement, ToolKind};
+use super::tool::{Measurement, ToolCost};
 
 /// How a row ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +80,9 @@ pub struct Row {
     pub cpu_ms_per_request: Option<f64>,
     pub postgres_cpu_ms_per_request: Option<f64>,
     pub nginx_cpu_ms_per_request: Option<f64>,
+    /// What the load tool cost, and whether it capped the row.
+    #[serde(flatten)]
+    pub client: ClientCost,
     pub bound_rps: Option<f64>,
     pub efficiency: Option<f64>,
     pub relative: Option<f64>,
@@ -124,6 +128,8 @@ pub struct Round {
     pub cpu_s: Option<f64>,
     pub postgres_cpu_s: Option<f64>,
     pub nginx_cpu_s: Option<f64>,
+    /// What the load tool itself cost over the measured load.
+    pub tool_cost: Option<ToolCost>,
 }
 
 /// How many 2xx each client connection got in the measured load: a model that serves its
@@ -279,7 +285,7 @@ impl Row {
     }
 
     /// The row of `case` from its rounds (none when it failed before the first ended).
-    pub fn build(case: &Case, tool: ToolKind, rounds: Vec<Round>, failure: Option<String>) -> Row {
+    pub fn build(case: &Case, rounds: Vec<Round>, failure: Option<String>) -> Row {
         let s = &case.settings;
         let Described {
             binary,
@@ -289,7 +295,8 @@ impl Row {
         } = Described::of(case);
         let tool_name = match case.subject {
             Subject::Pgbench => "pgbench".to_string(),
-            _ => tool.name().to_string(),
+            // The case's tool: the run's, or another for the limits' ceilings.
+            _ => s.tool.name().to_string(),
         };
         let rounds_rps: Vec<f64> = rounds
             .iter()
@@ -322,6 +329,12 @@ impl Row {
             .map(|(rate, achieved)| achieved < 0.95 * f64::from(rate) || m.unsent > 0);
         let bound = bound_rps(s, concurrency);
         let (status, failure) = status_of(failure, &chosen);
+        let loop_kind = if s.rate.is_some() {
+            LoopKind::Open
+        } else {
+            LoopKind::Closed
+        };
+        let client = ClientCost::of(chosen.tool_cost, m, loop_kind, s.connections);
         Row {
             target: case.label.clone(),
             binary,
@@ -330,11 +343,7 @@ impl Row {
             status,
             failure,
             tool: tool_name,
-            loop_kind: if s.rate.is_some() {
-                LoopKind::Open
-            } else {
-                LoopKind::Closed
-            },
+            loop_kind,
             config: s.clone(),
             flags,
             requests_per_sec: spread.median,
@@ -350,6 +359,7 @@ impl Row {
             cpu_ms_per_request: per_request(chosen.cpu_s, answered),
             postgres_cpu_ms_per_request: per_request(chosen.postgres_cpu_s, answered),
             nginx_cpu_ms_per_request: per_request(chosen.nginx_cpu_s, answered),
+            client,
             bound_rps: bound,
             efficiency: bound.filter(|_| m.seconds > 0.0).map(|b| spread.median / b),
             relative: None,
@@ -372,10 +382,10 @@ impl Row {
     }
 
     /// A refused target's row: it failed the contract checks, so it was not measured.
-    pub fn refused(case: &Case, tool: ToolKind, why: &str) -> Row {
+    pub fn refused(case: &Case, why: &str) -> Row {
         Row {
             status: Status::Refused,
-            ..Row::build(case, tool, Vec::new(), Some(why.to_string()))
+            ..Row::build(case, Vec::new(), Some(why.to_string()))
         }
     }
 
@@ -418,17 +428,21 @@ impl Spread {
 }
 
 /// Fills in `relative`: each row's throughput over the baseline's in its group. The baseline
-/// is a target's name, or `pgbench` ([`Row::subject_name`]).
+/// is a target's name, or `pgbench` ([`Row::subject_name`]). A client-bound row has none, and
+/// neither has its group when the baseline's row is client-bound: such a ratio would compare
+/// the load tool with itself (the report names the rows left out).
 pub fn set_relative(rows: &mut [Row], baseline: &str) {
     let bases: Vec<(String, f64)> = rows
         .iter()
-        .filter(|r| r.subject_name() == baseline && r.is_ok())
+        .filter(|r| r.subject_name() == baseline && r.is_ok() && !r.client.client_bound)
         .map(|r| (r.group.clone(), r.requests_per_sec))
         .collect();
     for row in rows.iter_mut() {
         let base = bases.iter().find(|(group, _)| *group == row.group);
         row.relative = match base {
-            Some((_, base)) if *base > 0.0 && row.is_ok() => Some(row.requests_per_sec / base),
+            Some((_, base)) if *base > 0.0 && row.is_ok() && !row.client.client_bound => {
+                Some(row.requests_per_sec / base)
+            }
             _ => None,
         };
     }
@@ -439,10 +453,6 @@ mod tests {
     use super::*;
     use crate::model::preset;
     use shared::Binary;
-
-    fn tool() -> ToolKind {
-        ToolKind::Wrk
-    }
 
     fn case(binary: Binary) -> Case {
         Case {
@@ -471,7 +481,6 @@ mod tests {
     fn rows_take_the_median_round_and_keep_the_spread() {
         let row = Row::build(
             &case(Binary::SyncPool),
-            tool(),
             vec![round(8000), round(9000), round(8500)],
             None,
         );
@@ -489,21 +498,104 @@ mod tests {
         assert_eq!(row.loop_kind, LoopKind::Closed);
     }
 
+    /// A round whose tool was saturated (busy and waiting all of its two cores' time), or
+    /// whose throughput × mean latency is far short of its connections.
+    fn capped_round(rps_times_ten: u64, saturated_tool: bool) -> Round {
+        let mut capped = round(rps_times_ten);
+        capped.measurement.mean_ms = Some(if saturated_tool { 100.0 } else { 1.0 });
+        capped.tool_cost = Some(ToolCost {
+            cpu_s: if saturated_tool { 16.0 } else { 1.0 },
+            waited_s: if saturated_tool { 4.0 } else { 0.0 },
+            wall_s: 10.0,
+            cores: 2,
+        });
+        capped
+    }
+
+    #[test]
+    fn client_bound_rows_are_marked_and_relative_and_capacity_leave_them_out() {
+        // grinberg: 100 connections. 950 req/s × 100 ms = 95 in flight; 1000 × 1 ms = 1.
+        let saturated = Row::build(
+            &case(Binary::TokioAxum),
+            vec![capped_round(9500, true)],
+            None,
+        );
+        assert!(saturated.client.client_bound);
+        assert!(saturated
+            .client
+            .client_bound_reason
+            .as_ref()
+            .unwrap()
+            .contains("busy 80%"));
+        assert_eq!(saturated.client.tool_cpu_share, Some(0.8));
+        let short = Row::build(
+            &case(Binary::TokioHyper),
+            vec![capped_round(10000, false)],
+            None,
+        );
+        assert!(short.client.client_bound);
+        assert_eq!(short.client.implied_concurrency, Some(1.0));
+        assert!(short
+            .client
+            .client_bound_reason
+            .as_ref()
+            .unwrap()
+            .contains("1.0 requests in flight of 100"));
+        let base = Row::build(
+            &case(Binary::SyncPool),
+            vec![capped_round(9000, true)],
+            None,
+        );
+        let mut rows = vec![saturated.clone(), short.clone(), base];
+        set_relative(&mut rows, "sync-pool");
+        assert!(
+            rows.iter().all(|r| r.relative.is_none()),
+            "a capped baseline gives no ratio"
+        );
+        let fair = Row::build(&case(Binary::SyncPool), vec![round(9000)], None);
+        assert!(!fair.client.client_bound);
+        let mut rows = vec![saturated, short, fair];
+        set_relative(&mut rows, "sync-pool");
+        assert_eq!(
+            rows.iter().map(|r| r.relative).collect::<Vec<_>>(),
+            [None, None, Some(1.0)]
+        );
+        // A rate sweep: 100/s kept the objective, 200/s was client-bound, 300/s kept it
+        // again; the capacity stops at 100/s and says why.
+        let at_rate = |rate: u32, mut row: Row| {
+            row.requested_rate = Some(rate);
+            row.point = Some(crate::model::knob::Point(vec![(
+                crate::model::knob::Knob::Rate,
+                crate::model::knob::Value::Number(rate),
+            )]));
+            row
+        };
+        let mut ok = Row::build(&case(Binary::TokioAxum), vec![round(1000)], None);
+        ok.measurement.p99_ms = Some(20.0);
+        let rate_rows = [
+            at_rate(100, ok.clone()),
+            at_rate(200, rows[0].clone()),
+            at_rate(300, ok),
+        ];
+        let capacity = &crate::model::capacity::capacities(&rate_rows, 50.0)[0];
+        assert_eq!(capacity.capacity_rps, Some(100));
+        assert!(capacity
+            .first_miss
+            .as_ref()
+            .unwrap()
+            .starts_with("200/s: client-bound"));
+    }
+
     #[test]
     fn failures_and_empty_runs_are_failed_rows_and_relative_skips_them() {
-        let failed = Row::build(
-            &case(Binary::TokioAxum),
-            tool(),
-            vec![],
-            Some("died".into()),
-        );
+        let failed = Row::build(&case(Binary::TokioAxum), vec![], Some("died".into()));
         assert_eq!(failed.status, Status::Failed);
-        let empty = Row::build(&case(Binary::TokioHyper), tool(), vec![round(0)], None);
+        let empty = Row::build(&case(Binary::TokioHyper), vec![round(0)], None);
         assert_eq!(empty.status, Status::Failed);
-        let refused = Row::refused(&case(Binary::MayGreen), tool(), "checks");
+        let refused = Row::refused(&case(Binary::MayGreen), "checks");
         assert_eq!(refused.status, Status::Refused);
-        let base = Row::build(&case(Binary::SyncPool), tool(), vec![round(9000)], None);
-        let fast = Row::build(&case(Binary::TokioActix), tool(), vec![round(27000)], None);
+        let base = Row::build(&case(Binary::SyncPool), vec![round(9000)], None);
+        let fast = Row::build(&case(Binary::TokioActix), vec![round(27000)], None);
         let mut rows = vec![base, fast, failed, empty];
         set_relative(&mut rows, "sync-pool");
         assert_eq!(rows[0].relative, Some(1.0));

@@ -25,6 +25,9 @@ pub enum Endpoint {
     /// `/json`: no I/O.
     #[serde(rename = "/json")]
     Json,
+    /// `/health`: the smallest answer, no I/O.
+    #[serde(rename = "/health")]
+    Health,
     /// nginx's own `/static` page (the limits rows).
     #[serde(rename = "/static")]
     Static,
@@ -35,7 +38,20 @@ impl Endpoint {
         match self {
             Endpoint::Test => "/test",
             Endpoint::Json => "/json",
+            Endpoint::Health => "/health",
             Endpoint::Static => "/static",
+        }
+    }
+
+    /// `--path`: a target's endpoint (`/static` is nginx's page, not a target's).
+    pub fn parse(text: &str) -> Result<Endpoint, String> {
+        match text.trim_start_matches('/') {
+            "test" => Ok(Endpoint::Test),
+            "json" => Ok(Endpoint::Json),
+            "health" => Ok(Endpoint::Health),
+            _ => Err(format!(
+                "{text:?} is not a target's endpoint: use /test, /json or /health"
+            )),
         }
     }
 }
@@ -105,6 +121,10 @@ pub struct Settings {
     pub per_connection: bool,
     /// Repeated rounds per case (the row keeps the median and the spread).
     pub rounds: u32,
+    /// Also load nginx's `/static` page alone with the same tool and connections: the tool's
+    /// ceiling on this machine, which every row is then a share of (`--ceiling`).
+    #[serde(default)]
+    pub ceiling: bool,
 
     // The target's flags (`Settings::target_flags`).
     /// What `/test` does.

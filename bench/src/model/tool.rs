@@ -55,6 +55,19 @@ impl ToolKind {
         }
     }
 
+    /// The threads that do its work at `connections`, out of `cpus` it may use: a tool
+    /// cannot keep more cores busy than it has working threads.
+    pub fn working_threads(self, connections: u32, per_connection: bool, cpus: u32) -> u32 {
+        match self {
+            // `wrk::args`: two threads, or one per connection with `--per-connection`.
+            ToolKind::Wrk if per_connection => connections.max(1),
+            ToolKind::Wrk => connections.clamp(1, 2),
+            // ab is one event loop; oha's runtime and hey's Go scheduler use every CPU.
+            ToolKind::Ab => 1,
+            ToolKind::Oha | ToolKind::Hey => cpus,
+        }
+    }
+
     /// Whether it can send at a fixed rate (an open loop).
     pub fn holds_a_rate(self) -> bool {
         matches!(self, ToolKind::Oha | ToolKind::Hey)
@@ -109,6 +122,13 @@ pub struct Measurement {
     pub p99_ms: Option<f64>,
     pub p999_ms: Option<f64>,
     pub max_ms: Option<f64>,
+    /// The mean latency of the answered requests (for Little's law: throughput × mean).
+    #[serde(default)]
+    pub mean_ms: Option<f64>,
+    /// The whole latency spectrum: `[percentile, ms]` pairs from 0 (the fastest) to 100
+    /// (the slowest), as many as the tool reports (see [`SPECTRUM`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_spectrum: Vec<[f64; 2]>,
     pub errors: Errors,
     /// Open loop: requests the tool had scheduled but not sent when the time was up (oha's
     /// "aborted due to deadline"); not the target's errors, but a sign the rate was not held.
@@ -130,6 +150,34 @@ impl Measurement {
     }
 }
 
+/// The percentiles of a latency spectrum, where the tool has them all (wrk's histogram, and
+/// the per-request logs of hey and pgbench): dense up to the median, then each "nine".
+pub const SPECTRUM: [f64; 16] = [
+    0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.995, 99.999,
+    99.9999, 100.0,
+];
+
+/// The spectrum of sorted latencies at [`SPECTRUM`]'s percentiles, and their mean; empty when
+/// there are none. Percentiles past what the count can resolve repeat the maximum.
+pub fn spectrum_of_sorted(sorted: &[f64]) -> (Vec<[f64; 2]>, Option<f64>) {
+    if sorted.is_empty() {
+        return (Vec::new(), None);
+    }
+    let spectrum = SPECTRUM
+        .iter()
+        .filter_map(|&p| {
+            let ms = if p == 0.0 {
+                sorted[0]
+            } else {
+                percentile_of_sorted(sorted, p)?
+            };
+            Some([p, ms])
+        })
+        .collect();
+    let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+    (spectrum, Some(mean))
+}
+
 /// Nearest-rank percentile of sorted values.
 pub fn percentile_of_sorted(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -137,4 +185,34 @@ pub fn percentile_of_sorted(sorted: &[f64], p: f64) -> Option<f64> {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// What the load tool itself cost over one run, measured around it by the harness: its CPU
+/// (user + system, its whole process tree), the time its threads were ready to run but waited
+/// for a CPU, over its wall time, and the cores it could keep busy (its working threads, at
+/// most the CPUs it may run on).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ToolCost {
+    pub cpu_s: f64,
+    pub waited_s: f64,
+    pub wall_s: f64,
+    pub cores: u32,
+}
+
+impl ToolCost {
+    /// The share of its cores the tool used: 1.0 is every core it could use, all the time.
+    pub fn cpu_share(&self) -> Option<f64> {
+        self.capacity_s().map(|c| self.cpu_s / c)
+    }
+
+    /// The share of its cores' time the tool was ready to run but had no CPU: a tool starved
+    /// by the target, the database or anything else on its cores.
+    pub fn wait_share(&self) -> Option<f64> {
+        self.capacity_s().map(|c| self.waited_s / c)
+    }
+
+    fn capacity_s(&self) -> Option<f64> {
+        let capacity = self.wall_s * f64::from(self.cores);
+        (capacity > 0.0).then_some(capacity)
+    }
 }

@@ -204,6 +204,60 @@ pub fn pin(pid: u32, cpus: &[usize]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The CPUs `pid` may run on (its affinity), `None` when it cannot be read.
+pub fn allowed_cpus(pid: u32) -> Option<u32> {
+    // SAFETY: cpu_set_t is plain data, and sched_getaffinity writes at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::sched_getaffinity(pid as i32, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+    };
+    // SAFETY: a set sched_getaffinity filled.
+    (rc == 0).then(|| unsafe { libc::CPU_COUNT(&set) } as u32)
+}
+
+/// The time a process's threads spent ready to run but waiting for a CPU (the kernel's run
+/// delay, `/proc/PID/task/TID/schedstat`), from samples: each thread's last sample counts,
+/// so what a thread waited after the last sample before it exited is not counted.
+#[derive(Default)]
+pub struct RunDelay {
+    waited_ns: std::collections::HashMap<u32, u64>,
+}
+
+impl RunDelay {
+    pub fn sample(&mut self, pid: u32) {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            return;
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let waited = fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|text| text.split_whitespace().nth(1)?.parse::<u64>().ok());
+            if let Some(waited) = waited {
+                let kept = self.waited_ns.entry(tid).or_default();
+                *kept = (*kept).max(waited);
+            }
+        }
+    }
+
+    pub fn seconds(&self) -> f64 {
+        self.waited_ns.values().sum::<u64>() as f64 / 1e9
+    }
+}
+
+/// The CPU seconds the calling thread has used.
+pub fn thread_cpu_seconds() -> f64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
+}
+
 /// The CPU count this process may use.
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

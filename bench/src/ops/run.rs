@@ -11,6 +11,7 @@ use crate::measure::extras;
 use crate::measure::session::{Plan, Session};
 use crate::measure::tools::Tool;
 use crate::model::case;
+use crate::model::client_limit::set_ceilings;
 use crate::model::external::External;
 use crate::model::meta::Meta;
 use crate::model::row::{set_relative, Row};
@@ -69,6 +70,7 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
     }
     let ended = session.finish();
     set_relative(&mut rows, &plan.baseline);
+    set_ceilings(&mut rows);
     let meta = super::meta(stack, plan, &ended.tool, started);
     output::write_run(&plan.out, &meta, &rows, &extras::sections())?;
     Ok(RunOutcome {

@@ -4,7 +4,7 @@
 use super::table::opt;
 use crate::model::row::{LoopKind, Row};
 
-const CSV_COLUMNS: &str = "target,binary,group,status,tool,loop,path,backend,delay_ms,connections,rate,via,upstream_keepalive,client_keepalive,sessions,flags,ok_responses,seconds,requests_per_sec,requests_per_sec_min,requests_per_sec_max,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,errors_total,errors_connect,errors_read,errors_write,errors_timeout,errors_non_2xx,errors_other,achieved_rate,saturated,db_sessions_peak,threads_peak,rss_peak_mib,cpu_ms_per_request,postgres_cpu_ms_per_request,nginx_cpu_ms_per_request,bound_rps,efficiency,relative,failure";
+const CSV_COLUMNS: &str = "target,binary,group,status,tool,loop,path,backend,delay_ms,connections,rate,via,upstream_keepalive,client_keepalive,sessions,flags,ok_responses,seconds,requests_per_sec,requests_per_sec_min,requests_per_sec_max,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,mean_ms,errors_total,errors_connect,errors_read,errors_write,errors_timeout,errors_non_2xx,errors_other,achieved_rate,saturated,db_sessions_peak,threads_peak,rss_peak_mib,cpu_ms_per_request,postgres_cpu_ms_per_request,nginx_cpu_ms_per_request,tool_cpu_ms_per_request,tool_cpu_share,tool_wait_share,implied_concurrency,client_bound,client_bound_reason,of_tool_ceiling,bound_rps,efficiency,relative,failure";
 
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
@@ -51,6 +51,7 @@ pub fn csv(rows: &[Row]) -> String {
             opt(m.p99_ms, 3),
             opt(m.p999_ms, 3),
             opt(m.max_ms, 3),
+            opt(m.mean_ms, 3),
             e.total.to_string(),
             e.connect.to_string(),
             e.read.to_string(),
@@ -66,6 +67,13 @@ pub fn csv(rows: &[Row]) -> String {
             opt(r.cpu_ms_per_request, 4),
             opt(r.postgres_cpu_ms_per_request, 4),
             opt(r.nginx_cpu_ms_per_request, 4),
+            opt(r.client.tool_cpu_ms_per_request, 4),
+            opt(r.client.tool_cpu_share, 3),
+            opt(r.client.tool_wait_share, 3),
+            opt(r.client.implied_concurrency, 1),
+            r.client.client_bound.to_string(),
+            csv_field(r.client.client_bound_reason.as_deref().unwrap_or("")),
+            opt(r.client.of_tool_ceiling, 3),
             opt(r.bound_rps, 1),
             opt(r.efficiency, 3),
             opt(r.relative, 2),

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use super::table::{on_off, table};
 use super::Section;
+use crate::model::client_limit;
 use crate::model::meta::{Meta, SUITE};
 use crate::model::row::Row;
 use crate::model::settings::Endpoint;
@@ -29,7 +30,15 @@ pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> Strin
          **efficiency** = req/s / bound. No bound without a delay.\n\
          - **#DB** is the peak of the target's sessions in `pg_stat_activity`, sampled every 100 ms.\n\
          - **CPU ms/req** is the target's user + system CPU over the measured load, per response; \
-         PG and nginx the same for PostgreSQL's backends and the proxy.\n\n";
+         PG and nginx the same for PostgreSQL's backends and the proxy.\n\
+         - **tool CPU ms/req** is the load tool's own CPU (its process tree) per response; \
+         **tool busy+wait** the share of the cores it could use (its working threads, at most its CPUs) \
+         that it ran, then waited ready for a CPU; **implied c** is req/s × mean latency against the \
+         connections (Little's law, closed loop only).\n\
+         - **client-bound** marks a row the client capped: the tool busy or waiting at least 80% of \
+         its cores' time, or an implied concurrency under 70% of the connections. Its ratio to the \
+         baseline is left out.\n\n";
+    out += &client_limits(rows);
     out += &per_connection(rows);
     for section in sections {
         out += &section.markdown(&meta.scenario, rows);
@@ -73,6 +82,44 @@ fn load_paragraph(meta: &Meta) -> String {
         s.async_workers.map_or("default".into(), |w| w.to_string()),
         if s.pin { "; target pinned to CPU 0" } else { "" },
     )
+}
+
+/// The rows the client capped and why, and the tools' ceilings measured in the run.
+fn client_limits(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let notes = client_limit::notes(rows);
+    if !notes.is_empty() {
+        out +=
+            "Client-bound rows (their throughput is the load tool's as much as the server's):\n\n";
+        for note in notes {
+            let _ = writeln!(out, "- {note}");
+        }
+        out += "\n";
+    }
+    let ceilings = client_limit::ceiling_lines(rows);
+    if !ceilings.is_empty() {
+        out += "The load tools' ceilings, nginx's `/static` page alone:\n\n";
+        for line in ceilings {
+            let _ = writeln!(out, "- {line}");
+        }
+        for r in rows.iter().filter(|r| r.subject_name() != "nginx-static") {
+            if let (Some(share), Some(ceiling)) =
+                (r.client.of_tool_ceiling, r.client.tool_ceiling_rps)
+            {
+                let _ = writeln!(
+                    out,
+                    "- {}: {:.0} req/s, {:.0}% of {}'s {:.0} against nginx alone",
+                    r.target,
+                    r.requests_per_sec,
+                    share * 100.0,
+                    r.tool,
+                    ceiling
+                );
+            }
+        }
+        out += "\n";
+    }
+    out
 }
 
 /// `--per-connection`: how evenly each target served its connections.

@@ -162,6 +162,20 @@ fn sweep_report(
         m.cpus, m.cpu_model, m.memory_gib, m.os, meta.started, meta.finished
     );
     out += &capacity_section(capacity, files.slo_p99_ms);
+    let capped: Vec<&Row> = rows.iter().filter(|r| r.client.client_bound).collect();
+    if !capped.is_empty() {
+        out += "## Client-bound points\n\nThe load tool, not the target, may have set these rows' numbers: their `relative` is left out, a capacity stops below them, and the heatmap marks their cells `c`.\n\n";
+        for r in capped {
+            let _ = writeln!(
+                out,
+                "- {} at {}: {}",
+                r.target,
+                r.point.as_ref().map_or(String::new(), |p| p.label()),
+                r.client.client_bound_reason.as_deref().unwrap_or("")
+            );
+        }
+        out.push('\n');
+    }
     let _ = writeln!(out, "## Every point\n");
     for point in points(files.varies) {
         let at: Vec<Row> = rows
@@ -200,7 +214,7 @@ fn capacity_section(capacity: &[Capacity], slo_p99_ms: f64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## Capacity at p99 ≤ {slo_p99_ms} ms\n\nThe highest offered rate a target answered without saturating (answered ≥ 95% of it, nothing left unsent) and with p99 within the objective, every lower rate included.\n\n| target | series | capacity req/s | first miss |\n|---|---|--:|---|"
+        "## Capacity at p99 ≤ {slo_p99_ms} ms\n\nThe highest offered rate a target answered without saturating (answered ≥ 95% of it, nothing left unsent), with p99 within the objective and the load tool not the limit (no client-bound row), every lower rate included.\n\n| target | series | capacity req/s | first miss |\n|---|---|--:|---|"
     );
     for c in capacity {
         let _ = writeln!(

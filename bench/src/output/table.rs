@@ -1,5 +1,6 @@
 //! The table every command prints and every `report.md` starts with: req/s against the
-//! baseline, latencies, errors, the bound and its efficiency, sessions, memory and CPU.
+//! baseline, latencies, errors, the bound and its efficiency, sessions, memory and CPU, and
+//! what the load tool cost (a row the client capped says so beside its req/s).
 
 use std::fmt::Write as _;
 
@@ -17,11 +18,11 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| target | req/s | vs {baseline} | P50 ms | P99 ms | P99.9 ms | max ms | errors | bound req/s | efficiency | #DB | RSS MiB | CPU ms/req | PG CPU ms/req | nginx CPU ms/req |"
+        "| target | req/s | vs {baseline} | P50 ms | P99 ms | P99.9 ms | max ms | errors | bound req/s | efficiency | #DB | RSS MiB | CPU ms/req | PG CPU ms/req | nginx CPU ms/req | tool CPU ms/req | tool busy+wait | implied c |"
     );
     let _ = writeln!(
         out,
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     );
     for r in rows {
         let m = &r.measurement;
@@ -35,7 +36,7 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
                 .unwrap_or("");
             let _ = writeln!(
                 out,
-                "| {} | {} | {} |  |  |  |  |  |  |  |  |  |  |  |  |",
+                "| {} | {} | {} |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |",
                 r.target,
                 r.status.name().to_uppercase(),
                 why.replace('|', "/")
@@ -55,12 +56,25 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
         } else {
             ""
         };
+        let client_bound = if r.client.client_bound {
+            " client-bound"
+        } else {
+            ""
+        };
+        let c = &r.client;
+        let busy = c
+            .tool_cpu_share
+            .zip(c.tool_wait_share)
+            .map(|(cpu, wait)| format!("{:.0}%+{:.0}%", cpu * 100.0, wait * 100.0));
         let _ = writeln!(
             out,
-            "| {} | {:.0}{spread}{saturated} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0}{spread}{saturated}{client_bound} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.target,
             r.requests_per_sec,
-            dash(r.relative, 2),
+            match r.relative {
+                None if r.client.client_bound => "left out".to_string(),
+                relative => dash(relative, 2),
+            },
             dash(m.p50_ms, 1),
             dash(m.p99_ms, 1),
             dash(m.p999_ms, 1),
@@ -73,6 +87,10 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
             dash(r.cpu_ms_per_request, 3),
             dash(r.postgres_cpu_ms_per_request, 3),
             dash(r.nginx_cpu_ms_per_request, 3),
+            dash(c.tool_cpu_ms_per_request, 3),
+            busy.unwrap_or("–".into()),
+            c.implied_concurrency
+                .map_or("–".into(), |i| format!("{i:.0}/{}", r.config.connections)),
         );
     }
     out

@@ -25,6 +25,7 @@ use crate::model::fault::{
     Fault, FaultKind, FaultReport, FaultTimes, ProbeEvent, ProbeOutcome, Timeline,
 };
 use crate::model::row::{Round, Row};
+use crate::observe::procfs;
 use crate::output::chart::{color_for, legend_and_present, plot_error};
 use crate::output::table::dash;
 use crate::output::Section;
@@ -84,7 +85,7 @@ impl Running for Faulting<'_> {
     }
 
     fn finish(self: Box<Self>, round: &mut Round) -> Result<()> {
-        let events = self.probe.map(Probe::finish).unwrap_or_default();
+        let (events, probe_cpu_s) = self.probe.map(Probe::finish).unwrap_or_default();
         if let Some(error) = self.times.iter().find_map(|t| t.error.clone()) {
             bail!("the fault could not be carried out: {error}");
         }
@@ -97,7 +98,10 @@ impl Running for Faulting<'_> {
             .iter()
             .map(|times| FaultReport::of(&times.fault, times, &events))
             .collect();
-        round.beside.timeline = Some(Timeline::of(&events, self.duration_s));
+        let mut timeline = Timeline::of(&events, self.duration_s);
+        timeline.probe_cpu_ms_per_request =
+            (!events.is_empty()).then(|| probe_cpu_s * 1000.0 / events.len() as f64);
+        round.beside.timeline = Some(timeline);
         Ok(())
     }
 }
@@ -352,7 +356,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// keep-alive connection (opened again after any error), never catching up on a missed slot.
 pub struct Probe {
     stop: Arc<AtomicBool>,
-    handles: Vec<JoinHandle<Vec<ProbeEvent>>>,
+    /// Each thread's requests, and the CPU seconds it used.
+    handles: Vec<JoinHandle<(Vec<ProbeEvent>, f64)>>,
 }
 
 impl Probe {
@@ -370,16 +375,19 @@ impl Probe {
         Probe { stop, handles }
     }
 
-    /// Stops the probe; every request it made, in order of start.
-    pub fn finish(self) -> Vec<ProbeEvent> {
+    /// Stops the probe; every request it made, in order of start, and the CPU seconds its
+    /// threads used (the probe's own cost, beside the load tool's).
+    pub fn finish(self) -> (Vec<ProbeEvent>, f64) {
         self.stop.store(true, Ordering::SeqCst);
-        let mut events: Vec<ProbeEvent> = self
-            .handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect();
+        let mut events = Vec::new();
+        let mut cpu_s = 0.0;
+        for handle in self.handles {
+            let (mine, cpu) = handle.join().unwrap_or_default();
+            events.extend(mine);
+            cpu_s += cpu;
+        }
         events.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
-        events
+        (events, cpu_s)
     }
 }
 
@@ -389,7 +397,8 @@ fn probe_loop(
     first: Instant,
     interval: Duration,
     stop: &AtomicBool,
-) -> Vec<ProbeEvent> {
+) -> (Vec<ProbeEvent>, f64) {
+    let cpu_at_start = procfs::thread_cpu_seconds();
     let t0 = first;
     let mut events = Vec::new();
     let mut conn: Option<client::Conn> = None;
@@ -411,7 +420,7 @@ fn probe_loop(
             outcome,
         });
     }
-    events
+    (events, procfs::thread_cpu_seconds() - cpu_at_start)
 }
 
 fn probe_once(addr: SocketAddr, path: &str, conn: &mut Option<client::Conn>) -> ProbeOutcome {

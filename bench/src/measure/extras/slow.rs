@@ -19,6 +19,7 @@ use anyhow::Result;
 use super::{Context, Extra, Running};
 use crate::model::beside::SlowClientsReport;
 use crate::model::row::{Round, Row};
+use crate::observe::procfs;
 use crate::output::table::dash;
 use crate::output::Section;
 
@@ -57,16 +58,17 @@ impl Section for Slow {
             return String::new();
         }
         let mut out = String::from("Slow clients, straight to the target beside the load tool's: each sends its request over about a second and reads the answer slowly, then starts again. What they completed during the measured load, and what the load tool got (compare with the same target without them).\n\n");
-        out += "| target | slow clients | their requests completed | their errors | load req/s | load P99 ms |\n|---|--:|--:|--:|--:|--:|\n";
+        out += "| target | slow clients | their requests completed | their errors | their CPU ms/req | load req/s | load P99 ms |\n|---|--:|--:|--:|--:|--:|--:|\n";
         for r in slow {
             if let Some(c) = &r.beside.slow_clients {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {:.0} | {} |",
+                    "| {} | {} | {} | {} | {} | {:.0} | {} |",
                     r.binary.as_deref().unwrap_or(&r.target),
                     c.clients,
                     c.completed,
                     c.errors,
+                    dash(c.cpu_ms_per_request, 3),
                     r.requests_per_sec,
                     dash(r.measurement.p99_ms, 1)
                 );
@@ -88,6 +90,8 @@ pub struct SlowClients {
     stop: Arc<AtomicBool>,
     completed: Arc<AtomicU64>,
     errors: Arc<AtomicU64>,
+    /// The CPU the slow clients' threads used since the last reset, in nanoseconds.
+    cpu_ns: Arc<AtomicU64>,
     /// Detached at the end: see [`SlowClients::finish`].
     handles: Vec<JoinHandle<()>>,
 }
@@ -98,17 +102,20 @@ impl SlowClients {
         let stop = Arc::new(AtomicBool::new(false));
         let completed = Arc::new(AtomicU64::new(0));
         let errors = Arc::new(AtomicU64::new(0));
+        let cpu_ns = Arc::new(AtomicU64::new(0));
         let request =
             format!("GET {path} HTTP/1.1\r\nHost: slow-client\r\nUser-Agent: bench-slow\r\n\r\n");
         let handles = (0..clients)
             .map(|i| {
                 let (stop, completed, errors) = (stop.clone(), completed.clone(), errors.clone());
+                let cpu_ns = cpu_ns.clone();
                 let request = request.clone().into_bytes();
                 // Spread the starts over the first pause, so that they do not march in step.
                 let offset = PAUSE * i / clients.max(1);
                 std::thread::spawn(move || {
                     std::thread::sleep(offset);
                     let mut conn: Option<TcpStream> = None;
+                    let mut cpu_before = procfs::thread_cpu_seconds();
                     while !stop.load(Ordering::SeqCst) {
                         match one_slow_request(addr, &request, &mut conn, &stop) {
                             Some(true) => completed.fetch_add(1, Ordering::SeqCst),
@@ -119,6 +126,10 @@ impl SlowClients {
                             }
                             None => break,
                         };
+                        let cpu_now = procfs::thread_cpu_seconds();
+                        let spent = ((cpu_now - cpu_before) * 1e9) as u64;
+                        cpu_ns.fetch_add(spent, Ordering::SeqCst);
+                        cpu_before = cpu_now;
                     }
                 })
             })
@@ -128,6 +139,7 @@ impl SlowClients {
             stop,
             completed,
             errors,
+            cpu_ns,
             handles,
         }
     }
@@ -136,14 +148,20 @@ impl SlowClients {
     pub fn reset(&self) {
         self.completed.store(0, Ordering::SeqCst);
         self.errors.store(0, Ordering::SeqCst);
+        self.cpu_ns.store(0, Ordering::SeqCst);
     }
 
     /// The counts since the last reset.
     pub fn report(&self) -> SlowClientsReport {
+        let completed = self.completed.load(Ordering::SeqCst);
+        let errors = self.errors.load(Ordering::SeqCst);
+        let cpu_ms = self.cpu_ns.load(Ordering::SeqCst) as f64 / 1e6;
         SlowClientsReport {
             clients: self.clients,
-            completed: self.completed.load(Ordering::SeqCst),
-            errors: self.errors.load(Ordering::SeqCst),
+            completed,
+            errors,
+            cpu_ms_per_request: (completed + errors > 0)
+                .then(|| cpu_ms / (completed + errors) as f64),
         }
     }
 

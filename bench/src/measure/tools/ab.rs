@@ -73,6 +73,8 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
         p99_ms: percentile("99%"),
         p999_ms: None,
         max_ms: percentile("100%"),
+        mean_ms: total_mean(stdout),
+        latency_spectrum: spectrum(stdout),
         errors: Errors {
             connect: detail("Connect"),
             read: detail("Receive"),
@@ -87,6 +89,32 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
     })
 }
 
+/// The mean of "Connection Times (ms)"'s `Total:` line (min, mean, sd, median, max): the
+/// mean time of a request. (ab's "Time per request … (mean)" is concurrency / throughput,
+/// Little's law by construction, so it cannot check it.)
+fn total_mean(stdout: &str) -> Option<f64> {
+    stdout
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("Total:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// ab's "Percentage of the requests served within a certain time" table: 50% to 100%, in ms.
+fn spectrum(stdout: &str) -> Vec<[f64; 2]> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Percentage of the requests"))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let percent = words.next()?.strip_suffix('%')?.parse().ok()?;
+            Some([percent, words.next()?.parse().ok()?])
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +124,9 @@ mod tests {
         let out = "Concurrency Level:      8\nTime taken for tests:   2.000 seconds\n\
                    Complete requests:      400\nFailed requests:        3\n   (Connect: 1, Receive: 0, Length: 2, Exceptions: 0)\n\
                    Non-2xx responses:      4\n\
+                   Connection Times (ms)\n              min  mean[+/-sd] median   max\n\
+                   Connect:        0    0   0.1      0       1\n\
+                   Total:          1    6   1.5      5      20\n\
                    Percentage of the requests served within a certain time (ms)\n  50%      5\n  66%      6\n  90%      7\n  99%     11\n 100%     20 (longest request)\n";
         let m = parse(out).unwrap();
         assert_eq!(m.ok_responses, 396);
@@ -109,5 +140,9 @@ mod tests {
         assert_eq!(m.errors.connect, 1);
         assert_eq!(m.errors.other, 2);
         assert_eq!(m.errors.total, 7);
+        assert_eq!(m.mean_ms, Some(6.0));
+        assert_eq!(m.latency_spectrum.first(), Some(&[50.0, 5.0]));
+        assert_eq!(m.latency_spectrum.last(), Some(&[100.0, 20.0]));
+        assert_eq!(m.latency_spectrum.len(), 5);
     }
 }

@@ -6,7 +6,9 @@ use std::process::Command;
 use anyhow::{bail, Result};
 
 use crate::model::settings::Settings;
-use crate::model::tool::{percentile_of_sorted, Errors, Measurement, TIMEOUT_S};
+use crate::model::tool::{
+    percentile_of_sorted, spectrum_of_sorted, Errors, Measurement, TIMEOUT_S,
+};
 
 /// hey's arguments.
 pub fn args(command: &mut Command, url: &str, settings: &Settings, seconds: u32) {
@@ -67,6 +69,7 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
     }
     latencies.sort_by(f64::total_cmp);
     let at = |p: f64| percentile_of_sorted(&latencies, p);
+    let (latency_spectrum, mean_ms) = spectrum_of_sorted(&latencies);
     Ok(Measurement {
         ok_responses: ok,
         seconds: last_offset,
@@ -75,6 +78,8 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
         p99_ms: at(99.0),
         p999_ms: at(99.9),
         max_ms: latencies.last().copied(),
+        mean_ms,
+        latency_spectrum,
         errors: Errors {
             non_2xx,
             ..Errors::default()
@@ -105,5 +110,8 @@ mod tests {
         assert_eq!(m.p50_ms, Some(500.0));
         assert_eq!(m.max_ms, Some(999.0));
         assert!((m.seconds - 2.0).abs() < 1e-9);
+        assert!((m.mean_ms.unwrap() - 500.0).abs() < 1e-9);
+        assert_eq!(m.latency_spectrum.first(), Some(&[0.0, 1.0]));
+        assert_eq!(m.latency_spectrum.last(), Some(&[100.0, 999.0]));
     }
 }

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::model::settings::Settings;
-pub use crate::model::tool::{Measurement, ToolKind, TIMEOUT_S};
+pub use crate::model::tool::{Measurement, ToolCost, ToolKind, TIMEOUT_S};
+use crate::observe::procfs;
 
 use crate::stack::process::find_program;
 
@@ -119,13 +120,23 @@ pub fn command(
     Ok(command)
 }
 
-/// Runs `command` to completion (or until `interrupted`, or `limit`), returning its stdout.
+/// What a tool run printed, and what it cost.
+pub struct Finished {
+    pub stdout: String,
+    pub cost: ToolCost,
+}
+
+/// Runs `command` to completion (or until `interrupted`, or `limit`), returning its stdout and
+/// what it cost: its CPU and its children's from the kernel's accounting when it is reaped
+/// (`wait4`), and its threads' run delay sampled every 200 ms. `threads` says how many of the
+/// CPUs it may use the tool can keep busy ([`ToolKind::working_threads`]).
 pub fn run_to_end(
     mut command: Command,
     limit: Duration,
     interrupted: &AtomicBool,
     stdout_file: &Path,
-) -> Result<String> {
+    threads: &dyn Fn(u32) -> u32,
+) -> Result<Finished> {
     let out = fs::File::create(stdout_file)?;
     let err_file = stdout_file.with_extension("stderr");
     let err = fs::File::create(&err_file)?;
@@ -136,10 +147,19 @@ pub fn run_to_end(
         .stderr(err)
         .spawn()
         .with_context(|| format!("cannot start {program}"))?;
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
+    let started = Instant::now();
+    let pid = child.id();
+    let cpus = procfs::allowed_cpus(pid).unwrap_or(procfs::cpus() as u32);
+    let deadline = started + limit;
+    let mut run_delay = procfs::RunDelay::default();
+    let mut tick = 0u64;
+    let (status, usage) = loop {
+        if tick.is_multiple_of(4) {
+            run_delay.sample(pid);
+        }
+        tick += 1;
+        if let Some(reaped) = reap(pid)? {
+            break reaped;
         }
         if interrupted.load(Ordering::SeqCst) || Instant::now() > deadline {
             let _ = child.kill();
@@ -151,6 +171,13 @@ pub fn run_to_end(
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cost = ToolCost {
+        cpu_s: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        waited_s: run_delay.seconds(),
+        wall_s: started.elapsed().as_secs_f64(),
+        cores: threads(cpus).clamp(1, cpus.max(1)),
+    };
     let stdout = fs::read_to_string(stdout_file).unwrap_or_default();
     if !status.success() {
         let stderr = fs::read_to_string(&err_file).unwrap_or_default();
@@ -159,7 +186,22 @@ pub fn run_to_end(
             stderr.lines().take(5).collect::<Vec<_>>().join(" / ")
         );
     }
-    Ok(stdout)
+    Ok(Finished { stdout, cost })
+}
+
+/// Reaps `pid` if it has exited, with the resources it and its reaped children used.
+fn reap(pid: u32) -> Result<Option<(std::process::ExitStatus, libc::rusage)>> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to a status and a rusage.
+    let rc = unsafe { libc::wait4(pid as i32, &mut status, libc::WNOHANG, &mut usage) };
+    match rc {
+        0 => Ok(None),
+        rc if rc < 0 => Err(std::io::Error::last_os_error()).context("wait4 on the load tool"),
+        _ => Ok(Some((std::process::ExitStatus::from_raw(status), usage))),
+    }
 }
 
 /// Parses what `tool` printed.

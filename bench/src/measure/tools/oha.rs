@@ -86,9 +86,26 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
         p99_ms: ms(&p["p99"]),
         p999_ms: ms(&p["p99.9"]),
         max_ms: ms(&summary["slowest"]),
+        mean_ms: ms(&summary["average"]),
+        latency_spectrum: spectrum(summary, p),
         errors: errors.with_total(),
         per_connection: Vec::new(),
     })
+}
+
+/// oha's percentiles (`p10` … `p99.99`) between its fastest and slowest request, in ms.
+fn spectrum(summary: &Value, percentiles: &Value) -> Vec<[f64; 2]> {
+    let ms = |value: &Value| value.as_f64().map(|s| s * 1000.0);
+    let mut points: Vec<[f64; 2]> = percentiles
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| Some([key.strip_prefix('p')?.parse().ok()?, ms(value)?]))
+        .collect();
+    points.extend(ms(&summary["fastest"]).map(|fastest| [0.0, fastest]));
+    points.extend(ms(&summary["slowest"]).map(|slowest| [100.0, slowest]));
+    points.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    points
 }
 
 #[cfg(test)]
@@ -107,5 +124,11 @@ mod tests {
         assert_eq!(m.errors.timeout, 2);
         assert_eq!(m.errors.connect, 1);
         assert_eq!(m.errors.total, 13);
+        assert_eq!(m.mean_ms, Some(10.0));
+        let percentiles: Vec<f64> = m.latency_spectrum.iter().map(|p| p[0]).collect();
+        assert_eq!(
+            percentiles,
+            [0.0, 10.0, 50.0, 90.0, 99.0, 99.9, 99.99, 100.0]
+        );
     }
 }

@@ -38,11 +38,10 @@ pub fn command(settings: &Settings, database_url: &str, dir: &Path) -> Result<Co
     fs::create_dir_all(dir)?;
     let script_file = dir.join("statement.sql");
     fs::write(&script_file, script(settings))?;
-    let clients = settings.connections.min(settings.sessions.max(1));
     let mut command = Command::new(program);
     command
-        .args(["-n", "-M", "prepared", "-c", &clients.to_string()])
-        .args(["-j", &clients.min(2).to_string()])
+        .args(["-n", "-M", "prepared", "-c", &clients(settings).to_string()])
+        .args(["-j", &threads(settings).to_string()])
         .args(["-T", &settings.duration_s.to_string(), "-l", "--log-prefix"])
         .arg(dir.join("log"))
         .arg("-f")
@@ -50,6 +49,16 @@ pub fn command(settings: &Settings, database_url: &str, dir: &Path) -> Result<Co
         .arg(database_url)
         .env("PGAPPNAME", "pgbench");
     Ok(command)
+}
+
+/// pgbench's clients: the targets' client count, at most their DB sessions.
+fn clients(settings: &Settings) -> u32 {
+    settings.connections.min(settings.sessions.max(1))
+}
+
+/// pgbench's threads (`-j`): two at most, like wrk's.
+pub fn threads(settings: &Settings) -> u32 {
+    clients(settings).min(2)
 }
 
 /// pgbench's per-transaction logs: `client txno latency_us script epoch epoch_us`.
@@ -75,6 +84,7 @@ pub fn read_logs(dir: &Path, duration_s: u32) -> Result<Measurement> {
     }
     latencies.sort_by(f64::total_cmp);
     let at = |p| tool::percentile_of_sorted(&latencies, p);
+    let (latency_spectrum, mean_ms) = tool::spectrum_of_sorted(&latencies);
     Ok(Measurement {
         ok_responses: latencies.len() as u64,
         seconds: f64::from(duration_s),
@@ -83,6 +93,8 @@ pub fn read_logs(dir: &Path, duration_s: u32) -> Result<Measurement> {
         p99_ms: at(99.0),
         p999_ms: at(99.9),
         max_ms: latencies.last().copied(),
+        mean_ms,
+        latency_spectrum,
         errors: Errors::default(),
         unsent: 0,
         per_connection: Vec::new(),

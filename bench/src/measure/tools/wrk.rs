@@ -10,20 +10,70 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::model::settings::Settings;
-use crate::model::tool::{Errors, Measurement, TIMEOUT_S};
+use crate::model::tool::{Errors, Measurement, SPECTRUM, TIMEOUT_S};
 
-/// The wrk script: `done()` prints one JSON line after a marker.
+/// The wrk script: `done()` prints one JSON line after a marker, with the mean of the requests
+/// as timed and the histogram's spectrum at the percentiles put in place of `PERCENTILES`
+/// ([`SPECTRUM`] without 0 and 100, which are `latency.min` and `latency.max`).
+///
+/// wrk corrects its histogram for coordinated omission before `done()`: every sample n of at
+/// least 2e (e = duration / (requests / connections)) adds samples at n − e, n − 2e, … down to
+/// above e. Its percentiles are kept as wrk reports them; but its mean then counts time no
+/// request spent, and Little's law needs the requests' own. Undone: a final count F(m) above e
+/// is the sum of the raw counts at m, m + e, m + 2e, …, so the raw count is the final count at
+/// or below 2e, and the raw sum the final sum there plus e for each final sample above 2e.
+/// With f the share of final samples at or below 2e (where `latency:percentile(p)` passes 2e,
+/// found by bisection) and m̄ their mean (read back from 200 of their percentiles), the raw
+/// mean is m̄ + e (1/f − 1). Each percentile scans the histogram up to its value, at most 2e.
 const WRK_SCRIPT: &str = r#"-- rust-web-perf: the summary as JSON (latency in microseconds).
+local function timed_mean(latency, summary, connections)
+  local per = math.floor(summary.requests / connections)
+  if per == 0 then return latency.mean end
+  local e = math.floor(summary.duration / per)
+  local function within(p)
+    local value = latency:percentile(p)
+    return value ~= 0 and value <= 2 * e
+  end
+  local low, high = 0, 100
+  for _ = 1, 60 do
+    local middle = (low + high) / 2
+    if within(middle) then low = middle else high = middle end
+  end
+  if high <= 0 then return nil end
+  local sum = 0
+  for k = 1, 200 do
+    sum = sum + latency:percentile(high * (k - 0.5) / 200)
+  end
+  return sum / 200 + e * (100 / high - 1)
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
+  local spectrum = { string.format('[0,%d]', latency.min) }
+  for _, p in ipairs({ PERCENTILES }) do
+    table.insert(spectrum, string.format('[%s,%d]', p, latency:percentile(p)))
+  end
+  table.insert(spectrum, string.format('[100,%d]', latency.max))
+  local mean = timed_mean(latency, summary, CONNECTIONS)
   io.write(string.format(
     'BENCH_JSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
-    '"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d}\n',
+    '"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%s,"spectrum":[%s]}\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max))
+    latency:percentile(99.9), latency.max, mean and string.format('%.1f', mean) or 'null',
+    table.concat(spectrum, ',')))
 end
 "#;
+
+fn summary_script(connections: u32) -> String {
+    let inner: Vec<String> = SPECTRUM[1..SPECTRUM.len() - 1]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    WRK_SCRIPT
+        .replace("PERCENTILES", &inner.join(", "))
+        .replace("CONNECTIONS", &connections.to_string())
+}
 
 /// The wrk script of `--per-connection`: one thread per connection, each counting its 2xx;
 /// `done()` prints the counts after the summary. (Defining `response` makes wrk hand every
@@ -64,9 +114,9 @@ pub fn args(
     let c = settings.connections.max(1);
     let script = work_dir.join("bench.lua");
     let (text, threads) = if settings.per_connection {
-        (format!("{WRK_SCRIPT}{WRK_PER_CONNECTION}"), c)
+        (format!("{}{WRK_PER_CONNECTION}", summary_script(c)), c)
     } else {
-        (WRK_SCRIPT.to_string(), c.min(2))
+        (summary_script(c), c.min(2))
     };
     fs::write(&script, text)?;
     command.args([
@@ -114,6 +164,16 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
         p99_ms: ms("p99"),
         p999_ms: ms("p999"),
         max_ms: ms("max"),
+        mean_ms: ms("mean"),
+        latency_spectrum: v["spectrum"]
+            .as_array()
+            .map(|points| {
+                points
+                    .iter()
+                    .filter_map(|point| Some([point[0].as_f64()?, point[1].as_f64()? / 1000.0]))
+                    .collect()
+            })
+            .unwrap_or_default(),
         errors: Errors {
             connect: n("connect"),
             read: n("read"),
@@ -136,13 +196,16 @@ mod tests {
     #[test]
     fn wrk_summary_counts_only_2xx_and_takes_the_true_max() {
         let out = "Running 3s test @ http://127.0.0.1:1/test\n  2 threads and 8 connections\n\
-                   BENCH_JSON {\"requests\":1000,\"duration_us\":2000000,\"connect\":1,\"read\":2,\"write\":0,\"status\":10,\"timeout\":3,\"p50\":5000,\"p90\":6000,\"p99\":9000,\"p999\":12000,\"max\":15500}\n";
+                   BENCH_JSON {\"requests\":1000,\"duration_us\":2000000,\"connect\":1,\"read\":2,\"write\":0,\"status\":10,\"timeout\":3,\"p50\":5000,\"p90\":6000,\"p99\":9000,\"p999\":12000,\"max\":15500,\"mean\":5200.5,\"spectrum\":[[0,900],[50,5000],[99.99,15000],[100,15500]]}\n";
         let m = parse(out).unwrap();
         assert_eq!(m.ok_responses, 990);
         assert_eq!(m.requests_per_sec(), 495.0);
         assert_eq!(m.p999_ms, Some(12.0));
         assert_eq!(m.max_ms, Some(15.5));
         assert_eq!(m.errors.total, 16);
+        assert_eq!(m.mean_ms, Some(5.2005));
+        assert_eq!(m.latency_spectrum.len(), 4);
+        assert_eq!(m.latency_spectrum[2], [99.99, 15.0]);
         assert!(parse("no summary").is_err());
     }
 }

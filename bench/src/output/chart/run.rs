@@ -11,11 +11,18 @@ use super::{bar_chart, legend_and_present, plot_error, COLORS};
 use crate::model::row::Row;
 
 /// Bars of 2xx req/s per row, with the Little's-law bound as a red tick above each bar that
-/// has one.
+/// has one; a row the client capped says so in its label.
 pub fn throughput(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
     let bars: Vec<(String, f64, Option<f64>)> = rows
         .iter()
-        .map(|r| (r.target.clone(), r.requests_per_sec, r.bound_rps))
+        .map(|r| {
+            let label = if r.client.client_bound {
+                format!("{} (client-bound)", r.target)
+            } else {
+                r.target.clone()
+            };
+            (label, r.requests_per_sec, r.bound_rps)
+        })
         .collect();
     bar_chart(
         path,
@@ -40,31 +47,46 @@ fn spectrum_label(x: f64) -> String {
     format!("{p:.decimals$}%")
 }
 
-/// A row's points on the spectrum: P50 to P99.9, and the max apart.
+/// A row's points on the spectrum: its percentiles up to what its count resolves, and the
+/// max apart.
 type Spectrum<'a> = (&'a Row, Vec<(f64, f64)>, Option<(f64, f64)>);
 
-/// Each row's P50, P90, P99, P99.9 and max on a percentile spectrum (log scale of
-/// milliseconds). The max is the 1 − 1/N percentile of N responses, drawn as a hollow dot.
+/// Each row's whole latency spectrum as its tool reports it (`latency_spectrum`: from the
+/// fastest through P99.99 where the count resolves it; P50 to P99.9 for rows without one) on a
+/// percentile axis, log scale of milliseconds. The max is the 1 − 1/N percentile of N
+/// responses, drawn as a hollow dot.
 pub fn latency(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
     let series: Vec<Spectrum> = rows
         .iter()
         .filter(|r| r.is_ok())
         .map(|r| {
             let m = &r.measurement;
-            let points = [
-                (50.0, m.p50_ms),
-                (90.0, m.p90_ms),
-                (99.0, m.p99_ms),
-                (99.9, m.p999_ms),
-            ]
-            .iter()
-            .filter_map(|(p, v)| Some((spectrum_x(*p), v.filter(|v| *v > 0.0)?)))
-            .collect();
             let responses = (m.ok_responses + m.errors.non_2xx).max(2) as f64;
+            let resolved = responses.log10();
+            let known: Vec<(f64, Option<f64>)> = if m.latency_spectrum.is_empty() {
+                vec![
+                    (50.0, m.p50_ms),
+                    (90.0, m.p90_ms),
+                    (99.0, m.p99_ms),
+                    (99.9, m.p999_ms),
+                ]
+            } else {
+                m.latency_spectrum
+                    .iter()
+                    .filter(|[p, _]| *p < 100.0)
+                    .map(|&[p, ms]| (p, Some(ms)))
+                    .collect()
+            };
+            let points = known
+                .iter()
+                .map(|&(p, v)| (spectrum_x(p), v))
+                .filter(|&(x, _)| x <= resolved)
+                .filter_map(|(x, v)| Some((x, v.filter(|v| *v > 0.0)?)))
+                .collect();
             let max = m
                 .max_ms
                 .filter(|v| *v > 0.0)
-                .map(|v| (responses.log10().max(3.3), v));
+                .map(|v| (resolved.max(3.3), v));
             (r, points, max)
         })
         .collect();

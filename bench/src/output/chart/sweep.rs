@@ -34,7 +34,7 @@ pub fn knob_sweep(path: &Path, scenario: &str, vary: &Vary, rows: &[Row]) -> Res
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "{scenario}: 2xx requests/s by {} (dashed: each target's bound)",
+                "{scenario}: 2xx requests/s by {} (dashed: each target's bound; hollow: client-bound)",
                 vary.knob
             ),
             ("sans-serif", 18),
@@ -80,8 +80,16 @@ pub fn knob_sweep(path: &Path, scenario: &str, vary: &Vary, rows: &[Row]) -> Res
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
+        // A client-bound point is hollow: the load tool may have set its number.
         chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .draw_series(group.iter().filter(|r| r.is_ok()).filter_map(|r| {
+                let point = (position(r)?, r.requests_per_sec);
+                Some(if r.client.client_bound {
+                    Circle::new(point, 5, color.stroke_width(2))
+                } else {
+                    Circle::new(point, 3, color.filled())
+                })
+            }))
             .map_err(plot_error)?;
         chart
             .draw_series(DashedLineSeries::new(bounds, 6, 4, color.stroke_width(1)))
@@ -130,7 +138,7 @@ pub fn rate_sweep(
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "{scenario}: latency by offered rate (thick p99, dashed p50; hollow: saturated)"
+                "{scenario}: latency by offered rate (thick p99, dashed p50; hollow: saturated or client-bound)"
             ),
             ("sans-serif", 17),
         )
@@ -185,7 +193,7 @@ pub fn rate_sweep(
         chart
             .draw_series(group.iter().filter_map(|r| {
                 let point = at(r, r.measurement.p99_ms)?;
-                Some(if r.saturated == Some(true) {
+                Some(if r.saturated == Some(true) || r.client.client_bound {
                     Circle::new(point, 5, color.stroke_width(2))
                 } else {
                     Circle::new(point, 4, color.filled())
@@ -257,6 +265,23 @@ fn ratios(x: &Vary, y: &Vary, a: &str, b: &str, rows: &[Row]) -> Vec<Vec<Option<
         .collect()
 }
 
+/// Whether A's or B's row at each point of two knobs was client-bound (laid out as
+/// [`ratios`]): such a cell's ratio compares the load tool too, and the map says so.
+fn capped(x: &Vary, y: &Vary, a: &str, b: &str, rows: &[Row]) -> Vec<Vec<bool>> {
+    let at = |xv: &Value, yv: &Value| {
+        rows.iter().any(|r| {
+            (r.target == a || r.target == b)
+                && r.client.client_bound
+                && r.point.as_ref().and_then(|p| p.get(x.knob)) == Some(xv)
+                && r.point.as_ref().and_then(|p| p.get(y.knob)) == Some(yv)
+        })
+    };
+    y.values
+        .iter()
+        .map(|yv| x.values.iter().map(|xv| at(xv, yv)).collect())
+        .collect()
+}
+
 /// Whether the verdict at cell (`i`, `j`) differs from a neighbour's: the cell is on the
 /// border where the verdict flips.
 fn flips(ratios: &[Vec<Option<f64>>], i: usize, j: usize) -> bool {
@@ -290,6 +315,7 @@ pub fn heatmap(
     rows: &[Row],
 ) -> Result<()> {
     let ratios = ratios(x, y, a, b, rows);
+    let capped = capped(x, y, a, b, rows);
     let (nx, ny) = (x.values.len(), y.values.len());
     let size = (
         (160 + 110 * nx as u32).max(760),
@@ -301,7 +327,9 @@ pub fn heatmap(
     let ys: Vec<String> = y.values.iter().map(|v| v.to_string()).collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("{scenario}: {a} / {b} throughput (outlined: the verdict flips)"),
+            format!(
+                "{scenario}: {a} / {b} throughput (outlined: the verdict flips; c: client-bound)"
+            ),
             ("sans-serif", 16),
         )
         .margin(14)
@@ -338,7 +366,8 @@ pub fn heatmap(
                     fill.filled(),
                 )])
                 .map_err(plot_error)?;
-            let text = ratio.map_or("–".to_string(), |r| format!("{r:.2}"));
+            let mark = if capped[j][i] { " c" } else { "" };
+            let text = ratio.map_or("–".to_string(), |r| format!("{r:.2}{mark}"));
             chart
                 .draw_series([Text::new(
                     text,
