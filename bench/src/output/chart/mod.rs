@@ -25,6 +25,18 @@ pub const COLORS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// A log-scale axis label in milliseconds: whole from 10 ms, one decimal from 1 ms, two below
+/// (a sub-millisecond label must not read "0").
+pub fn ms_label(ms: f64) -> String {
+    if ms >= 10.0 {
+        format!("{ms:.0}")
+    } else if ms >= 1.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.2}")
+    }
+}
+
 pub fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("cannot draw the chart: {e:?}")
 }
@@ -137,4 +149,16 @@ pub fn by_target(rows: &[Row]) -> Vec<(String, Vec<&Row>)> {
         }
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millisecond_labels_keep_sub_millisecond_values() {
+        assert_eq!(ms_label(0.25), "0.25");
+        assert_eq!(ms_label(2.5), "2.5");
+        assert_eq!(ms_label(120.4), "120");
+    }
 }

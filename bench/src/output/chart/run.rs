@@ -121,7 +121,7 @@ pub fn latency(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
         .configure_mesh()
         .x_labels(right as usize + 1)
         .x_label_formatter(&|x| spectrum_label(*x))
-        .y_label_formatter(&|ms| format!("{ms:.0}"))
+        .y_label_formatter(&|ms| super::ms_label(*ms))
         .y_labels(12)
         .x_desc("percentile")
         .y_desc("milliseconds")

@@ -152,7 +152,7 @@ pub fn rate_sweep(
         .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("offered requests/s")
         .y_desc("milliseconds")
-        .y_label_formatter(&|ms| format!("{ms:.0}"))
+        .y_label_formatter(&|ms| super::ms_label(*ms))
         .draw()
         .map_err(plot_error)?;
     chart
