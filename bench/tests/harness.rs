@@ -457,6 +457,7 @@ fn limits_rows_measure_pgbench_and_nginx_alone() {
     );
     // nginx alone with each load tool: each tool's ceiling here, and what it cost.
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let versions = results["versions"].to_string();
     for (nginx, tool) in rows[1..].iter().zip(["wrk", "oha", "ab", "hey"]) {
         assert_eq!(nginx["target"], format!("nginx-static {tool} c=8"));
         assert_eq!(nginx["tool"], tool);
@@ -469,6 +470,10 @@ fn limits_rows_measure_pgbench_and_nginx_alone() {
         );
         assert!(nginx["tool_cpu_share"].as_f64().unwrap() > 0.0, "{tool}");
         assert_eq!(nginx["of_tool_ceiling"], 1.0, "{tool}: its own ceiling");
+        assert!(
+            versions.contains(&format!("\"{tool}\"")),
+            "{tool}: {versions}"
+        );
         assert!(
             report.contains(&format!("{tool} reaches ")),
             "report.md lacks {tool}'s ceiling:\n{report}"

@@ -15,6 +15,7 @@ use crate::model::client_limit::set_ceilings;
 use crate::model::external::External;
 use crate::model::meta::Meta;
 use crate::model::row::{set_relative, Row};
+use crate::model::tool::ToolKind;
 use crate::output;
 use crate::stack::Stack;
 
@@ -71,7 +72,16 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
     let ended = session.finish();
     set_relative(&mut rows, &plan.baseline);
     set_ceilings(&mut rows);
-    let meta = super::meta(stack, plan, &ended.tool, started);
+    let mut meta = super::meta(stack, plan, &ended.tool, started);
+    // The other load tools a run used (the limits preset's ceilings) shaped its numbers too.
+    for kind in ToolKind::ALL {
+        let used = rows.iter().any(|r| r.tool == kind.name());
+        if used && !meta.versions.iter().any(|(name, _)| name == kind.name()) {
+            if let Ok(tool) = crate::measure::tools::locate(kind) {
+                meta.versions.push((kind.name().to_string(), tool.version));
+            }
+        }
+    }
     output::write_run(&plan.out, &meta, &rows, &extras::sections())?;
     Ok(RunOutcome {
         rows,
