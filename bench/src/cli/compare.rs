@@ -123,6 +123,22 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
                 pair.ratio.map_or("–".into(), |r| format!("{r:.3}"))
             );
         })?;
+    print_summary(&comparison, &a, &b);
+    super::results_line(&out, "compare.json");
+    let [low, high] = comparison.ratio_ci95;
+    match args.fail_below {
+        Some(floor) if high < floor => {
+            eprintln!(
+                "bench: {a} / {b} is below --fail-below {floor} beyond the noise (95% interval {low:.3}–{high:.3})"
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The ratio's spread, the noise, the interval and the client-bound rounds, after the table.
+fn print_summary(comparison: &ops::compare::Comparison, a: &str, b: &str) {
     let r = comparison.ratio;
     println!(
         "\n{a} / {b}: median {:.3}, min {:.3}, max {:.3} over {} rounds",
@@ -151,15 +167,5 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             comparison.client_bound_rounds,
             comparison.rounds.len()
         );
-    }
-    super::results_line(&out, "compare.json");
-    match args.fail_below {
-        Some(floor) if high < floor => {
-            eprintln!(
-                "bench: {a} / {b} is below --fail-below {floor} beyond the noise (95% interval {low:.3}–{high:.3})"
-            );
-            Ok(ExitCode::FAILURE)
-        }
-        _ => Ok(ExitCode::SUCCESS),
     }
 }

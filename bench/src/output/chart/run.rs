@@ -51,45 +51,45 @@ fn spectrum_label(x: f64) -> String {
 /// max apart.
 type Spectrum<'a> = (&'a Row, Vec<(f64, f64)>, Option<(f64, f64)>);
 
+/// A row's spectrum: its `latency_spectrum` (P50 to P99.9 for a row without one) up to what
+/// its count of responses resolves, and its max placed at 1 − 1/N.
+fn spectrum_of(r: &Row) -> Spectrum<'_> {
+    let m = &r.measurement;
+    let responses = (m.ok_responses + m.errors.non_2xx).max(2) as f64;
+    let resolved = responses.log10();
+    let known: Vec<(f64, Option<f64>)> = if m.latency_spectrum.is_empty() {
+        vec![
+            (50.0, m.p50_ms),
+            (90.0, m.p90_ms),
+            (99.0, m.p99_ms),
+            (99.9, m.p999_ms),
+        ]
+    } else {
+        m.latency_spectrum
+            .iter()
+            .filter(|[p, _]| *p < 100.0)
+            .map(|&[p, ms]| (p, Some(ms)))
+            .collect()
+    };
+    let points = known
+        .iter()
+        .map(|&(p, v)| (spectrum_x(p), v))
+        .filter(|&(x, _)| x <= resolved)
+        .filter_map(|(x, v)| Some((x, v.filter(|v| *v > 0.0)?)))
+        .collect();
+    let max = m
+        .max_ms
+        .filter(|v| *v > 0.0)
+        .map(|v| (resolved.max(3.3), v));
+    (r, points, max)
+}
+
 /// Each row's whole latency spectrum as its tool reports it (`latency_spectrum`: from the
 /// fastest through P99.99 where the count resolves it; P50 to P99.9 for rows without one) on a
 /// percentile axis, log scale of milliseconds. The max is the 1 − 1/N percentile of N
 /// responses, drawn as a hollow dot.
 pub fn latency(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
-    let series: Vec<Spectrum> = rows
-        .iter()
-        .filter(|r| r.is_ok())
-        .map(|r| {
-            let m = &r.measurement;
-            let responses = (m.ok_responses + m.errors.non_2xx).max(2) as f64;
-            let resolved = responses.log10();
-            let known: Vec<(f64, Option<f64>)> = if m.latency_spectrum.is_empty() {
-                vec![
-                    (50.0, m.p50_ms),
-                    (90.0, m.p90_ms),
-                    (99.0, m.p99_ms),
-                    (99.9, m.p999_ms),
-                ]
-            } else {
-                m.latency_spectrum
-                    .iter()
-                    .filter(|[p, _]| *p < 100.0)
-                    .map(|&[p, ms]| (p, Some(ms)))
-                    .collect()
-            };
-            let points = known
-                .iter()
-                .map(|&(p, v)| (spectrum_x(p), v))
-                .filter(|&(x, _)| x <= resolved)
-                .filter_map(|(x, v)| Some((x, v.filter(|v| *v > 0.0)?)))
-                .collect();
-            let max = m
-                .max_ms
-                .filter(|v| *v > 0.0)
-                .map(|v| (resolved.max(3.3), v));
-            (r, points, max)
-        })
-        .collect();
+    let series: Vec<Spectrum> = rows.iter().filter(|r| r.is_ok()).map(spectrum_of).collect();
     let all = series
         .iter()
         .flat_map(|(_, points, max)| points.iter().map(|(_, v)| *v).chain(max.map(|(_, v)| v)));
