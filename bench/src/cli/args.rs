@@ -12,7 +12,7 @@ use super::UsageError;
 use crate::contract;
 use crate::measure::session::Plan;
 use crate::measure::tools::{self, Tool};
-use crate::model::external::{self, External, Named};
+use crate::model::external::{self, External, ExternalModel, Named};
 use crate::model::fault::{self, Fault};
 use crate::model::knob::{Knob, Value};
 use crate::model::preset::{self, Scenario};
@@ -80,6 +80,7 @@ impl LoadArgs {
             targets,
             externals: Vec::new(),
             remote_versions: Vec::new(),
+            peer_versions: Vec::new(),
             missing_targets,
             baseline,
             verify: !self.no_verify,
@@ -268,6 +269,10 @@ pub struct ExternalObserve {
     /// sessions column.
     #[arg(long, value_name = "NAME=APP", value_parser = external::parse_app)]
     pub external_app: Vec<Named<String>>,
+    /// What bounds an external server (NAME=pool:N, NAME=threads:N or NAME=unbounded): gives
+    /// its row a bound and an efficiency, which are empty otherwise.
+    #[arg(long, value_name = "NAME=MODEL", value_parser = external::parse_model)]
+    pub external_model: Vec<Named<ExternalModel>>,
 }
 
 impl ExternalObserve {
@@ -280,8 +285,12 @@ impl ExternalObserve {
         database_url: Option<&str>,
         verify: bool,
     ) -> Result<Vec<External>> {
-        let externals =
-            external::assemble(urls, &self.external_pid, &self.external_app).map_err(UsageError)?;
+        let observed = external::Observed {
+            pids: &self.external_pid,
+            apps: &self.external_app,
+            models: &self.external_model,
+        };
+        let externals = external::assemble(urls, &observed).map_err(UsageError)?;
         if !externals.is_empty() && verify && database_url.is_none() {
             return Err(UsageError(format!(
                 "--external {}: its rows are checked on the database it reads; give that database as --database-url (`bench up` prints one), or measure it unchecked with --no-verify",

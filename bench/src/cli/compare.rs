@@ -101,6 +101,7 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         targets: targets.clone(),
         externals: Vec::new(),
         remote_versions: Vec::new(),
+        peer_versions: Vec::new(),
         missing_targets: Vec::new(),
         baseline: b.clone(),
         verify: !args.load.no_verify,

@@ -18,7 +18,7 @@ use crate::model::settings::Settings;
 use crate::ops;
 use crate::output::{folder, table};
 use crate::remote;
-use crate::stack::Stack;
+use crate::stack::{peers, Stack};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -49,6 +49,12 @@ pub struct RunArgs {
     /// each row's share of it (`of_tool_ceiling`).
     #[arg(long)]
     ceiling: bool,
+    /// Also start the articles' own stacks and measure them beside the targets: `python`
+    /// starts all four (flask-sync, flask-gevent, aiohttp, starlette-uvicorn; or name some,
+    /// comma-separated) from peers/python/, installed by peers/python/install, with the
+    /// preset's workers and sessions; their rows are marked [peer].
+    #[arg(long, value_name = "python|NAMES", value_parser = peers::parse, conflicts_with = "remote")]
+    peers: Option<peers::Chosen>,
 }
 
 pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
@@ -66,6 +72,12 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         );
     }
     let baseline = baseline_for(&scenario, args.baseline.as_deref())?;
+    if args.peers.is_some() && settings.pgbouncer {
+        return Err(UsageError(
+            "--peers cannot run with --pgbouncer: the peers connect to PostgreSQL directly".into(),
+        )
+        .into());
+    }
     let (externals, remote_stack) = match &args.remote {
         Some(source) => {
             let (description, remotes) = remote_targets(source, &settings, &names)?;
@@ -88,6 +100,14 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         options.database_url = Some(description.database_url.clone());
     }
     let stack = Stack::start(&options)?;
+    if !externals.is_empty() && remote_stack.is_none() {
+        // A server of the user's cannot know this port before the run: it may fetch a page
+        // of its own, as long as it reports the same length every time.
+        eprintln!(
+            "bench: the upstream page for the externals' upstream backend: {}",
+            stack.upstream_url()
+        );
+    }
     let (targets, missing_targets) = if remote_stack.is_some() {
         (Vec::new(), Vec::new())
     } else {
@@ -105,6 +125,11 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             pooling.join(", ")
         );
     }
+    let running_peers = start_peers(
+        &stack,
+        &settings,
+        args.peers.as_ref().map_or(&[][..], |c| &c.0),
+    )?;
     let mut plan = args.load.plan(
         scenario,
         settings,
@@ -113,6 +138,11 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         &out,
     );
     plan.externals = externals;
+    plan.externals
+        .extend(running_peers.iter().map(|p| p.external.clone()));
+    if !running_peers.is_empty() {
+        plan.peer_versions = peers::versions(&peers::python_dir(stack.bin_dir()));
+    }
     plan.remote_versions = remote_stack.map(|d| d.versions).unwrap_or_default();
     eprintln!(
         "bench: {} ({}), {} via {}",
@@ -148,6 +178,33 @@ fn baseline_for(scenario: &Scenario, asked: Option<&str>) -> Result<String> {
         None if matches!(scenario.extra, Extra::Leaderboard(_)) => Ok("pgbench".into()),
         None => Ok(Binary::SyncPool.name().to_string()),
     }
+}
+
+/// Starts the Python peers with the preset's settings, each observed as fully as a target.
+fn start_peers(
+    stack: &Stack,
+    settings: &Settings,
+    chosen: &[peers::Peer],
+) -> Result<Vec<peers::RunningPeer>> {
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = peers::python_dir(stack.bin_dir());
+    peers::ready(&dir).map_err(anyhow::Error::msg)?;
+    let mut running = Vec::new();
+    for &peer in chosen {
+        let started = stack.start_peer(peer, settings, &dir)?;
+        eprintln!(
+            "bench: peer {:<17} pid {}, {} ({}), beside {}",
+            peer.name(),
+            started.pid(),
+            started.external.url,
+            started.external.model.map_or(String::new(), |m| m.name()),
+            peer.counterpart().name()
+        );
+        running.push(started);
+    }
+    Ok(running)
 }
 
 /// The targets of a remote stack's description (those of `names`, or all), as servers this

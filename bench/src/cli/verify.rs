@@ -56,7 +56,18 @@ pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
             upstream: args.upstream,
             rows: args.rows,
         };
-        let failed = print_outcomes(&name, &contract::run_all(&server));
+        let outcomes = contract::run_all(&server);
+        let failed = print_outcomes(&name, &outcomes);
+        if binary.is_none() {
+            // What `bench run --external` makes of these outcomes.
+            let (verdict, summary) = contract::judge(&outcomes);
+            let then = match verdict {
+                Ok(breaks) if breaks.is_empty() => "bench run measures it",
+                Ok(_) => "bench run measures it, and its rows list the rules it breaks",
+                Err(_) => "bench run refuses it (unless --no-verify)",
+            };
+            println!("{name} {summary}: {then}");
+        }
         return Ok(exit_code(failed));
     }
 

@@ -26,7 +26,7 @@ use crate::stack::Stack;
 use checks::*;
 
 pub use burst::{burst, burst_with_peaks, statuses, BurstPeaks};
-pub use verify::{reach, refused_externals, refused_targets};
+pub use verify::{check_external, judge, reach, refused_targets};
 
 /// What a check runs against.
 #[derive(Clone, Debug)]
@@ -52,10 +52,25 @@ pub struct Server {
 /// what an external server is checked against.
 pub const TABLE_ROWS: i32 = 1_000_000;
 
-/// A named check.
+/// A named check, and what failing it means for a server the suite did not build.
 pub struct Check {
     pub name: &'static str,
     pub run: fn(&Server) -> Result<()>,
+    pub kind: Kind,
+}
+
+/// The two kinds of rule. A reference must keep both; an external server that breaks only
+/// conformance rules is still measured, and its row lists the rules it breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// What the numbers rest on: the status codes and bodies of `/test`, `/json` and
+    /// `/health` (direct and through nginx), the delay really slept or asked of the upstream,
+    /// one statement per request. A server that fails one is not measured (unless
+    /// `--no-verify`): its rows would not measure the same work.
+    Measured,
+    /// The rest: headers, error codes, keep-alive and close, framing and head limits. A
+    /// framework's own 431, 408 or `Server` header changes nothing a row measures.
+    Conformance,
 }
 
 /// Every check that runs against a target started with default flags.
@@ -63,66 +78,82 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "row_body_is_byte_exact",
         run: row_body_is_byte_exact,
+        kind: Kind::Measured,
     },
     Check {
         name: "random_rows_are_real_rows",
         run: random_rows_are_real_rows,
+        kind: Kind::Measured,
     },
     Check {
         name: "headers_follow_the_contract",
         run: headers_follow_the_contract,
+        kind: Kind::Conformance,
     },
     Check {
         name: "date_changes_across_a_second",
         run: date_changes_across_a_second,
+        kind: Kind::Conformance,
     },
     Check {
         name: "json_and_health_answer_fixed_bodies",
         run: json_and_health_answer_fixed_bodies,
+        kind: Kind::Measured,
     },
     Check {
         name: "bad_parameters_are_400",
         run: bad_parameters_are_400,
+        kind: Kind::Conformance,
     },
     Check {
         name: "unknown_path_and_missing_row_are_404",
         run: unknown_path_and_missing_row_are_404,
+        kind: Kind::Conformance,
     },
     Check {
         name: "other_methods_are_405_with_allow",
         run: other_methods_are_405_with_allow,
+        kind: Kind::Conformance,
     },
     Check {
         name: "keep_alive_follows_the_model",
         run: keep_alive_follows_the_model,
+        kind: Kind::Conformance,
     },
     Check {
         name: "close_requests_and_malformed_input_end_the_connection",
         run: close_requests_and_malformed_input_end_the_connection,
+        kind: Kind::Conformance,
     },
     Check {
         name: "ambiguous_body_framing_is_400_and_closes",
         run: ambiguous_body_framing_is_400_and_closes,
+        kind: Kind::Conformance,
     },
     Check {
         name: "heads_over_8_kib_are_431",
         run: heads_over_8_kib_are_431,
+        kind: Kind::Conformance,
     },
     Check {
         name: "db_delay_sleeps_in_the_statement",
         run: db_delay_sleeps_in_the_statement,
+        kind: Kind::Measured,
     },
     Check {
         name: "upstream_backend_reports_status_and_length",
         run: upstream_backend_reports_status_and_length,
+        kind: Kind::Measured,
     },
     Check {
         name: "one_statement_per_request",
         run: one_statement_per_request,
+        kind: Kind::Measured,
     },
     Check {
         name: "nginx_passes_the_same_bodies",
         run: nginx_passes_the_same_bodies,
+        kind: Kind::Measured,
     },
 ];
 
@@ -130,6 +161,7 @@ pub const CHECKS: &[Check] = &[
 #[derive(Debug)]
 pub struct CheckOutcome {
     pub check: &'static str,
+    pub kind: Kind,
     pub result: Result<()>,
 }
 
@@ -139,6 +171,7 @@ pub fn run_all(server: &Server) -> Vec<CheckOutcome> {
         .iter()
         .map(|check| CheckOutcome {
             check: check.name,
+            kind: check.kind,
             result: (check.run)(server),
         })
         .collect()

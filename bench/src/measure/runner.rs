@@ -295,10 +295,7 @@ impl<'a> Runner<'a> {
             measurement
         });
         let (cpu_s, postgres_cpu_s, nginx_cpu_s) = cpu.finish();
-        let (rss, threads) = memory.map_or((None, None), |m| {
-            let (rss, threads) = m.finish();
-            (Some(rss), Some(threads))
-        });
+        let usage = memory.map(|m| m.finish());
         let sessions_peak = match sessions {
             Some(sampler) => Some(sampler.finish()?.sessions),
             None => None,
@@ -306,8 +303,9 @@ impl<'a> Runner<'a> {
         let mut round = Round {
             measurement: Measurement::default(),
             sessions_peak,
-            rss_peak_mib: rss,
-            threads_peak: threads,
+            rss_peak_mib: usage.map(|u| u.memory_mib),
+            threads_peak: usage.map(|u| u.threads),
+            processes_peak: usage.map(|u| u.processes),
             cpu_s,
             postgres_cpu_s,
             nginx_cpu_s,

@@ -17,8 +17,9 @@ pub struct Watched<'a> {
 }
 
 impl Watched<'_> {
-    /// Samples the watched process's memory and threads every 100 ms: from this host's
-    /// /proc, or from a remote stack's samples; none without a process to watch.
+    /// Samples the watched process's memory and threads (with its descendants') every
+    /// 100 ms: from this host's /proc, or from a remote stack's samples; none without a
+    /// process to watch.
     pub fn memory_sampler(&self) -> Option<MemorySampler> {
         match (self.remote, self.pid) {
             (Some((status, name)), _) => {
@@ -81,7 +82,8 @@ impl CpuSource {
 
 fn read_cpu(pids: &[Option<u32>; 3]) -> [Option<f64>; 3] {
     [
-        pids[0].and_then(|pid| procfs::cpu_seconds(pid, false)),
+        // A target is one process; an external server's workers are its descendants.
+        pids[0].and_then(|pid| procfs::cpu_seconds(pid, true)),
         pids[1].and_then(|pid| procfs::cpu_seconds(pid, true)),
         pids[2].and_then(|pid| procfs::cpu_seconds(pid, true)),
     ]

@@ -32,6 +32,8 @@ pub struct Plan {
     pub externals: Vec<External>,
     /// The versions on a remote stack's host (`--remote`).
     pub remote_versions: Vec<(String, String)>,
+    /// The Python peers' interpreter and packages (`--peers python`).
+    pub peer_versions: Vec<(String, String)>,
     pub missing_targets: Vec<String>,
     /// The name every row's `relative` divides by: a target, or `pgbench`.
     pub baseline: String,
@@ -50,8 +52,9 @@ pub struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// Verifies `targets` and `externals` (when the plan verifies; a passing external is
-    /// marked verified), then starts the runner (with pgbouncer in front when the plan asks)
+    /// Verifies `targets` and `externals` (when the plan verifies; an external that keeps
+    /// the rules the measurement rests on is marked verified, with the others it breaks),
+    /// then starts the runner (with pgbouncer in front when the plan asks)
     /// and the progress of `rounds` rounds.
     pub fn open<'e>(
         stack: &'a Stack,
@@ -68,9 +71,12 @@ impl<'a> Session<'a> {
                 refused.push((binary.name().to_string(), why));
             }
             for external in externals {
-                match contract::refused_externals(stack, external) {
-                    Some(why) => refused.push((external.name.clone(), why)),
-                    None => external.verified = true,
+                match contract::check_external(stack, external) {
+                    Err(why) => refused.push((external.name.clone(), why)),
+                    Ok(breaks) => {
+                        external.verified = true;
+                        external.breaks = breaks;
+                    }
                 }
             }
         }

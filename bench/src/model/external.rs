@@ -9,6 +9,66 @@ use shared::{Backend, Binary};
 
 use super::settings::{Endpoint, Settings};
 
+/// What bounds an external server's concurrency, as its user states it
+/// (`--external-model NAME=pool:19`): the harness cannot see inside a server it did not
+/// build, so without it an external row has no bound and no efficiency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternalModel {
+    /// At most N requests at a time: N workers or N pooled DB connections (gunicorn's sync
+    /// workers, a fixed thread pool).
+    Pool(u32),
+    /// A thread (or process) per connection, at most N at once.
+    Threads(u32),
+    /// Nothing inside it limits how many requests it serves at once (an event loop with a
+    /// pool as large as the clients): only the clients bound it.
+    Unbounded,
+}
+
+impl ExternalModel {
+    /// Parses `pool:N`, `threads:N` or `unbounded`.
+    pub fn parse(text: &str) -> Result<ExternalModel, String> {
+        let count = |n: &str| match n.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{n:?} is not a count of 1 or more")),
+        };
+        match text.split_once(':') {
+            Some(("pool", n)) => count(n).map(ExternalModel::Pool),
+            Some(("threads", n)) => count(n).map(ExternalModel::Threads),
+            None if text == "unbounded" => Ok(ExternalModel::Unbounded),
+            _ => Err(format!(
+                "{text:?} is not a model: write pool:N, threads:N or unbounded"
+            )),
+        }
+    }
+
+    /// As given: `pool:19`.
+    pub fn name(self) -> String {
+        match self {
+            ExternalModel::Pool(n) => format!("pool:{n}"),
+            ExternalModel::Threads(n) => format!("threads:{n}"),
+            ExternalModel::Unbounded => "unbounded".to_string(),
+        }
+    }
+
+    /// What it means, for the row's model column.
+    pub fn describe(self) -> String {
+        match self {
+            ExternalModel::Pool(n) => format!("at most {n} requests at a time"),
+            ExternalModel::Threads(n) => format!("a thread per connection, at most {n}"),
+            ExternalModel::Unbounded => "no limit of its own".to_string(),
+        }
+    }
+
+    /// The requests it can have in flight at once (`None`: as many as the clients), which
+    /// the Little's-law bound divides by the delay.
+    pub fn concurrency(self) -> Option<u32> {
+        match self {
+            ExternalModel::Pool(n) | ExternalModel::Threads(n) => Some(n),
+            ExternalModel::Unbounded => None,
+        }
+    }
+}
+
 /// A server named on the command line, with what is known of its process.
 #[derive(Clone, Debug, PartialEq)]
 pub struct External {
@@ -21,8 +81,20 @@ pub struct External {
     pub pid: Option<u32>,
     /// `--external-app`: its `application_name` in `pg_stat_activity`, for DB sessions.
     pub app: Option<String>,
-    /// Whether it passed the contract checks (false with `--no-verify`).
+    /// `--external-model`: what bounds it (absent: no bound, no efficiency).
+    pub model: Option<ExternalModel>,
+    /// What it is, when the harness knows (a peer's stack and shape).
+    pub about: Option<String>,
+    /// Whether it passed the checks the measurement rests on (false with `--no-verify`).
     pub verified: bool,
+    /// The conformance rules it breaks (headers, limits, error codes), each as
+    /// `check: what came back`; it is measured all the same.
+    pub breaks: Vec<String>,
+    /// How the harness started it (a peer: its command line); empty for a server the user
+    /// started.
+    pub flags: Vec<String>,
+    /// One of the articles' stacks, started by the harness (`--peers`).
+    pub peer: bool,
     /// The reference binary it runs, when known (a target of a remote stack).
     pub binary: Option<Binary>,
     /// On a stack another `bench up` started (`--remote`): where, and how it is observed.
@@ -87,6 +159,14 @@ pub fn parse_pid(text: &str) -> Result<Named<u32>, String> {
     Ok(Named { name, value: pid })
 }
 
+/// Parses `--external-model NAME=MODEL`.
+pub fn parse_model(text: &str) -> Result<Named<ExternalModel>, String> {
+    let (name, model) = split_named("--external-model", text, "mine=pool:19")?;
+    let model =
+        ExternalModel::parse(&model).map_err(|why| format!("--external-model {text:?}: {why}"))?;
+    Ok(Named { name, value: model })
+}
+
 /// Parses `--external-app NAME=APPLICATION_NAME`.
 pub fn parse_app(text: &str) -> Result<Named<String>, String> {
     let (name, app) = split_named("--external-app", text, "mine=my-service")?;
@@ -132,13 +212,17 @@ pub fn address_of_any(url: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{authority} resolves to no address"))
 }
 
-/// The externals from the three flags; a pid or app for a name that is no external, a name
+/// What the user says of the externals beside their URLs: pids, apps and models.
+#[derive(Clone, Debug, Default)]
+pub struct Observed<'a> {
+    pub pids: &'a [Named<u32>],
+    pub apps: &'a [Named<String>],
+    pub models: &'a [Named<ExternalModel>],
+}
+
+/// The externals from the flags; a pid, app or model for a name that is no external, a name
 /// given twice, or a pid that is no process here, is refused.
-pub fn assemble(
-    urls: &[Named<String>],
-    pids: &[Named<u32>],
-    apps: &[Named<String>],
-) -> Result<Vec<External>, String> {
+pub fn assemble(urls: &[Named<String>], observed: &Observed) -> Result<Vec<External>, String> {
     let mut out: Vec<External> = Vec::new();
     for named in urls {
         if out.iter().any(|e| e.name == named.name) {
@@ -153,7 +237,12 @@ pub fn assemble(
             addr: address_of(&named.value)?,
             pid: None,
             app: None,
+            model: None,
+            about: None,
             verified: false,
+            breaks: Vec::new(),
+            flags: Vec::new(),
+            peer: false,
             binary: None,
             remote: None,
         });
@@ -163,7 +252,7 @@ pub fn assemble(
             .position(|e| e.name == name)
             .ok_or_else(|| format!("{flag} {name}=…: no --external is called {name}"))
     };
-    for named in pids {
+    for named in observed.pids {
         let i = known(&out, "--external-pid", &named.name)?;
         if !std::path::Path::new(&format!("/proc/{}", named.value)).exists() {
             return Err(format!(
@@ -173,9 +262,13 @@ pub fn assemble(
         }
         out[i].pid = Some(named.value);
     }
-    for named in apps {
+    for named in observed.apps {
         let i = known(&out, "--external-app", &named.name)?;
         out[i].app = Some(named.value.clone());
+    }
+    for named in observed.models {
+        let i = known(&out, "--external-model", &named.name)?;
+        out[i].model = Some(named.value);
     }
     Ok(out)
 }
@@ -246,10 +339,11 @@ impl External {
                 format!("{} [remote {}, unverified]", self.name, remote.host)
             };
         }
+        let mark = if self.peer { "peer" } else { "external" };
         if self.verified {
-            format!("{} [external]", self.name)
+            format!("{} [{mark}]", self.name)
         } else {
-            format!("{} [external, unverified]", self.name)
+            format!("{} [{mark}, unverified]", self.name)
         }
     }
 }
@@ -293,31 +387,77 @@ mod tests {
         let me = std::process::id();
         let pid = parse_pid(&format!("mine={me}")).unwrap();
         let app = parse_app("mine=svc").unwrap();
+        let model = parse_model("mine=pool:19").unwrap();
         let externals = assemble(
             &urls,
-            std::slice::from_ref(&pid),
-            std::slice::from_ref(&app),
+            &Observed {
+                pids: std::slice::from_ref(&pid),
+                apps: std::slice::from_ref(&app),
+                models: std::slice::from_ref(&model),
+            },
         )
         .unwrap();
+        assert_eq!(externals[0].model, Some(ExternalModel::Pool(19)));
         assert_eq!(externals[0].pid, Some(me));
         assert_eq!(externals[0].app.as_deref(), Some("svc"));
         let other = parse_pid("theirs=1").unwrap();
-        assert!(assemble(&urls, &[other], &[])
-            .unwrap_err()
-            .contains("no --external is called theirs"));
+        assert!(assemble(
+            &urls,
+            &Observed {
+                pids: &[other],
+                ..Observed::default()
+            }
+        )
+        .unwrap_err()
+        .contains("no --external is called theirs"));
         let gone = parse_pid("mine=4000000000").unwrap();
-        assert!(assemble(&urls, &[gone], &[])
-            .unwrap_err()
-            .contains("no such process"));
+        assert!(assemble(
+            &urls,
+            &Observed {
+                pids: &[gone],
+                ..Observed::default()
+            }
+        )
+        .unwrap_err()
+        .contains("no such process"));
         assert!(parse_pid("mine=me").is_err());
         let twice = [urls[0].clone(), urls[0].clone()];
-        assert!(assemble(&twice, &[], &[]).unwrap_err().contains("twice"));
+        assert!(assemble(&twice, &Observed::default())
+            .unwrap_err()
+            .contains("twice"));
+    }
+
+    #[test]
+    fn models_are_a_pool_threads_or_unbounded() {
+        assert_eq!(ExternalModel::parse("pool:19"), Ok(ExternalModel::Pool(19)));
+        assert_eq!(
+            ExternalModel::parse("threads:1024"),
+            Ok(ExternalModel::Threads(1024))
+        );
+        assert_eq!(
+            ExternalModel::parse("unbounded"),
+            Ok(ExternalModel::Unbounded)
+        );
+        for bad in ["pool", "pool:0", "pool:-1", "pool:x", "async", "threads:"] {
+            let error = parse_model(&format!("mine={bad}")).unwrap_err();
+            assert!(error.starts_with("--external-model"), "{bad}: {error}");
+            assert!(!error.contains('\n'));
+        }
+        let urls = [parse("mine=http://127.0.0.1:9000/test").unwrap()];
+        let stray = [parse_model("theirs=pool:4").unwrap()];
+        let observed = Observed {
+            models: &stray,
+            ..Observed::default()
+        };
+        assert!(assemble(&urls, &observed)
+            .unwrap_err()
+            .contains("no --external is called theirs"));
     }
 
     #[test]
     fn the_load_url_carries_the_delay_and_backend() {
         let urls = [parse("mine=http://127.0.0.1:9000/test").unwrap()];
-        let mine = &assemble(&urls, &[], &[]).unwrap()[0];
+        let mine = &assemble(&urls, &Observed::default()).unwrap()[0];
         let mut s = crate::model::preset::find("grinberg").unwrap().settings;
         assert_eq!(
             mine.load_url(mine.addr, &s),

@@ -76,6 +76,10 @@ pub struct Row {
     pub saturated: Option<bool>,
     pub db_sessions_peak: Option<i64>,
     pub threads_peak: Option<u64>,
+    /// The watched process and its descendants (an external server's workers): more than
+    /// one makes `rss_peak_mib` the sum of their proportional shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes_peak: Option<u64>,
     pub rss_peak_mib: Option<f64>,
     pub cpu_ms_per_request: Option<f64>,
     pub postgres_cpu_ms_per_request: Option<f64>,
@@ -104,8 +108,15 @@ pub struct Row {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ExternalRow {
     pub url: String,
-    /// It passed the contract checks; false when measured with `--no-verify`.
+    /// It passed the checks the measurement rests on; false when measured with `--no-verify`.
     pub verified: bool,
+    /// `--external-model` (a peer's is the harness's): what bounds it, e.g. `pool:19`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The conformance rules it breaks (headers, limits, error codes), which change nothing
+    /// measured: `check: what came back`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaks: Vec<String>,
     pub pid: Option<u32>,
     pub application_name: Option<String>,
     /// Why some columns are empty: what the harness cannot observe of a process it did not
@@ -125,6 +136,7 @@ pub struct Round {
     pub sessions_peak: Option<i64>,
     pub rss_peak_mib: Option<f64>,
     pub threads_peak: Option<u64>,
+    pub processes_peak: Option<u64>,
     pub cpu_s: Option<f64>,
     pub postgres_cpu_s: Option<f64>,
     pub nginx_cpu_s: Option<f64>,
@@ -177,6 +189,9 @@ struct Described {
     model: String,
     flags: Vec<String>,
     concurrency: Option<u32>,
+    /// Whether its model is known well enough for a bound: false for an external server
+    /// whose model nobody stated (`--external-model`).
+    bounded: bool,
 }
 
 impl Described {
@@ -208,12 +223,22 @@ impl Described {
                     s.as_started_with(&remote.flags)
                         .and_then(|at| at.effective_concurrency(binary)),
                 ),
-                _ => (
-                    None,
-                    format!("external: {} (not started by the harness)", e.url),
-                    Vec::new(),
-                    None,
-                ),
+                _ => {
+                    let stated = e.model.map_or(
+                        "no bound: its model is not stated (--external-model)".to_string(),
+                        |m| format!("{}: {}", m.name(), m.describe()),
+                    );
+                    let what = e.about.clone().unwrap_or_else(|| {
+                        format!("external: {} (not started by the harness)", e.url)
+                    });
+                    return Described {
+                        binary: None,
+                        model: format!("{what}; {stated}"),
+                        flags: e.flags.clone(),
+                        concurrency: e.model.and_then(|m| m.concurrency()),
+                        bounded: e.model.is_some(),
+                    };
+                }
             },
             Subject::Pgbench => (
                 None,
@@ -233,6 +258,7 @@ impl Described {
             model,
             flags,
             concurrency,
+            bounded: true,
         }
     }
 }
@@ -292,6 +318,7 @@ impl Row {
             model,
             flags,
             concurrency,
+            bounded,
         } = Described::of(case);
         let tool_name = match case.subject {
             Subject::Pgbench => "pgbench".to_string(),
@@ -327,7 +354,7 @@ impl Row {
             .rate
             .zip(achieved_rate)
             .map(|(rate, achieved)| achieved < 0.95 * f64::from(rate) || m.unsent > 0);
-        let bound = bound_rps(s, concurrency);
+        let bound = bound_rps(s, concurrency).filter(|_| bounded);
         let (status, failure) = status_of(failure, &chosen);
         let loop_kind = if s.rate.is_some() {
             LoopKind::Open
@@ -355,6 +382,7 @@ impl Row {
             achieved_rate,
             db_sessions_peak: chosen.sessions_peak,
             threads_peak: chosen.threads_peak,
+            processes_peak: chosen.processes_peak,
             rss_peak_mib: chosen.rss_peak_mib,
             cpu_ms_per_request: per_request(chosen.cpu_s, answered),
             postgres_cpu_ms_per_request: per_request(chosen.postgres_cpu_s, answered),
@@ -368,6 +396,8 @@ impl Row {
                 Subject::External(e) => Some(ExternalRow {
                     url: e.url.clone(),
                     verified: e.verified,
+                    model: e.model.map(|m| m.name()),
+                    breaks: e.breaks.clone(),
                     pid: e.pid,
                     application_name: e.app.clone(),
                     unobserved: e.unobserved(s.queries_the_database()),
@@ -475,6 +505,46 @@ mod tests {
             sessions_peak: Some(19),
             ..Round::default()
         }
+    }
+
+    #[test]
+    fn an_external_is_bounded_only_by_the_model_its_user_states() {
+        use crate::model::external::{assemble, parse, parse_model, Observed};
+        let urls = [parse("gunicorn=http://127.0.0.1:9000/test").unwrap()];
+        let external = |models: &[_]| {
+            let observed = Observed {
+                models,
+                ..Observed::default()
+            };
+            let e = assemble(&urls, &observed).unwrap().remove(0);
+            let mut c = case(Binary::SyncPool);
+            c.label = e.label();
+            c.subject = Subject::External(Box::new(e));
+            Row::build(&c, vec![round(8740)], None)
+        };
+        // Grinberg's point: c=100, 20 ms. Unstated, there is no bound rather than the
+        // unlimited model's 5000 req/s, and so no efficiency.
+        let unstated = external(&[]);
+        assert_eq!((unstated.bound_rps, unstated.efficiency), (None, None));
+        assert!(
+            unstated.model.contains("--external-model"),
+            "{}",
+            unstated.model
+        );
+        // 19 sync workers: 19 / 20 ms = 950 req/s, and 874 req/s is 0.92 of it.
+        let pool = external(&[parse_model("gunicorn=pool:19").unwrap()]);
+        assert_eq!(pool.bound_rps, Some(950.0));
+        assert!((pool.efficiency.unwrap() - 0.92).abs() < 1e-9);
+        assert!(pool.model.contains("pool:19"), "{}", pool.model);
+        assert_eq!(
+            pool.external.as_ref().unwrap().model.as_deref(),
+            Some("pool:19")
+        );
+        // Unbounded: only the clients bound it, as an async reference.
+        let open = external(&[parse_model("gunicorn=unbounded").unwrap()]);
+        assert_eq!(open.bound_rps, Some(5000.0));
+        let threads = external(&[parse_model("gunicorn=threads:50").unwrap()]);
+        assert_eq!(threads.bound_rps, Some(2500.0));
     }
 
     #[test]

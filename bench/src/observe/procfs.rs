@@ -1,8 +1,9 @@
 //! What the kernel knows about a process: CPU time and memory, read from `/proc`.
 //!
-//! CPU is `utime + stime` of a process (all its threads) and, for PostgreSQL and nginx, of its
-//! children too (backends, workers), read before and after the measured load. Children that
-//! exit during the load take their CPU with them; with pooled connections they do not.
+//! CPU is `utime + stime` of a process (all its threads) and, for PostgreSQL, nginx and an
+//! external server's process tree, of its descendants too (backends, workers), read before and
+//! after the measured load. Descendants that exit during the load take their CPU with them;
+//! with pooled connections and long-lived workers they do not.
 
 use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,25 +35,107 @@ fn stat(pid: u32) -> Option<(u32, u64)> {
     Some((ppid, utime + stime))
 }
 
-/// CPU seconds used so far by `pid` and, with `children`, its live direct children.
+/// Every live process on this host, with its parent.
+fn parents() -> Vec<(u32, u32)> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, stat(pid)?.0)))
+        .collect()
+}
+
+/// `pid` and all its live descendants (children, their children, …), `pid` first.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let all = parents();
+    let mut out = vec![pid];
+    let mut i = 0;
+    // Each pass adds the children of one member; a process is its parent's child only once,
+    // so this ends after at most as many passes as there are processes.
+    while i < out.len() && i <= all.len() {
+        let parent = out[i];
+        out.extend(
+            all.iter()
+                .filter(|&&(child, ppid)| ppid == parent && child != parent)
+                .map(|&(child, _)| child),
+        );
+        i += 1;
+    }
+    out
+}
+
+/// CPU seconds used so far by `pid` and, with `children`, all its live descendants (a
+/// gunicorn master and its workers, PostgreSQL's backends, nginx's workers).
 pub fn cpu_seconds(pid: u32, children: bool) -> Option<f64> {
     let (_, own) = stat(pid)?;
     let mut ticks = own;
     if children {
-        if let Ok(entries) = fs::read_dir("/proc") {
-            for entry in entries.flatten() {
-                let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-                    continue;
-                };
-                if let Some((ppid, t)) = stat(child) {
-                    if ppid == pid {
-                        ticks += t;
-                    }
-                }
-            }
-        }
+        ticks += tree(pid)[1..]
+            .iter()
+            .filter_map(|&p| stat(p).map(|(_, t)| t))
+            .sum::<u64>();
     }
     Some(ticks as f64 / ticks_per_second())
+}
+
+/// What a process and its descendants hold at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    /// MiB: one process's resident memory (`VmRSS`); for several, the sum of their
+    /// proportional shares (`Pss`), so that pages a master shares with its forked workers
+    /// count once.
+    pub memory_mib: f64,
+    pub threads: u64,
+    pub processes: u64,
+}
+
+impl Usage {
+    /// The larger of each figure (a peak over samples).
+    pub fn max(self, other: Usage) -> Usage {
+        Usage {
+            memory_mib: self.memory_mib.max(other.memory_mib),
+            threads: self.threads.max(other.threads),
+            processes: self.processes.max(other.processes),
+        }
+    }
+}
+
+/// Proportional resident memory of `pid` in KiB, from `/proc/PID/smaps_rollup`.
+fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The memory, threads and processes of `pid` and all its descendants.
+pub fn tree_usage(pid: u32) -> Option<Usage> {
+    let members = tree(pid);
+    if members.len() == 1 {
+        let (memory_mib, threads) = rss_and_threads(pid)?;
+        return Some(Usage {
+            memory_mib,
+            threads,
+            processes: 1,
+        });
+    }
+    let mut usage = Usage::default();
+    for &member in &members {
+        // A worker that exits between the listing and the read is left out.
+        let (Some((_, threads)), Some(pss)) = (rss_and_threads(member), pss_kib(member)) else {
+            continue;
+        };
+        usage.memory_mib += pss as f64 / 1024.0;
+        usage.threads += threads;
+        usage.processes += 1;
+    }
+    (usage.processes > 0).then_some(usage)
 }
 
 /// Resident memory of `pid` in MiB, and its thread count.
@@ -135,35 +218,34 @@ fn split_smaps(smaps: &str) -> AnonSplit {
     split
 }
 
-/// Peaks of a process's memory and threads, sampled on a thread.
+/// Peaks of a process tree's memory, threads and processes, sampled on a thread.
 pub struct MemorySampler {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<(f64, u64)>,
+    handle: JoinHandle<Usage>,
 }
 
 impl MemorySampler {
+    /// Samples `pid` and its descendants.
     pub fn start(pid: u32, interval: Duration) -> MemorySampler {
-        MemorySampler::start_with(interval, move || rss_and_threads(pid))
+        MemorySampler::start_with(interval, move || tree_usage(pid))
     }
 
-    /// Samples `read` (RSS in MiB, threads) every `interval`: this host's /proc, or a remote
-    /// stack's samples.
+    /// Samples `read` every `interval`: this host's /proc, or a remote stack's samples.
     pub fn start_with(
         interval: Duration,
-        mut read: impl FnMut() -> Option<(f64, u64)> + Send + 'static,
+        mut read: impl FnMut() -> Option<Usage> + Send + 'static,
     ) -> MemorySampler {
         let stop = Arc::new(AtomicBool::new(false));
         let handle = std::thread::spawn({
             let stop = stop.clone();
             move || {
-                let (mut rss, mut threads) = (0.0f64, 0u64);
+                let mut peak = Usage::default();
                 loop {
-                    if let Some((r, t)) = read() {
-                        rss = rss.max(r);
-                        threads = threads.max(t);
+                    if let Some(now) = read() {
+                        peak = peak.max(now);
                     }
                     if stop.load(Ordering::SeqCst) {
-                        return (rss, threads);
+                        return peak;
                     }
                     std::thread::sleep(interval);
                 }
@@ -172,10 +254,10 @@ impl MemorySampler {
         MemorySampler { stop, handle }
     }
 
-    /// Peak RSS in MiB and peak thread count.
-    pub fn finish(self) -> (f64, u64) {
+    /// The peak of each figure.
+    pub fn finish(self) -> Usage {
         self.stop.store(true, Ordering::SeqCst);
-        self.handle.join().unwrap_or((0.0, 0))
+        self.handle.join().unwrap_or_default()
     }
 }
 
@@ -365,5 +447,37 @@ Rss:                  16 kB
         let (rss, threads) = rss_and_threads(pid).unwrap();
         assert!(rss > 1.0 && threads >= 1);
         assert!(cpu_seconds(u32::MAX, false).is_none());
+    }
+
+    #[test]
+    fn a_process_tree_counts_every_descendant() {
+        // A shell with two children, one of which has a child of its own: four processes.
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sh -c 'sleep 30 & wait' & wait"])
+            .spawn()
+            .expect("sh");
+        let pid = shell.id();
+        let mut members = Vec::new();
+        for _ in 0..100 {
+            members = tree(pid);
+            if members.len() == 4 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(members.len(), 4, "{members:?}");
+        assert_eq!(members[0], pid);
+        let usage = tree_usage(pid).expect("usage");
+        assert_eq!((usage.processes, usage.threads), (4, 4), "{usage:?}");
+        assert!(usage.memory_mib > 0.0, "{usage:?}");
+        // One process alone is its RSS, as for a target.
+        let me = tree_usage(std::process::id()).unwrap();
+        assert!(me.processes >= 1 && me.memory_mib > 0.0);
+        assert!(cpu_seconds(pid, true).is_some());
+        for member in members.iter().rev() {
+            // SAFETY: kill has no memory preconditions; these are the test's own processes.
+            unsafe { libc::kill(*member as i32, libc::SIGKILL) };
+        }
+        let _ = shell.wait();
     }
 }

@@ -169,7 +169,8 @@ pub fn measure_models(upstream: SocketAddr, plan: &ClientPlan) -> Result<Vec<Cli
             errors += run.errors;
         }
         let peak_connections = connections.finish();
-        let (rss_peak_mib, threads_peak) = memory.finish();
+        let peak = memory.finish();
+        let (rss_peak_mib, threads_peak) = (peak.memory_mib, peak.threads);
         let spread = Spread::of(&walls);
         let bound_s = model.bound(plan.requests, delay).as_secs_f64();
         rows.push(ClientRow {

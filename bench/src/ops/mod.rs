@@ -71,6 +71,7 @@ pub fn meta(stack: &Stack, plan: &Plan, tool: &Tool, started: String) -> Meta {
             .iter()
             .map(|(name, version)| (format!("{name} (stack host)"), version.clone())),
     );
+    versions.extend(plan.peer_versions.iter().cloned());
     Meta {
         suite: SUITE,
         bench_version: env!("CARGO_PKG_VERSION"),

@@ -151,19 +151,32 @@ fn externals(rows: &[Row]) -> String {
     if externals.is_empty() {
         return String::new();
     }
-    let mut out = String::from("Servers this run did not start, marked `[external]` (`--external`) or `[remote HOST]` (a stack `bench up` started there, `--remote`) in every table and chart:\n\n");
+    let mut out = String::from("Servers other than the references, marked `[external]` (`--external`), `[peer]` (the articles' Python stacks, `--peers python`) or `[remote HOST]` (a stack `bench up` started there, `--remote`) in every table and chart:\n\n");
     for r in externals {
         if let Some(e) = &r.external {
+            let checked = match (e.verified, e.breaks.len()) {
+                (false, _) => "not checked against the contract (`--no-verify`): unverified".to_string(),
+                (true, 0) => "passed the contract checks".to_string(),
+                (true, n) => format!(
+                    "passed the checks the measurement rests on, and breaks {n} conformance rule{} (nothing measured depends on them): {}",
+                    if n == 1 { "" } else { "s" },
+                    e.breaks
+                        .iter()
+                        .map(|b| format!("`{}`", b.trim_end_matches('.')))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            };
+            let bound = match (&e.model, e.measured_by.is_some()) {
+                (_, true) => String::new(),
+                (Some(model), false) => format!(" Its bound is from its model, `{model}`."),
+                (None, false) => " No bound and no efficiency: its model is not stated (`--external-model NAME=pool:N`).".to_string(),
+            };
             let _ = writeln!(
                 out,
-                "- {}: {}, {}.{}{}",
+                "- {}: {}, {checked}.{bound}{}{}",
                 r.target,
                 e.url,
-                if e.verified {
-                    "passed the contract checks"
-                } else {
-                    "not checked against the contract (`--no-verify`): unverified"
-                },
                 e.measured_by
                     .as_ref()
                     .map_or(String::new(), |by| format!(" Measured by {by}.")),

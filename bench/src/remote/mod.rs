@@ -161,7 +161,13 @@ impl Description {
                 addr: address_of(&target.direct).map_err(anyhow::Error::msg)?,
                 pid: None,
                 app: Some(shared::sql::application_name(binary).to_string()),
+                // A reference's model is known from its binary and flags.
+                model: None,
+                about: None,
                 verified: false,
+                breaks: Vec::new(),
+                flags: Vec::new(),
+                peer: false,
                 binary: Some(binary),
                 remote: Some(RemoteSide {
                     host: self.host.clone(),

@@ -174,7 +174,11 @@ pub fn fetch_samples(status: SocketAddr) -> Result<Samples> {
 }
 
 /// One process's RSS (MiB) and threads in a status endpoint's samples now.
-pub fn memory_of(status: SocketAddr, name: &str) -> Option<(f64, u64)> {
+pub fn memory_of(status: SocketAddr, name: &str) -> Option<procfs::Usage> {
     let sample = *fetch_samples(status).ok()?.get(name)?;
-    Some((sample.rss_mib, sample.threads))
+    Some(procfs::Usage {
+        memory_mib: sample.rss_mib,
+        threads: sample.threads,
+        processes: 1,
+    })
 }

@@ -10,6 +10,7 @@
 //! `target/stack/run-<pid>-<n>/` (one run: its cluster copy, configs, logs).
 
 pub mod nginx;
+pub mod peers;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod process;

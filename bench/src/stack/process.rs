@@ -96,7 +96,8 @@ impl Process {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
+        // Its workers too: a gunicorn or nginx master killed alone leaves them running.
+        kill_tree(self.child.id());
         let _ = self.child.wait();
     }
 }
@@ -260,35 +261,11 @@ pub fn sweep_stale_runs(root: &Path) {
 
 /// SIGKILLs a process and its descendants (nginx's workers outlive a killed master).
 pub fn kill_tree(pid: u32) {
-    let mut victims = vec![pid];
-    let mut i = 0;
-    while i < victims.len() {
-        let parent = victims[i];
-        victims.extend(children_of(parent));
-        i += 1;
-    }
-    for pid in victims {
-        signal(pid, libc::SIGKILL);
+    for member in crate::observe::procfs::tree(pid) {
+        signal(member, libc::SIGKILL);
     }
 }
 
-fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // The ppid is the second field after the parenthesised command name.
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|ppid| ppid.parse::<u32>().ok())
-                == Some(parent)
-        })
-        .collect()
-}
 /// Raises this process's open-file limit to its hard limit (targets started afterwards
 /// inherit it) and checks that `needed` descriptors fit.
 pub fn raise_fd_limit(needed: u64) -> Result<u64> {
