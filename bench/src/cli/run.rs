@@ -72,26 +72,7 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         );
     }
     let baseline = baseline_for(&scenario, args.baseline.as_deref())?;
-    if args.peers.is_some() && settings.pgbouncer {
-        return Err(UsageError(
-            "--peers cannot run with --pgbouncer: the peers connect to PostgreSQL directly".into(),
-        )
-        .into());
-    }
-    let (externals, remote_stack) = match &args.remote {
-        Some(source) => {
-            let (description, remotes) = remote_targets(source, &settings, &names)?;
-            (remotes, Some(description))
-        }
-        None => (
-            args.observe.resolve(
-                &args.external,
-                args.stack.database_url.as_deref(),
-                !args.load.no_verify,
-            )?,
-            None,
-        ),
-    };
+    let (externals, remote_stack) = servers_beside(&args, &settings, &names)?;
     let out = folder::out_dir(args.load.out.as_deref(), scenario.name)?;
     eprintln!("bench: starting the stack");
     let mut options = args.stack.stack_options();
@@ -113,18 +94,7 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     } else {
         chosen_targets(&stack, &args.stack.targets)?
     };
-    let pooling: Vec<&str> = targets
-        .iter()
-        .filter(|b| !settings.db_mode.supported_by(**b))
-        .map(|b| b.name())
-        .collect();
-    if !pooling.is_empty() {
-        eprintln!(
-            "bench: --db-mode {} is for the tokio targets; left out: {}",
-            settings.db_mode,
-            pooling.join(", ")
-        );
-    }
+    say_left_out(&targets, &settings);
     let running_peers = start_peers(
         &stack,
         &settings,
@@ -141,7 +111,7 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     plan.externals
         .extend(running_peers.iter().map(|p| p.external.clone()));
     if !running_peers.is_empty() {
-        plan.peer_versions = peers::versions(&peers::python_dir(stack.bin_dir()));
+        plan.peer_versions = peers::versions(&peers::python_dir());
     }
     plan.remote_versions = remote_stack.map(|d| d.versions).unwrap_or_default();
     eprintln!(
@@ -180,6 +150,56 @@ fn baseline_for(scenario: &Scenario, asked: Option<&str>) -> Result<String> {
     }
 }
 
+/// The servers measured beside the targets, or instead of them: the externals (each reached
+/// once), or a remote stack's targets with its description. With `--peers`, their
+/// environment must be ready and pgbouncer off; checked before anything starts.
+fn servers_beside(
+    args: &RunArgs,
+    settings: &Settings,
+    names: &[Binary],
+) -> Result<(Vec<External>, Option<remote::Description>)> {
+    if args.peers.is_some() {
+        if settings.pgbouncer {
+            return Err(UsageError(
+                "--peers cannot run with --pgbouncer: the peers connect to PostgreSQL directly"
+                    .into(),
+            )
+            .into());
+        }
+        peers::ready(&peers::python_dir()).map_err(anyhow::Error::msg)?;
+    }
+    Ok(match &args.remote {
+        Some(source) => {
+            let (description, remotes) = remote_targets(source, settings, names)?;
+            (remotes, Some(description))
+        }
+        None => (
+            args.observe.resolve(
+                &args.external,
+                args.stack.database_url.as_deref(),
+                !args.load.no_verify,
+            )?,
+            None,
+        ),
+    })
+}
+
+/// Says which targets `--db-mode` leaves out (only the tokio targets pipeline).
+fn say_left_out(targets: &[Binary], settings: &Settings) {
+    let pooling: Vec<&str> = targets
+        .iter()
+        .filter(|b| !settings.db_mode.supported_by(**b))
+        .map(|b| b.name())
+        .collect();
+    if !pooling.is_empty() {
+        eprintln!(
+            "bench: --db-mode {} is for the tokio targets; left out: {}",
+            settings.db_mode,
+            pooling.join(", ")
+        );
+    }
+}
+
 /// Starts the Python peers with the preset's settings, each observed as fully as a target.
 fn start_peers(
     stack: &Stack,
@@ -189,8 +209,7 @@ fn start_peers(
     if chosen.is_empty() {
         return Ok(Vec::new());
     }
-    let dir = peers::python_dir(stack.bin_dir());
-    peers::ready(&dir).map_err(anyhow::Error::msg)?;
+    let dir = peers::python_dir();
     let mut running = Vec::new();
     for &peer in chosen {
         let started = stack.start_peer(peer, settings, &dir)?;

@@ -1,6 +1,7 @@
 //! Plain values, no I/O: what a run asks for ([`settings`], the [`preset`] table, the
 //! [`knob`]s a sweep varies, [`fault`] specs), what it measures ([`case`]s, with [`external`]
-//! servers among their subjects), and what it found ([`row`]s, with the [`tool`]'s
+//! servers among their subjects), and what it found ([`row`]s, with what is [`described`] of
+//! their subject, the [`tool`]'s
 //! measurement and the extras' figures [`beside`] the load, whether the client was the
 //! limit ([`client_limit`]), the [`capacity`] of a rate sweep,
 //! the [`meta`] of a run, `bench client`'s [`client`] rows).
@@ -10,6 +11,7 @@ pub mod capacity;
 pub mod case;
 pub mod client;
 pub mod client_limit;
+pub mod described;
 pub mod external;
 pub mod fault;
 pub mod knob;

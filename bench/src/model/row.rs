@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::beside::Beside;
 use super::case::{Case, Subject};
 use super::client_limit::ClientCost;
+use super::described::Described;
 use super::knob::Point;
 use super::settings::{bound_rps, Settings};
 use super::tool::{Measurement, ToolCost};
@@ -179,87 +180,6 @@ impl ConnectionRequests {
             },
             starved: counts.iter().filter(|&&c| c == 0).count(),
         })
-    }
-}
-
-/// What a row says about its subject: the binary, the model, the flags it was started with,
-/// and the concurrency that bounds it.
-struct Described {
-    binary: Option<String>,
-    model: String,
-    flags: Vec<String>,
-    concurrency: Option<u32>,
-    /// Whether its model is known well enough for a bound: false for an external server
-    /// whose model nobody stated (`--external-model`).
-    bounded: bool,
-}
-
-impl Described {
-    fn of(case: &Case) -> Described {
-        let s = &case.settings;
-        let (binary, model, flags, concurrency) = match &case.subject {
-            Subject::Target(b) => (
-                Some(b.name().to_string()),
-                b.model().to_string(),
-                s.target_flags(*b)
-                    .into_iter()
-                    .map(|(f, v)| format!("{f} {v}"))
-                    .collect(),
-                s.effective_concurrency(*b),
-            ),
-            Subject::External(e) => match (&e.remote, e.binary) {
-                (Some(remote), Some(binary)) => (
-                    Some(binary.name().to_string()),
-                    format!(
-                        "{}; on {}, started by bench up",
-                        binary.model(),
-                        remote.host
-                    ),
-                    remote
-                        .flags
-                        .iter()
-                        .map(|(flag, value)| format!("{flag} {value}"))
-                        .collect(),
-                    s.as_started_with(&remote.flags)
-                        .and_then(|at| at.effective_concurrency(binary)),
-                ),
-                _ => {
-                    let stated = e.model.map_or(
-                        "no bound: its model is not stated (--external-model)".to_string(),
-                        |m| format!("{}: {}", m.name(), m.describe()),
-                    );
-                    let what = e.about.clone().unwrap_or_else(|| {
-                        format!("external: {} (not started by the harness)", e.url)
-                    });
-                    return Described {
-                        binary: None,
-                        model: format!("{what}; {stated}"),
-                        flags: e.flags.clone(),
-                        concurrency: e.model.and_then(|m| m.concurrency()),
-                        bounded: e.model.is_some(),
-                    };
-                }
-            },
-            Subject::Pgbench => (
-                None,
-                "pgbench: the database alone, same statement".to_string(),
-                Vec::new(),
-                Some(s.connections.min(s.sessions)),
-            ),
-            Subject::NginxStatic => (
-                None,
-                "nginx `return 200`: the HTTP path alone".to_string(),
-                Vec::new(),
-                None,
-            ),
-        };
-        Described {
-            binary,
-            model,
-            flags,
-            concurrency,
-            bounded: true,
-        }
     }
 }
 
@@ -462,19 +382,24 @@ impl Spread {
 /// neither has its group when the baseline's row is client-bound: such a ratio would compare
 /// the load tool with itself (the report names the rows left out).
 pub fn set_relative(rows: &mut [Row], baseline: &str) {
-    let bases: Vec<(String, f64)> = rows
-        .iter()
-        .filter(|r| r.subject_name() == baseline && r.is_ok() && !r.client.client_bound)
-        .map(|r| (r.group.clone(), r.requests_per_sec))
-        .collect();
+    // A group's baseline is its first row of the baseline subject (the preset's own
+    // configuration: tsutsumi's group also has sync-pool at each swept worker count); when
+    // that row cannot be divided by, the group has no ratios rather than another row's.
+    let mut bases: Vec<(String, Option<f64>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.subject_name() == baseline) {
+        if !bases.iter().any(|(group, _)| *group == r.group) {
+            let usable = r.is_ok() && !r.client.client_bound && r.requests_per_sec > 0.0;
+            bases.push((r.group.clone(), usable.then_some(r.requests_per_sec)));
+        }
+    }
     for row in rows.iter_mut() {
-        let base = bases.iter().find(|(group, _)| *group == row.group);
-        row.relative = match base {
-            Some((_, base)) if *base > 0.0 && row.is_ok() && !row.client.client_bound => {
-                Some(row.requests_per_sec / base)
-            }
-            _ => None,
-        };
+        let base = bases
+            .iter()
+            .find(|(group, _)| *group == row.group)
+            .and_then(|(_, base)| *base);
+        row.relative = base
+            .filter(|_| row.is_ok() && !row.client.client_bound)
+            .map(|base| row.requests_per_sec / base);
     }
 }
 
@@ -622,6 +547,12 @@ mod tests {
             rows.iter().all(|r| r.relative.is_none()),
             "a capped baseline gives no ratio"
         );
+        // Tsutsumi's group: the preset's sync-pool, capped, then sync-pool at other worker
+        // counts. The ratios are not taken against a swept row instead.
+        let swept = Row::build(&case(Binary::SyncPool), vec![round(4820)], None);
+        let mut rows = vec![rows[2].clone(), swept.clone(), swept];
+        set_relative(&mut rows, "sync-pool");
+        assert!(rows.iter().all(|r| r.relative.is_none()), "{rows:?}");
         let fair = Row::build(&case(Binary::SyncPool), vec![round(9000)], None);
         assert!(!fair.client.client_bound);
         let mut rows = vec![saturated, short, fair];

@@ -226,16 +226,14 @@ fn cpus() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
-/// `peers/python/`: `BENCH_PEERS_DIR`, else beside the binaries' `target/` folder (a
-/// checkout), else under the current folder.
-pub fn python_dir(bin_dir: &Path) -> PathBuf {
+/// `peers/python/`: `BENCH_PEERS_DIR`, else in the checkout this executable was built in
+/// (`target/release/bench`), else under the current folder.
+pub fn python_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BENCH_PEERS_DIR") {
         return PathBuf::from(dir);
     }
-    let beside = bin_dir
-        .ancestors()
-        .nth(2)
-        .map(|repo| repo.join("peers/python"));
+    let exe = std::env::current_exe().unwrap_or_default();
+    let beside = exe.ancestors().nth(3).map(|repo| repo.join("peers/python"));
     match beside {
         Some(dir) if dir.is_dir() => dir,
         _ => PathBuf::from("peers/python"),

@@ -1,0 +1,86 @@
+//! What a row says about its subject: the binary, the model, the flags it was started with,
+//! and the concurrency that bounds it (a reference's from its binary and flags, an external's
+//! from the model its user stated, a peer's from the harness).
+
+use super::case::{Case, Subject};
+
+/// What a row says about its subject: the binary, the model, the flags it was started with,
+/// and the concurrency that bounds it.
+pub struct Described {
+    pub binary: Option<String>,
+    pub model: String,
+    pub flags: Vec<String>,
+    pub concurrency: Option<u32>,
+    /// Whether its model is known well enough for a bound: false for an external server
+    /// whose model nobody stated (`--external-model`).
+    pub bounded: bool,
+}
+
+impl Described {
+    pub fn of(case: &Case) -> Described {
+        let s = &case.settings;
+        let (binary, model, flags, concurrency) = match &case.subject {
+            Subject::Target(b) => (
+                Some(b.name().to_string()),
+                b.model().to_string(),
+                s.target_flags(*b)
+                    .into_iter()
+                    .map(|(f, v)| format!("{f} {v}"))
+                    .collect(),
+                s.effective_concurrency(*b),
+            ),
+            Subject::External(e) => match (&e.remote, e.binary) {
+                (Some(remote), Some(binary)) => (
+                    Some(binary.name().to_string()),
+                    format!(
+                        "{}; on {}, started by bench up",
+                        binary.model(),
+                        remote.host
+                    ),
+                    remote
+                        .flags
+                        .iter()
+                        .map(|(flag, value)| format!("{flag} {value}"))
+                        .collect(),
+                    s.as_started_with(&remote.flags)
+                        .and_then(|at| at.effective_concurrency(binary)),
+                ),
+                _ => {
+                    let stated = e.model.map_or(
+                        "no bound: its model is not stated (--external-model)".to_string(),
+                        |m| format!("{}: {}", m.name(), m.describe()),
+                    );
+                    let what = e.about.clone().unwrap_or_else(|| {
+                        format!("external: {} (not started by the harness)", e.url)
+                    });
+                    return Described {
+                        binary: None,
+                        model: format!("{what}; {stated}"),
+                        flags: e.flags.clone(),
+                        concurrency: e.model.and_then(|m| m.concurrency()),
+                        bounded: e.model.is_some(),
+                    };
+                }
+            },
+            Subject::Pgbench => (
+                None,
+                "pgbench: the database alone, same statement".to_string(),
+                Vec::new(),
+                Some(s.connections.min(s.sessions)),
+            ),
+            Subject::NginxStatic => (
+                None,
+                "nginx `return 200`: the HTTP path alone".to_string(),
+                Vec::new(),
+                None,
+            ),
+        };
+        Described {
+            binary,
+            model,
+            flags,
+            concurrency,
+            bounded: true,
+        }
+    }
+}
