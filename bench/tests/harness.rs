@@ -11,11 +11,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod common;
+
 use bench::measure::{tools, Runner};
 use bench::model::case::{Case, Subject};
 use bench::model::preset;
 use bench::model::settings::Settings;
 use bench::stack::{Stack, StackOptions};
+use common::{bench, out_dir, read_json, show};
 use serde_json::Value;
 use shared::Binary;
 
@@ -25,26 +28,6 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
     ONE_LOAD_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("bench runs")
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("valid JSON")
 }
 
 /// The field paths of a JSON value (a list is `[]`), as the samples list them.
@@ -95,15 +78,6 @@ fn assert_format_kept(path: &Path, all: &str, base: &str) {
         "{}: fields of tests/samples/{base}.keys missing: {lost:?}",
         path.display()
     );
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn built_targets() -> Vec<Binary> {

@@ -9,12 +9,15 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use bench::stack::{peers, Stack, StackOptions};
+use common::{bench, out_dir, read_json, show};
 use serde_json::Value;
 
 /// The tests' loads never overlap, and each looks for its own gunicorn processes.
@@ -26,32 +29,8 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("bench runs")
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 fn rows(dir: &Path) -> (Value, Vec<Value>) {
-    let text = std::fs::read_to_string(dir.join("results.json")).expect("results.json");
-    let results: Value = serde_json::from_str(&text).expect("valid JSON");
+    let results = read_json(&dir.join("results.json"));
     let rows = results["results"].as_array().unwrap().clone();
     (results, rows)
 }

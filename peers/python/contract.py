@@ -135,3 +135,13 @@ def psycopg_statement(statement):
 
 def psycopg_arguments(args):
     return {"id": args[0], "sleep": args[1] if len(args) > 1 else None}
+
+
+class Unavailable(Exception):
+    """A 503: the database refused, or no pooled connection came in time."""
+
+
+def first_line(error):
+    """An exception's message in one line, or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

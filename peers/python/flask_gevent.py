@@ -17,15 +17,13 @@ import queue
 import psycogreen.gevent
 import psycopg2
 import urllib3
-from flask import Flask, Response, request
 
 import contract
+import flask_common
 
 psycogreen.gevent.patch_psycopg()
 
 config = contract.Config("flask-gevent")
-app = Flask(__name__)
-upstream = urllib3.PoolManager(maxsize=1000, retries=False)
 
 
 class Pool:
@@ -62,74 +60,25 @@ class Pool:
 pool = Pool(config.pool_size, config.pool_timeout_s)
 
 
-def reply(status, body):
-    return Response(body, status=status, content_type="application/json")
-
-
-@app.get("/json")
-def json_endpoint():
-    contract.no_parameters(request.query_string.decode("latin-1"), "/json")
-    return reply(200, contract.HELLO)
-
-
-@app.get("/health")
-def health():
-    contract.no_parameters(request.query_string.decode("latin-1"), "/health")
-    return reply(200, contract.HEALTH_OK)
-
-
-@app.get("/test")
-def test():
-    work = contract.Work(config, request.query_string.decode("latin-1"))
-    if work.backend == "upstream":
-        try:
-            page = upstream.request(
-                "GET",
-                contract.upstream_target(config, work.delay_ms),
-                timeout=work.delay_ms / 1000 + 3,
-            )
-        except urllib3.exceptions.TimeoutError:
-            return reply(504, contract.error_body("upstream did not answer in time"))
-        except urllib3.exceptions.HTTPError as e:
-            return reply(502, contract.error_body(f"upstream unreachable: {type(e).__name__}"))
-        return reply(200, contract.upstream_body(page.status, len(page.data)))
-    statement, args = work.statement()
+def query_row(statement, args):
+    """The row, on a pooled connection; this greenlet yields while it waits for one, and
+    while PostgreSQL answers."""
     try:
         connection = pool.get()
     except queue.Empty:
-        return reply(503, contract.error_body("no free DB connection within the pool timeout"))
+        raise contract.Unavailable("no free DB connection within the pool timeout") from None
     except psycopg2.Error as e:
-        return reply(503, contract.error_body(f"database unavailable: {first_line(e)}"))
+        raise contract.Unavailable(f"database unavailable: {contract.first_line(e)}") from e
     try:
         with connection.cursor() as cursor:
-            cursor.execute(contract.psycopg_statement(statement), contract.psycopg_arguments(args))
+            cursor.execute(statement, args)
             row = cursor.fetchone()
     except psycopg2.Error as e:
         pool.put(connection, broken=True)
-        return reply(503, contract.error_body(f"database unavailable: {first_line(e)}"))
+        raise contract.Unavailable(f"database unavailable: {contract.first_line(e)}") from e
     pool.put(connection)
-    if row is None:
-        return reply(404, contract.error_body(f"no row with id {work.id}"))
-    return reply(200, contract.row_body(*row))
+    return row
 
 
-def first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-@app.errorhandler(contract.BadRequest)
-def bad_request(e):
-    return reply(400, contract.error_body(str(e)))
-
-
-@app.errorhandler(404)
-def not_found(e):
-    return reply(404, contract.error_body(f"no route for {request.path}"))
-
-
-@app.errorhandler(405)
-def not_allowed(e):
-    response = reply(405, contract.error_body(f"method {request.method} not allowed"))
-    response.headers["Allow"] = "GET"
-    return response
+# A greenlet per connection: the upstream pool keeps as many as they use.
+app = flask_common.make_app(config, urllib3.PoolManager(maxsize=1000, retries=False), query_row)

@@ -12,16 +12,14 @@
   process is its own loop).
 """
 
-import asyncio
 import contextlib
 
-import aiohttp
-import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
+import asyncio_common
 import contract
 
 config = contract.Config("starlette-uvicorn")
@@ -32,23 +30,11 @@ def reply(status, body, headers=None):
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-async def no_reset(connection):
-    """Nothing to undo: the app only reads, in autocommit."""
-
-
 @contextlib.asynccontextmanager
 async def lifespan(app):
-    backends["pool"] = await asyncpg.create_pool(
-        config.database_url,
-        min_size=0,
-        max_size=config.pool_size,
-        reset=no_reset,
-        server_settings={"application_name": config.app},
-    )
-    backends["upstream"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    backends["pool"], backends["upstream"] = await asyncio_common.open_backends(config)
     yield
-    await backends["upstream"].close()
-    await backends["pool"].close()
+    await asyncio_common.close_backends(backends["pool"], backends["upstream"])
 
 
 async def json_endpoint(request):
@@ -62,29 +48,10 @@ async def health(request):
 
 
 async def test(request):
-    work = contract.Work(config, request.url.query)
-    if work.backend == "upstream":
-        url = contract.upstream_target(config, work.delay_ms)
-        try:
-            timeout = aiohttp.ClientTimeout(total=work.delay_ms / 1000 + 3)
-            async with backends["upstream"].get(url, timeout=timeout) as page:
-                body = await page.read()
-        except asyncio.TimeoutError:
-            return reply(504, contract.error_body("upstream did not answer in time"))
-        except aiohttp.ClientError as e:
-            return reply(502, contract.error_body(f"upstream unreachable: {type(e).__name__}"))
-        return reply(200, contract.upstream_body(page.status, len(body)))
-    statement, args = work.statement()
-    try:
-        async with backends["pool"].acquire(timeout=config.pool_timeout_s) as connection:
-            row = await connection.fetchrow(statement, *args)
-    except asyncio.TimeoutError:
-        return reply(503, contract.error_body("no free DB connection within the pool timeout"))
-    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as e:
-        return reply(503, contract.error_body(f"database unavailable: {type(e).__name__}"))
-    if row is None:
-        return reply(404, contract.error_body(f"no row with id {work.id}"))
-    return reply(200, contract.row_body(row["a"], row["b"]))
+    status, body = await asyncio_common.answer_test(
+        config, request.url.query, backends["pool"], backends["upstream"]
+    )
+    return reply(status, body)
 
 
 async def bad_request(request, e):

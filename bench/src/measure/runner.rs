@@ -142,6 +142,7 @@ impl<'a> Runner<'a> {
                 url: format!("http://{addr}{}", s.path.path()),
                 watched: Watched {
                     pid: Some(target.pid()),
+                    tree: false,
                     app: Some(shared::sql::application_name(binary)),
                     remote: None,
                 },
@@ -192,6 +193,8 @@ impl<'a> Runner<'a> {
             url: external.load_url(addr, s),
             watched: Watched {
                 pid: external.pid,
+                // A server of unknown make may serve from worker processes.
+                tree: true,
                 app: external.app.as_deref(),
                 remote: remote
                     .and_then(|r| r.status)
@@ -274,7 +277,7 @@ impl<'a> Runner<'a> {
         let cpu = match watched.remote {
             Some((status, name)) => CpuWatch::remote(status, name),
             None => CpuWatch::start(
-                watched.pid,
+                watched.pid.map(|pid| (pid, watched.tree)),
                 self.stack.postgres.server_pid(),
                 target.nginx_pid,
             ),

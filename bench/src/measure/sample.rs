@@ -11,6 +11,9 @@ use crate::observe::procfs::{self, MemorySampler};
 #[derive(Clone, Copy, Default)]
 pub struct Watched<'a> {
     pub pid: Option<u32>,
+    /// Whether the process's descendants count with it (an external server's workers); a
+    /// target is one process, and reading only it keeps the sampler's own cost down.
+    pub tree: bool,
     pub app: Option<&'a str>,
     /// A target of a remote stack: its status endpoint and its name in the samples.
     pub remote: Option<(std::net::SocketAddr, &'a str)>,
@@ -28,7 +31,10 @@ impl Watched<'_> {
                     crate::remote::memory_of(status, &name)
                 }))
             }
-            (None, Some(pid)) => Some(MemorySampler::start(pid, SAMPLE_EVERY)),
+            (None, Some(pid)) if self.tree => Some(MemorySampler::start(pid, SAMPLE_EVERY)),
+            (None, Some(pid)) => Some(MemorySampler::start_with(SAMPLE_EVERY, move || {
+                procfs::usage(pid)
+            })),
             (None, None) => None,
         }
     }
@@ -42,14 +48,19 @@ pub struct CpuWatch {
 }
 
 enum CpuSource {
-    Local([Option<u32>; 3]),
+    /// The measured process (and whether its descendants count), PostgreSQL, nginx.
+    Local(Option<(u32, bool)>, Option<u32>, Option<u32>),
     /// The status endpoint and the target's name in its samples.
     Remote(std::net::SocketAddr, String),
 }
 
 impl CpuWatch {
-    pub fn start(target: Option<u32>, postgres: Option<u32>, nginx: Option<u32>) -> CpuWatch {
-        let source = CpuSource::Local([target, postgres, nginx]);
+    pub fn start(
+        target: Option<(u32, bool)>,
+        postgres: Option<u32>,
+        nginx: Option<u32>,
+    ) -> CpuWatch {
+        let source = CpuSource::Local(target, postgres, nginx);
         let before = source.read();
         CpuWatch { source, before }
     }
@@ -70,7 +81,11 @@ impl CpuWatch {
 impl CpuSource {
     fn read(&self) -> [Option<f64>; 3] {
         match self {
-            CpuSource::Local(pids) => read_cpu(pids),
+            CpuSource::Local(target, postgres, nginx) => [
+                target.and_then(|(pid, tree)| procfs::cpu_seconds(pid, tree)),
+                postgres.and_then(|pid| procfs::cpu_seconds(pid, true)),
+                nginx.and_then(|pid| procfs::cpu_seconds(pid, true)),
+            ],
             CpuSource::Remote(status, name) => {
                 let samples = crate::remote::fetch_samples(*status).unwrap_or_default();
                 let cpu = |key: &str| samples.get(key).map(|s| s.cpu_s);
@@ -78,13 +93,4 @@ impl CpuSource {
             }
         }
     }
-}
-
-fn read_cpu(pids: &[Option<u32>; 3]) -> [Option<f64>; 3] {
-    [
-        // A target is one process; an external server's workers are its descendants.
-        pids[0].and_then(|pid| procfs::cpu_seconds(pid, true)),
-        pids[1].and_then(|pid| procfs::cpu_seconds(pid, true)),
-        pids[2].and_then(|pid| procfs::cpu_seconds(pid, true)),
-    ]
 }

@@ -114,16 +114,21 @@ fn pss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The memory and threads of `pid` alone, as one process.
+pub fn usage(pid: u32) -> Option<Usage> {
+    let (memory_mib, threads) = rss_and_threads(pid)?;
+    Some(Usage {
+        memory_mib,
+        threads,
+        processes: 1,
+    })
+}
+
 /// The memory, threads and processes of `pid` and all its descendants.
 pub fn tree_usage(pid: u32) -> Option<Usage> {
     let members = tree(pid);
     if members.len() == 1 {
-        let (memory_mib, threads) = rss_and_threads(pid)?;
-        return Some(Usage {
-            memory_mib,
-            threads,
-            processes: 1,
-        });
+        return usage(pid);
     }
     let mut usage = Usage::default();
     for &member in &members {
@@ -225,7 +230,7 @@ pub struct MemorySampler {
 }
 
 impl MemorySampler {
-    /// Samples `pid` and its descendants.
+    /// Samples `pid` and its descendants (`Usage` of the whole tree).
     pub fn start(pid: u32, interval: Duration) -> MemorySampler {
         MemorySampler::start_with(interval, move || tree_usage(pid))
     }
