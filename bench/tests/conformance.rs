@@ -294,11 +294,95 @@ fn a_taken_port_is_one_line_and_exit_status_1(world: &World, binary: Binary) -> 
     Ok(())
 }
 
+/// A target started here with descriptor limits `soft` and `hard` and `flags` (on top of
+/// `--listen` and `--database-url`), and its start-up line (read on a thread, so that a
+/// target that never prints cannot hang the test).
+struct Limited {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    line: String,
+}
+
+impl Limited {
+    fn start(
+        stack: &Stack,
+        binary: Binary,
+        (soft, hard): (u64, u64),
+        flags: &[(&str, String)],
+    ) -> Result<Limited> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let addr: std::net::SocketAddr =
+            format!("127.0.0.1:{}", bench::stack::process::free_port()?).parse()?;
+        let mut command = std::process::Command::new(stack.bin_dir().join(binary.name()));
+        for var in bench::stack::target::CONTRACT_ENV {
+            command.env_remove(var);
+        }
+        command
+            .args(["--listen", &addr.to_string()])
+            .args(["--database-url", stack.database_url()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (flag, value) in flags {
+            command.args([flag, value.as_str()]);
+        }
+        // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let mut child = command.spawn()?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(|l| l.ok())
+            {
+                if line.contains("listening on") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(10));
+        let mut started = Limited {
+            child,
+            addr,
+            line: String::new(),
+        };
+        started.line = line.context("no start-up line within 10 s")?;
+        Ok(started)
+    }
+
+    /// A `NAME=N` figure of the start-up line.
+    fn said(&self, name: &str) -> Option<u64> {
+        self.line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix(name))
+            .and_then(|n| n.parse().ok())
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Every target raises its soft limit on open descriptors to the hard limit at start-up, and
 /// its start-up line says the limit: started here with a soft limit of 256.
 fn the_descriptor_limit_is_raised_to_the_hard_limit(world: &World, binary: Binary) -> Result<()> {
-    use std::io::BufRead;
-    use std::os::unix::process::CommandExt;
     let stack = world.stack()?;
     let mut hard = libc::rlimit {
         rlim_cur: 0,
@@ -311,51 +395,9 @@ fn the_descriptor_limit_is_raised_to_the_hard_limit(world: &World, binary: Binar
         hard > 256,
         "this test needs a hard limit above 256, not {hard}"
     );
-    let listen = format!("127.0.0.1:{}", bench::stack::process::free_port()?);
-    let mut command = std::process::Command::new(stack.bin_dir().join(binary.name()));
-    for var in bench::stack::target::CONTRACT_ENV {
-        command.env_remove(var);
-    }
-    command
-        .args(["--listen", &listen])
-        .args(["--database-url", stack.database_url()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
-    unsafe {
-        command.pre_exec(move || {
-            let low = libc::rlimit {
-                rlim_cur: 256,
-                rlim_max: hard,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &low) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-    let mut child = command.spawn()?;
-    let pid = child.id();
-    let stderr = child.stderr.take().context("stderr")?;
-    // The start-up line, read on a thread so that a target that never prints cannot hang.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(|l| l.ok())
-        {
-            if line.contains("listening on") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(10));
+    let target = Limited::start(stack, binary, (256, hard), &[])?;
+    let pid = target.child.id();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
-    let _ = child.kill();
-    let _ = child.wait();
-    let line = line.context("no start-up line within 10 s")?;
     let soft = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
@@ -366,8 +408,152 @@ fn the_descriptor_limit_is_raised_to_the_hard_limit(world: &World, binary: Binar
         "{binary} runs with a soft limit of {soft} open files, not the hard limit {hard}"
     );
     ensure!(
-        line.contains(&format!("nofile={hard}")),
-        "{binary}'s start-up line does not say nofile={hard}: {line}"
+        target.said("nofile=") == Some(hard),
+        "{binary}'s start-up line does not say nofile={hard}: {}",
+        target.line
+    );
+    ensure!(
+        target.said("backlog=") == Some(4096),
+        "{binary}'s start-up line does not say backlog=4096: {}",
+        target.line
+    );
+    Ok(())
+}
+
+/// Out of descriptors, a target backs off instead of failing its clients: started with a
+/// limit of 300 and the upstream backend at 300 ms, it holds at most its budget of
+/// connections (its start-up line says `connections<=N`; sync-pool holds its 50 workers' worth),
+/// and the rest of 300 clients, connecting at once, wait in the listen backlog. Every one is
+/// answered 200, no connection is reset, and the fetches in flight at nginx (stub_status)
+/// never pass the budget.
+fn a_spent_descriptor_budget_queues_clients_and_answers_every_one(
+    world: &World,
+    binary: Binary,
+) -> Result<()> {
+    const LIMIT: u64 = 300;
+    const CLIENTS: usize = 300;
+    let stack = world.stack()?;
+    let mut flags = vec![
+        ("--upstream-url", stack.upstream_url()),
+        ("--backend", "upstream".to_string()),
+    ];
+    if binary == Binary::SyncPool {
+        flags.push(("--workers", "50".to_string()));
+    }
+    let target = Limited::start(stack, binary, (LIMIT, LIMIT), &flags)?;
+    let budget = target
+        .said("connections<=")
+        .with_context(|| format!("no connections<=N in {}", target.line))?;
+    let holds = if binary == Binary::SyncPool {
+        50
+    } else {
+        budget
+    };
+    ensure!(
+        (50..LIMIT / 2).contains(&budget),
+        "{binary}: a budget of {budget} connections from {LIMIT} descriptors: {}",
+        target.line
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client::get(target.addr, "/health").map(|r| r.status).ok() != Some(200) {
+        ensure!(Instant::now() < deadline, "{binary} did not answer /health");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let server = Server {
+        binary: Some(binary),
+        name: binary.name().to_string(),
+        direct: target.addr,
+        proxied: None,
+        database_url: stack.database_url().to_string(),
+        upstream: Some(stack.upstream_addr),
+        rows: contract::TABLE_ROWS,
+    };
+    let peaks = contract::burst_with_peaks(&server, "/test?delay_ms=300", CLIENTS)?;
+    let statuses = peaks.statuses();
+    let failed: Vec<String> = peaks
+        .responses
+        .iter()
+        .filter_map(|r| match r {
+            Ok(response) if response.status == 200 => None,
+            Ok(response) => Some(format!("{} {}", response.status, response.text())),
+            Err(e) => Some(format!("{e:#}")),
+        })
+        .collect();
+    ensure!(
+        failed.is_empty(),
+        "{binary}: {} of {CLIENTS} not answered 200 (first: {}); statuses {:?}",
+        failed.len(),
+        failed[0],
+        statuses
+            .iter()
+            .filter(|s| **s != 200)
+            .take(10)
+            .collect::<Vec<_>>()
+    );
+    let in_flight = peaks.upstream_in_flight.context("no stub_status samples")?;
+    ensure!(
+        in_flight > 0 && in_flight as u64 <= holds,
+        "{binary}: {in_flight} fetches in flight at nginx, with a budget of {holds} connections"
+    );
+    eprintln!(
+        "  {binary}: budget {budget}, peak {in_flight} fetches in flight, {CLIENTS} answered 200"
+    );
+    Ok(())
+}
+
+/// A descriptor that cannot be had for an upstream fetch is the server's own limit: 503 with a
+/// body that says so, not the upstream's 502. The target's soft limit is lowered while it runs
+/// (prlimit) to one above what it holds, so that the client's connection takes the last one.
+fn out_of_descriptors_for_a_fetch_is_503_not_502(world: &World, binary: Binary) -> Result<()> {
+    let stack = world.stack()?;
+    let flags = [
+        ("--upstream-url", stack.upstream_url()),
+        ("--backend", "upstream".to_string()),
+    ];
+    let target = Limited::start(stack, binary, (1024, 1024), &flags)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client::get(target.addr, "/health").map(|r| r.status).ok() != Some(200) {
+        ensure!(Instant::now() < deadline, "{binary} did not answer /health");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Settled: the /health connections above are closed.
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = target.child.id();
+    let open: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    // A new descriptor takes the lowest free number, and the limit is on the number: the
+    // limit that leaves exactly one free number below it.
+    let mut free = 0;
+    let mut below = 0;
+    while free < 2 {
+        if !open.contains(&below) {
+            free += 1;
+        }
+        below += 1;
+    }
+    let open = open.len();
+    let limit = libc::rlimit {
+        rlim_cur: below - 1,
+        rlim_max: 1024,
+    };
+    // SAFETY: prlimit on our own child with a struct we own; the old limit is not read.
+    let set = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    ensure!(set == 0, "prlimit: {}", std::io::Error::last_os_error());
+    let response = client::get(target.addr, "/test?delay_ms=0")?;
+    let body = response.text();
+    ensure!(
+        response.status == 503 && body.contains("out of file descriptors"),
+        "{binary} with {open} descriptors open and a limit of {}: {} {body}",
+        below - 1,
+        response.status
     );
     Ok(())
 }
@@ -960,10 +1146,18 @@ fn main() {
             ));
         }
         // Each starts its own instance with the flags it needs.
-        let special: [(&str, TargetTest); 11] = [
+        let special: [(&str, TargetTest); 13] = [
             (
                 "the_descriptor_limit_is_raised_to_the_hard_limit",
                 the_descriptor_limit_is_raised_to_the_hard_limit,
+            ),
+            (
+                "a_spent_descriptor_budget_queues_clients_and_answers_every_one",
+                a_spent_descriptor_budget_queues_clients_and_answers_every_one,
+            ),
+            (
+                "out_of_descriptors_for_a_fetch_is_503_not_502",
+                out_of_descriptors_for_a_fetch_is_503_not_502,
             ),
             (
                 "a_taken_port_is_one_line_and_exit_status_1",

@@ -60,6 +60,7 @@ impl BlockingServer {
 pub fn start(config: &Config) -> Result<(TcpListener, Arc<BlockingServer>), String> {
     let listener = TcpListener::bind(config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    crate::start::set_backlog(listener.as_raw_fd())?;
     let server = Arc::new(BlockingServer::new(config));
     eprintln!("{}", config.summary());
     std::thread::spawn({

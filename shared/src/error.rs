@@ -37,6 +37,9 @@ pub enum AppError {
     UpstreamFailed(String),
     /// The upstream did not answer in time.
     UpstreamTimeout { waited_ms: u64 },
+    /// The process had no descriptor left for an upstream or DB connection: its own limit,
+    /// not the upstream's failure.
+    OutOfDescriptors(String),
 }
 
 impl AppError {
@@ -59,7 +62,9 @@ impl AppError {
             AppError::HeadersTooLarge => 431,
             AppError::DbError(_) => 500,
             AppError::UpstreamFailed(_) => 502,
-            AppError::PoolTimeout { .. } | AppError::DbUnavailable(_) => 503,
+            AppError::PoolTimeout { .. }
+            | AppError::DbUnavailable(_)
+            | AppError::OutOfDescriptors(_) => 503,
             AppError::UpstreamTimeout { .. } => 504,
         }
     }
@@ -105,11 +110,34 @@ impl fmt::Display for AppError {
             AppError::UpstreamTimeout { waited_ms } => {
                 write!(f, "upstream gave no answer within {waited_ms} ms")
             }
+            AppError::OutOfDescriptors(what) => write!(
+                f,
+                "out of file descriptors for {what}: the server is at its limit; retry later"
+            ),
         }
     }
 }
 
 impl std::error::Error for AppError {}
+
+/// Whether an I/O error is the process's (EMFILE) or the system's (ENFILE) descriptor limit.
+pub fn is_out_of_descriptors(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// The first I/O error in an error's chain of sources that is [`is_out_of_descriptors`].
+pub fn out_of_descriptors_in(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(is_out_of_descriptors)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
 
 /// Keeps echoed client input short in messages.
 pub(crate) fn truncate(input: &str) -> String {
@@ -178,6 +206,7 @@ mod tests {
             (AppError::PoolTimeout { waited_ms: 5 }, 503),
             (AppError::DbUnavailable("x".into()), 503),
             (AppError::UpstreamTimeout { waited_ms: 5 }, 504),
+            (AppError::OutOfDescriptors("x".into()), 503),
         ];
         for (error, status) in cases {
             assert_eq!(error.status(), status, "{error:?}");

@@ -52,6 +52,8 @@ pub struct GuardedIo<T> {
     timer: Option<Pin<Box<Sleep>>>,
     /// A refusal (408 or 431) being written; then the reads end.
     refusal: Option<(Vec<u8>, usize)>,
+    /// This connection's share of the descriptor budget, given back when it closes.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<T> GuardedIo<T> {
@@ -65,7 +67,14 @@ impl<T> GuardedIo<T> {
             head: Vec::new(),
             timer: None,
             refusal: None,
+            _permit: None,
         }
+    }
+
+    /// The same connection, holding `permit` until it is dropped.
+    pub fn holding(mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> GuardedIo<T> {
+        self._permit = permit;
+        self
     }
 
     /// When the current phase times out, if it does.

@@ -49,6 +49,9 @@ pub fn to_row(row: &tokio_postgres::Row) -> Result<DbRow, AppError> {
 /// (the pool replaces the connection); any other server error is 500.
 pub fn map_error(error: &tokio_postgres::Error) -> AppError {
     let Some(db_error) = error.as_db_error() else {
+        if crate::error::out_of_descriptors_in(error) {
+            return AppError::OutOfDescriptors("a database connection".into());
+        }
         return AppError::DbUnavailable(one_line(with_causes(error)));
     };
     let message = one_line(format!(

@@ -26,6 +26,24 @@ pub fn run(binary: Binary, serve: impl FnOnce(Config) -> Result<(), String>) -> 
     }
 }
 
+/// The listen backlog of every target (tokio-actix sets it through actix, may-green through
+/// the vendored may_minihttp): the clients beyond the connection budget wait here, so it is
+/// the same for every model. The kernel caps it at `net.core.somaxconn` (4096 here).
+pub const BACKLOG: i32 = 4096;
+
+/// Sets the listen backlog of a socket that already listens (listen(2) again changes it).
+pub fn set_backlog(fd: std::os::fd::RawFd) -> Result<(), String> {
+    // SAFETY: listen(2) on a descriptor the caller owns; no memory is touched.
+    if unsafe { libc::listen(fd, BACKLOG) } == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot set the listen backlog: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
 /// Raises this process's soft limit on open descriptors to its hard limit (processes it
 /// starts afterwards inherit it); the limit now.
 pub fn raise_descriptor_limit() -> std::io::Result<u64> {

@@ -29,19 +29,42 @@ where
         .block_on(serve(config))
 }
 
-/// Accepts the next connection, wrapped in the contract's limits ([`GuardedIo`]). When accept
-/// fails (out of file descriptors, most likely), it says so and backs off 10 ms instead of
-/// spinning.
+/// The connection budget ([`Config::connection_budget`]) as permits: an open connection holds
+/// one, and the accept loop waits for a permit before it accepts, so that clients beyond the
+/// budget wait in the listen backlog.
+#[derive(Clone)]
+pub struct Budget(Option<Arc<tokio::sync::Semaphore>>);
+
+impl Budget {
+    pub fn of(config: &Config) -> Budget {
+        Budget(
+            config
+                .connection_budget()
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
+        )
+    }
+}
+
+/// Accepts the next connection within the budget, wrapped in the contract's limits
+/// ([`GuardedIo`], which holds the connection's permit). When accept fails (out of file
+/// descriptors all the same, most likely), it says so and backs off 10 ms instead of spinning.
 pub async fn accept_guarded(
     listener: &tokio::net::TcpListener,
     server: &'static str,
     limits: ConnLimits,
+    budget: &Budget,
 ) -> (GuardedIo<tokio::net::TcpStream>, std::net::SocketAddr) {
+    let permit = match &budget.0 {
+        // The semaphore is never closed, so the wait ends with a permit.
+        Some(permits) => permits.clone().acquire_owned().await.ok(),
+        None => None,
+    };
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                return (GuardedIo::new(stream, server, limits), peer);
+                let io = GuardedIo::new(stream, server, limits).holding(permit);
+                return (io, peer);
             }
             Err(e) => {
                 eprintln!("{server}: accept failed: {e}");
@@ -73,6 +96,7 @@ pub async fn start(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    crate::start::set_backlog(std::os::fd::AsRawFd::as_raw_fd(&listener))?;
     eprintln!("{}", config.summary());
     let app = app.clone();
     tokio::spawn(async move { app.check_database().await });

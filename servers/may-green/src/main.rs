@@ -80,6 +80,8 @@ fn serve(config: Config) -> Result<(), String> {
         .set_workers(config.workers)
         .set_stack_size(STACK_WORDS);
     may_minihttp::set_server_name(config.binary.name());
+    // The descriptor budget: at it, the accept coroutine waits for a connection to end.
+    may_minihttp::set_max_connections(config.connection_budget().unwrap_or(0));
     may_minihttp::set_timeouts(may_minihttp::Timeouts {
         header: config.limits.header_timeout,
         keep_alive: config.limits.keep_alive_timeout,

@@ -25,7 +25,11 @@ fn main() -> ExitCode {
 
 fn serve(config: Config) -> Result<(), String> {
     let (listener, server) = blocking::start(&config)?;
-    let threads = Arc::new(ThreadCap::new(config.max_threads));
+    // A thread per connection: the cap is the threads, or the descriptor budget when lower.
+    let cap = config
+        .connection_budget()
+        .map_or(config.max_threads, |budget| budget.min(config.max_threads));
+    let threads = Arc::new(ThreadCap::new(cap));
     loop {
         // At the cap, stop accepting: the backlog holds new connections until a thread ends.
         threads.wait_for_room();

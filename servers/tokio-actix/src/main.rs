@@ -48,7 +48,14 @@ async fn serve(config: Config) -> Result<(), String> {
         }
     })
     .workers(config.workers)
-    .backlog(4096)
+    .backlog(shared::start::BACKLOG as u32)
+    // The descriptor budget, shared out over the workers: at it, actix's acceptor stops
+    // accepting until a connection closes, and the rest wait in the backlog.
+    .max_connections(
+        config
+            .connection_budget()
+            .map_or(25_000, |n| (n / config.workers).max(1)),
+    )
     .keep_alive(keep_alive)
     .client_request_timeout(config.limits.header_timeout)
     // Signals are the shared thread's; its grace timer ends the process, so actix's own

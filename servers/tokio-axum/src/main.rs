@@ -41,6 +41,7 @@ async fn serve(config: Config) -> Result<(), String> {
         listener: tokio_stack::start(&config, &app).await?,
         server: app.server,
         limits: config.limits,
+        budget: tokio_stack::Budget::of(&config),
     };
     let shutdown = tokio_stack::shutdown_signal(&config)?;
     // axum's serving loop spawns a task per connection.
@@ -60,6 +61,7 @@ struct Guarded {
     listener: TcpListener,
     server: &'static str,
     limits: ConnLimits,
+    budget: tokio_stack::Budget,
 }
 
 impl Listener for Guarded {
@@ -67,7 +69,7 @@ impl Listener for Guarded {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        tokio_stack::accept_guarded(&self.listener, self.server, self.limits).await
+        tokio_stack::accept_guarded(&self.listener, self.server, self.limits, &self.budget).await
     }
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -42,11 +42,12 @@ async fn serve(config: Config) -> Result<(), String> {
     let shutdown = tokio_stack::shutdown_signal(&config)?;
     tokio::pin!(shutdown);
     let graceful = GracefulShutdown::new();
+    let budget = tokio_stack::Budget::of(&config);
 
     // Our own accept loop: a task per connection, hyper's HTTP/1.1 state machine in it.
     loop {
         let stream = tokio::select! {
-            (stream, _peer) = tokio_stack::accept_guarded(&listener, app.server, config.limits) => stream,
+            (stream, _peer) = tokio_stack::accept_guarded(&listener, app.server, config.limits, &budget) => stream,
             () = &mut shutdown => break,
         };
         let app = app.clone();

@@ -169,7 +169,26 @@ pub struct RequestDefaults {
     pub rows: i32,
 }
 
+/// Descriptors a target keeps besides its connections: stdio, the listener, the runtime's
+/// own (epoll, eventfds, timers, signal pipes), the log, and a margin.
+pub const RESERVED_DESCRIPTORS: u64 = 64;
+
 impl Config {
+    /// How many client connections the target holds at once: what the descriptor limit
+    /// leaves after the reserve and the DB connections, halved, since a connection's request
+    /// may hold a second descriptor for its upstream fetch. At the budget a target stops
+    /// accepting, so that waiting clients queue in the listen backlog instead of getting a
+    /// fast error. `None` when the limit is unknown.
+    pub fn connection_budget(&self) -> Option<usize> {
+        let limit = self.descriptors?;
+        let db = match self.db_mode {
+            DbMode::Pool => self.pool_size,
+            DbMode::Pipelined => self.workers,
+        } as u64;
+        let left = limit.saturating_sub(RESERVED_DESCRIPTORS + db);
+        Some((left / 2).max(1) as usize)
+    }
+
     /// Parses the process's arguments and environment. On a bad value it prints one line naming
     /// the flag and exits with status 2; `--help` and `--version` print and exit 0.
     pub fn from_env(binary: Binary) -> Config {
@@ -252,9 +271,13 @@ impl Config {
                 self.workers
             ),
         };
-        let nofile = self
-            .descriptors
-            .map_or(String::new(), |n| format!(" nofile={n}"));
+        let nofile = match (self.descriptors, self.connection_budget()) {
+            (Some(n), Some(budget)) => format!(
+                " nofile={n} connections<={budget} backlog={}",
+                crate::start::BACKLOG
+            ),
+            _ => String::new(),
+        };
         format!(
             "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}{nofile}",
             self.binary,

@@ -79,6 +79,9 @@ impl PgError {
 
     pub fn into_app_error(self) -> AppError {
         match self {
+            PgError::Io(e) if crate::error::is_out_of_descriptors(&e) => {
+                AppError::OutOfDescriptors("a database connection".into())
+            }
             PgError::Io(e) => AppError::DbUnavailable(one_line(e)),
             PgError::Server {
                 severity,

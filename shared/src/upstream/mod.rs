@@ -40,9 +40,12 @@ pub fn request_bytes(url: &UpstreamUrl, delay_ms: u32) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Maps an I/O error of a fetch: a timeout is 504, anything else 502.
+/// Maps an I/O error of a fetch: a timeout is 504, no descriptor left 503 (the server's own
+/// limit), anything else 502.
 pub fn io_error(error: &io::Error, waited: Duration) -> AppError {
-    if is_timeout(error) {
+    if crate::error::is_out_of_descriptors(error) {
+        AppError::OutOfDescriptors("an upstream connection".into())
+    } else if is_timeout(error) {
         AppError::UpstreamTimeout {
             waited_ms: waited.as_millis() as u64,
         }
@@ -180,7 +183,9 @@ fn connect<C: Connection>(
         .min(UPSTREAM_GRACE)
         .max(Duration::from_millis(1));
     C::connect(addr, left).map_err(|e| {
-        if is_timeout(&e) {
+        if crate::error::is_out_of_descriptors(&e) {
+            AppError::OutOfDescriptors("an upstream connection".into())
+        } else if is_timeout(&e) {
             AppError::UpstreamTimeout {
                 waited_ms: started.elapsed().as_millis() as u64,
             }

@@ -393,6 +393,9 @@ impl Upstream {
             .map_err(|e| AppError::UpstreamFailed(one_line(e)))?;
         let fetch = async {
             let response = self.client.request(request).await.map_err(|e| {
+                if crate::error::out_of_descriptors_in(&e) {
+                    return AppError::OutOfDescriptors("an upstream connection".into());
+                }
                 let what = if e.is_connect() {
                     "cannot connect"
                 } else {

@@ -4,7 +4,7 @@ use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::ToSocketAddrs;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -53,7 +53,10 @@ pub trait HttpServiceFactory: Send + Sized + 'static {
         go!(
             coroutine::Builder::new().name("TcpServerFac".to_owned()),
             move || {
-                for stream in listener.incoming() {
+                loop {
+                    // PATCH: within the connection budget, or wait before accepting.
+                    let slot = take_slot();
+                    let stream = listener.accept().map(|(stream, _)| stream);
                     // PATCH: a drain shut the listener: stop instead of retrying.
                     if stream.is_err() && STOPPING.load(Ordering::Acquire) {
                         return;
@@ -65,7 +68,10 @@ pub trait HttpServiceFactory: Send + Sized + 'static {
                     let builder = may::coroutine::Builder::new().id(id);
                     go!(
                         builder,
-                        move || if let Err(e) = each_connection_loop(&mut stream, service) {
+                        move || if let Err(e) = {
+                            let _slot = slot;
+                            each_connection_loop(&mut stream, service)
+                        } {
                             error!("service err = {:?}", e);
                             stream.shutdown(std::net::Shutdown::Both).ok();
                         }
@@ -212,7 +218,48 @@ pub fn stop_accepting() {
     }
 }
 
+/// PATCH (rust-web-perf): the connection budget (0: none). At it, the accept coroutine stops
+/// accepting until a connection ends, so that clients beyond it wait in the listen backlog
+/// rather than being accepted without a descriptor left for their upstream fetch.
+static MAX_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+/// PATCH: the connections open now (only the accept coroutines add to it).
+static OPEN_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// PATCH (rust-web-perf): sets the connection budget for every server started afterwards.
+pub fn set_max_connections(max: usize) {
+    MAX_CONNECTIONS.store(max, Ordering::Release);
+}
+
+/// PATCH: one open connection's place in the budget, given back when it is dropped.
+struct Slot;
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        OPEN_CONNECTIONS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// PATCH: a place in the budget; at the budget, the accept coroutine sleeps 1 ms at a time
+/// until a connection ends (or a drain starts).
+fn take_slot() -> Slot {
+    let max = MAX_CONNECTIONS.load(Ordering::Acquire);
+    while max > 0
+        && OPEN_CONNECTIONS.load(Ordering::Acquire) >= max
+        && !STOPPING.load(Ordering::Acquire)
+    {
+        coroutine::sleep(Duration::from_millis(1));
+    }
+    OPEN_CONNECTIONS.fetch_add(1, Ordering::AcqRel);
+    Slot
+}
+
 fn register_listener(listener: &TcpListener) {
+    // PATCH (rust-web-perf): the same listen backlog as every other target (may's own is
+    // 1024): clients beyond the connection budget wait there.
+    // SAFETY: listen(2) again on a socket that listens changes only its backlog.
+    unsafe {
+        libc::listen(listener.as_raw_fd(), 4096);
+    }
     LISTENERS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -364,7 +411,10 @@ impl<T: HttpService + Clone + Send + Sync + 'static> HttpServer<T> {
         go!(
             coroutine::Builder::new().name("TcpServer".to_owned()),
             move || {
-                for stream in listener.incoming() {
+                loop {
+                    // PATCH: within the connection budget, or wait before accepting.
+                    let slot = take_slot();
+                    let stream = listener.accept().map(|(stream, _)| stream);
                     // PATCH: a drain shut the listener: stop instead of retrying.
                     if stream.is_err() && STOPPING.load(Ordering::Acquire) {
                         return;
@@ -373,7 +423,10 @@ impl<T: HttpService + Clone + Send + Sync + 'static> HttpServer<T> {
                     // t_c!(stream.set_nodelay(true));
                     let service = service.clone();
                     go!(
-                        move || if let Err(e) = each_connection_loop(&mut stream, service) {
+                        move || if let Err(e) = {
+                            let _slot = slot;
+                            each_connection_loop(&mut stream, service)
+                        } {
                             error!("service err = {:?}", e);
                             stream.shutdown(std::net::Shutdown::Both).ok();
                         }
