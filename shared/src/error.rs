@@ -129,10 +129,16 @@ pub fn is_out_of_descriptors(error: &std::io::Error) -> bool {
 pub fn out_of_descriptors_in(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(e) = next {
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(is_out_of_descriptors)
-        {
-            return true;
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if is_out_of_descriptors(io) {
+                return true;
+            }
+            // An io::Error that wraps another hides it from `source`.
+            if let Some(inner) = io.get_ref() {
+                if out_of_descriptors_in(inner) {
+                    return true;
+                }
+            }
         }
         next = e.source();
     }
@@ -235,5 +241,25 @@ mod tests {
     #[test]
     fn one_line_joins_driver_messages() {
         assert_eq!(one_line("a\n  b\tc"), "a b c");
+    }
+
+    #[test]
+    fn out_of_descriptors_is_found_in_an_error_chain() {
+        let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
+        assert!(is_out_of_descriptors(&emfile));
+        assert!(is_out_of_descriptors(&std::io::Error::from_raw_os_error(
+            libc::ENFILE
+        )));
+        assert!(!is_out_of_descriptors(&std::io::Error::from_raw_os_error(
+            libc::ECONNREFUSED
+        )));
+        // Wrapped, as hyper-util and tokio-postgres wrap the connect error.
+        let wrapped = std::io::Error::other(emfile);
+        assert!(out_of_descriptors_in(&wrapped));
+        let refused = std::io::Error::other(std::io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        assert!(!out_of_descriptors_in(&refused));
+        let answer = AppError::OutOfDescriptors("an upstream connection".into());
+        assert_eq!(answer.status(), 503);
+        assert!(answer.to_string().starts_with("out of file descriptors"));
     }
 }

@@ -206,6 +206,12 @@ impl Settings {
         }
         if self.idle_connections > 0 {
             flags.push(("--keep-alive-timeout-ms".to_string(), "0".to_string()));
+            // The budget keeps about half the descriptors for upstream fetches;
+            // these never do, so each needs one: room for the idle ones, the load and a margin.
+            if self.backend == Backend::Db {
+                let held = self.idle_connections + self.connections + self.slow_clients + 100;
+                flags.push(("--max-connections".to_string(), held.to_string()));
+            }
         }
         flags
     }

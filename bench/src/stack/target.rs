@@ -13,13 +13,14 @@ use crate::client;
 
 /// The environment variables of the contract: cleared before a target starts, so that only
 /// the flags the stack passes apply.
-pub const CONTRACT_ENV: [&str; 13] = [
+pub const CONTRACT_ENV: [&str; 14] = [
     "LISTEN",
     "DATABASE_URL",
     "POOL_SIZE",
     "POOL_TIMEOUT_MS",
     "WORKERS",
     "MAX_THREADS",
+    "MAX_CONNECTIONS",
     "BACKEND",
     "DELAY_MS",
     "UPSTREAM_URL",

@@ -7,7 +7,8 @@
 //!   parks the coroutine and the worker runs another. Nothing blocks the OS thread.
 //!   `GreenApp::respond` in `shared/src/wait/green.rs`.
 //! - Bound: DB work by `--pool-size` (a may semaphore with `--pool-timeout-ms`, then 503);
-//!   connections only by memory (one coroutine stack each).
+//!   connections by the descriptor budget (the accept coroutine waits at it, and clients queue
+//!   in the backlog), then by memory (one coroutine stack each).
 //! - Python analog: gevent or meinheld with psycogreen (the patched driver).
 //! - Shutdown: SIGTERM shuts the listener (the accept coroutine returns) and the read side of
 //!   every connection: idle ones close, busy ones answer and close; then the process exits.

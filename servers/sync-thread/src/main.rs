@@ -5,7 +5,8 @@
 //! - Waiting: a request waits inside a blocking call (the pool's checkout, PostgreSQL's answer,
 //!   nginx's answer); the kernel parks the thread and runs others. `BlockingApp::respond` in
 //!   `shared/src/wait/blocking.rs`.
-//! - Bound: `--max-threads` live connection threads; at the cap the accept loop stops
+//! - Bound: `--max-threads` live connection threads (or the descriptor budget, when lower); at
+//!   the cap the accept loop stops
 //!   accepting, so new connections wait in the listen backlog. DB work is bounded by
 //!   `--pool-size`.
 //! - Python analog: Flask's threaded server, gunicorn's gthread worker.

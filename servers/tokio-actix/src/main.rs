@@ -7,7 +7,8 @@
 //!   the worker to another request: `AsyncApp::respond` in `shared/src/wait/tokio.rs`.
 //! - Bound: `--pool-size` DB connections, shared by all workers; or, with `--db-mode
 //!   pipelined`, `--workers` connections taken in turn, each query pipelined behind the ones
-//!   already sent on it.
+//!   already sent on it. Connections: the descriptor budget, shared out as actix's
+//!   `max_connections` per worker; at it the acceptor waits and clients queue in the backlog.
 //! - Python analog: gunicorn with async workers (one event loop per worker process).
 //! - Shutdown: actix's graceful stop, started by the shared signal thread: the acceptor
 //!   stops, and the workers finish their connections.

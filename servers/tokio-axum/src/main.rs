@@ -4,9 +4,10 @@
 //!   future on it, scheduled by work stealing.
 //! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
 //!   the worker thread to another task: `AsyncApp::respond` in `shared/src/wait/tokio.rs`.
-//! - Bound: `--pool-size` DB connections; the number of tasks is unbounded. With `--db-mode
-//!   pipelined`, `--workers` connections taken in turn, each query pipelined behind the ones
-//!   already sent on it.
+//! - Bound: `--pool-size` DB connections; tasks only by the connections, which the accept loop
+//!   keeps within the descriptor budget (a permit each; at it, clients queue in the backlog).
+//!   With `--db-mode pipelined`, `--workers` connections taken in turn, each query pipelined
+//!   behind the ones already sent on it.
 //! - Python analog: aiohttp, or Starlette on uvicorn.
 //! - Shutdown: axum's graceful shutdown: SIGTERM stops the accept loop, idle connections
 //!   close, and `serve` returns once the requests in flight are answered.

@@ -4,9 +4,10 @@
 //!   future on it.
 //! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
 //!   the worker thread to another task: `AsyncApp::respond` in `shared/src/wait/tokio.rs`.
-//! - Bound: `--pool-size` DB connections; the number of tasks is unbounded. With `--db-mode
-//!   pipelined`, `--workers` connections taken in turn, each query pipelined behind the ones
-//!   already sent on it.
+//! - Bound: `--pool-size` DB connections; tasks only by the connections, which the accept loop
+//!   keeps within the descriptor budget (a permit each; at it, clients queue in the backlog).
+//!   With `--db-mode pipelined`, `--workers` connections taken in turn, each query pipelined
+//!   behind the ones already sent on it.
 //! - Python analog: aiohttp.web's low layer (or a raw asyncio protocol).
 //! - Shutdown: SIGTERM ends the accept loop; hyper-util's `GracefulShutdown` asks every
 //!   connection to close once its request in flight is answered, and waits for them.

@@ -70,6 +70,12 @@ struct Flags {
     #[arg(long, env = "MAX_THREADS", default_value_t = 1024, value_parser = parse_count)]
     max_threads: usize,
 
+    /// Most client connections held at once [default: the descriptor budget, 8/17 of (the
+    /// limit on open files - 64 - the DB connections)]. For a load that never fetches upstream
+    /// (each connection then needs one descriptor, not two).
+    #[arg(long, env = "MAX_CONNECTIONS", value_parser = parse_count)]
+    max_connections: Option<usize>,
+
     /// What /test does.
     #[arg(long, env = "BACKEND", value_enum, default_value_t = Backend::Db)]
     backend: Backend,
@@ -121,6 +127,8 @@ pub struct Config {
     pub pool_timeout: Duration,
     pub workers: usize,
     pub max_threads: usize,
+    /// `--max-connections`: the connection budget, when given.
+    pub max_connections: Option<usize>,
     pub upstream: UpstreamUrl,
     /// What a request gets when it does not say otherwise.
     pub defaults: RequestDefaults,
@@ -173,20 +181,30 @@ pub struct RequestDefaults {
 /// own (epoll, eventfds, timers, signal pipes), the log, and a margin.
 pub const RESERVED_DESCRIPTORS: u64 = 64;
 
+/// The idle upstream connections a budget of `budget` client connections leaves room for: an
+/// eighth of it (tokio's upstream pool can hold idle connections beside one busy per fetch).
+pub fn idle_upstream_share(budget: usize) -> usize {
+    (budget / 8).max(1)
+}
+
 impl Config {
     /// How many client connections the target holds at once: what the descriptor limit
-    /// leaves after the reserve and the DB connections, halved, since a connection's request
-    /// may hold a second descriptor for its upstream fetch. At the budget a target stops
+    /// leaves after the reserve and the DB connections, shared out so that each connection
+    /// has a second descriptor for its upstream fetch and an eighth more stay for idle
+    /// upstream connections (B + B + B/8 = what is left). At the budget a target stops
     /// accepting, so that waiting clients queue in the listen backlog instead of getting a
     /// fast error. `None` when the limit is unknown.
     pub fn connection_budget(&self) -> Option<usize> {
+        if self.max_connections.is_some() {
+            return self.max_connections;
+        }
         let limit = self.descriptors?;
         let db = match self.db_mode {
             DbMode::Pool => self.pool_size,
             DbMode::Pipelined => self.workers,
         } as u64;
         let left = limit.saturating_sub(RESERVED_DESCRIPTORS + db);
-        Some((left / 2).max(1) as usize)
+        Some((left * 8 / 17).max(1) as usize)
     }
 
     /// Parses the process's arguments and environment. On a bad value it prints one line naming
@@ -240,6 +258,7 @@ impl Config {
             pool_timeout: Duration::from_millis(flags.pool_timeout_ms),
             workers,
             max_threads: flags.max_threads,
+            max_connections: flags.max_connections,
             upstream: flags.upstream_url,
             defaults: RequestDefaults {
                 backend: flags.backend,
@@ -276,6 +295,9 @@ impl Config {
                 " nofile={n} connections<={budget} backlog={}",
                 crate::start::BACKLOG
             ),
+            (None, Some(budget)) => {
+                format!(" connections<={budget} backlog={}", crate::start::BACKLOG)
+            }
             _ => String::new(),
         };
         format!(
@@ -331,6 +353,44 @@ mod tests {
     fn parse(binary: Binary, args: &[&str]) -> Result<Config, String> {
         let argv = std::iter::once(binary.name()).chain(args.iter().copied());
         Config::try_parse_from(binary, argv).map_err(|e| clap_message(&e))
+    }
+
+    #[test]
+    fn the_connection_budget_leaves_a_descriptor_per_fetch_and_an_eighth_idle() {
+        let mut config = parse(Binary::TokioAxum, &[]).unwrap();
+        assert_eq!(
+            config.connection_budget(),
+            None,
+            "the limit is not known yet"
+        );
+        // 300 - 64 - 16 = 220 left: 103 connections, 103 fetches and 12 idle upstream.
+        config.descriptors = Some(300);
+        assert_eq!(config.connection_budget(), Some(103));
+        let budget = config.connection_budget().unwrap();
+        assert_eq!(idle_upstream_share(budget), 12);
+        assert!(budget * 2 + idle_upstream_share(budget) <= 220);
+        assert!(config
+            .summary()
+            .ends_with("nofile=300 connections<=103 backlog=4096"));
+        // This machine's 20,000 with a pool of 100.
+        let mut grinberg = parse(Binary::TokioAxum, &["--pool-size", "100"]).unwrap();
+        grinberg.descriptors = Some(20_000);
+        assert_eq!(grinberg.connection_budget(), Some(9334));
+        // Pipelined: one DB connection per worker.
+        let mut pipelined = parse(
+            Binary::TokioAxum,
+            &["--db-mode", "pipelined", "--workers", "4"],
+        )
+        .unwrap();
+        pipelined.descriptors = Some(300);
+        assert_eq!(pipelined.connection_budget(), Some((300 - 64 - 4) * 8 / 17));
+        // A load that never fetches upstream sets its own.
+        let mut idle = parse(Binary::MayGreen, &["--max-connections", "10100"]).unwrap();
+        idle.descriptors = Some(20_000);
+        assert_eq!(idle.connection_budget(), Some(10_100));
+        // Even a tiny limit leaves one.
+        config.descriptors = Some(10);
+        assert_eq!(config.connection_budget(), Some(1));
     }
 
     #[test]

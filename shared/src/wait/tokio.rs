@@ -361,17 +361,31 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(config: &Config) -> Result<Upstream, String> {
-        Upstream::for_url(&config.upstream)
+        let mut upstream = Upstream::for_url(&config.upstream)?;
+        if let Some(budget) = config.connection_budget() {
+            // hyper-util's pool races a new connection against an idle one coming back, so
+            // it can hold more connections than fetches in flight; its idle ones are capped
+            // at the share of the descriptor budget kept for them.
+            upstream.client = Upstream::client(Some(crate::config::idle_upstream_share(budget)));
+        }
+        Ok(upstream)
+    }
+
+    fn client(max_idle: Option<usize>) -> Client<HttpConnector, Empty<Bytes>> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(crate::upstream::UPSTREAM_GRACE));
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(Duration::from_secs(60));
+        if let Some(max_idle) = max_idle {
+            builder.pool_max_idle_per_host(max_idle);
+        }
+        builder.build(connector)
     }
 
     /// A client of the page at `url` (also `bench client`'s tokio model).
     pub fn for_url(url: &UpstreamUrl) -> Result<Upstream, String> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(crate::upstream::UPSTREAM_GRACE));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let client = Upstream::client(None);
         let host = HeaderValue::from_str(&url.authority)
             .map_err(|_| format!("bad upstream host {:?}", url.authority))?;
         Ok(Upstream {
