@@ -83,6 +83,7 @@ fn serve(config: Config) -> Result<(), String> {
     may_minihttp::set_server_name(config.binary.name());
     // The descriptor budget: at it, the accept coroutine waits for a connection to end.
     may_minihttp::set_max_connections(config.connection_budget().unwrap_or(0));
+    may_minihttp::set_backlog(shared::start::BACKLOG);
     may_minihttp::set_timeouts(may_minihttp::Timeouts {
         header: config.limits.header_timeout,
         keep_alive: config.limits.keep_alive_timeout,

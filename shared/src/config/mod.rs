@@ -290,18 +290,14 @@ impl Config {
                 self.workers
             ),
         };
-        let nofile = match (self.descriptors, self.connection_budget()) {
-            (Some(n), Some(budget)) => format!(
-                " nofile={n} connections<={budget} backlog={}",
-                crate::start::BACKLOG
-            ),
-            (None, Some(budget)) => {
-                format!(" connections<={budget} backlog={}", crate::start::BACKLOG)
-            }
-            _ => String::new(),
-        };
+        let nofile = self
+            .descriptors
+            .map_or(String::new(), |n| format!(" nofile={n}"));
+        let budget = self.connection_budget().map_or(String::new(), |budget| {
+            format!(" connections<={budget} backlog={}", crate::start::BACKLOG)
+        });
         format!(
-            "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}{nofile}",
+            "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}{nofile}{budget}",
             self.binary,
             self.listen,
             self.binary.model(),

@@ -361,17 +361,23 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(config: &Config) -> Result<Upstream, String> {
-        let mut upstream = Upstream::for_url(&config.upstream)?;
-        if let Some(budget) = config.connection_budget() {
-            // hyper-util's pool races a new connection against an idle one coming back, so
-            // it can hold more connections than fetches in flight; its idle ones are capped
-            // at the share of the descriptor budget kept for them.
-            upstream.client = Upstream::client(Some(crate::config::idle_upstream_share(budget)));
-        }
-        Ok(upstream)
+        // hyper-util's pool races a new connection against an idle one coming back, so it can
+        // hold more connections than fetches in flight; its idle ones are capped at the share
+        // of the descriptor budget kept for them.
+        let max_idle = config
+            .connection_budget()
+            .map(crate::config::idle_upstream_share);
+        Upstream::with_idle(&config.upstream, max_idle)
     }
 
-    fn client(max_idle: Option<usize>) -> Client<HttpConnector, Empty<Bytes>> {
+    /// A client of the page at `url` (also `bench client`'s tokio model).
+    pub fn for_url(url: &UpstreamUrl) -> Result<Upstream, String> {
+        Upstream::with_idle(url, None)
+    }
+
+    /// A client of the page at `url` keeping at most `max_idle` idle connections (`None`:
+    /// hyper-util's default, no cap).
+    fn with_idle(url: &UpstreamUrl, max_idle: Option<usize>) -> Result<Upstream, String> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(crate::upstream::UPSTREAM_GRACE));
@@ -380,12 +386,7 @@ impl Upstream {
         if let Some(max_idle) = max_idle {
             builder.pool_max_idle_per_host(max_idle);
         }
-        builder.build(connector)
-    }
-
-    /// A client of the page at `url` (also `bench client`'s tokio model).
-    pub fn for_url(url: &UpstreamUrl) -> Result<Upstream, String> {
-        let client = Upstream::client(None);
+        let client = builder.build(connector);
         let host = HeaderValue::from_str(&url.authority)
             .map_err(|_| format!("bad upstream host {:?}", url.authority))?;
         Ok(Upstream {

@@ -4,7 +4,7 @@ use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::ToSocketAddrs;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -253,12 +253,23 @@ fn take_slot() -> Slot {
     Slot
 }
 
+/// PATCH: the listen backlog asked for (0: may's own, 1024).
+static BACKLOG: AtomicI32 = AtomicI32::new(0);
+
+/// PATCH (rust-web-perf): sets the listen backlog of every server started afterwards, so
+/// that may-green's equals the other targets': clients beyond the connection budget wait
+/// there.
+pub fn set_backlog(backlog: i32) {
+    BACKLOG.store(backlog, Ordering::Release);
+}
+
 fn register_listener(listener: &TcpListener) {
-    // PATCH (rust-web-perf): the same listen backlog as every other target (may's own is
-    // 1024): clients beyond the connection budget wait there.
-    // SAFETY: listen(2) again on a socket that listens changes only its backlog.
-    unsafe {
-        libc::listen(listener.as_raw_fd(), 4096);
+    let backlog = BACKLOG.load(Ordering::Acquire);
+    if backlog > 0 {
+        // SAFETY: listen(2) again on a socket that listens changes only its backlog.
+        unsafe {
+            libc::listen(listener.as_raw_fd(), backlog);
+        }
     }
     LISTENERS
         .lock()

@@ -8,7 +8,7 @@ mod request;
 mod response;
 
 pub use http_server::{
-    set_max_connections, set_timeouts, stop_accepting, HttpServer, HttpService, HttpServiceFactory, Timeouts, MAX_BODY,
+    set_backlog, set_max_connections, set_timeouts, stop_accepting, HttpServer, HttpService, HttpServiceFactory, Timeouts, MAX_BODY,
     MAX_HEAD,
 };
 pub use request::{BodyReader, Request};
