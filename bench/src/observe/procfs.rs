@@ -35,48 +35,64 @@ fn stat(pid: u32) -> Option<(u32, u64)> {
     Some((ppid, utime + stime))
 }
 
-/// Every live process on this host, with its parent.
-fn parents() -> Vec<(u32, u32)> {
+/// Every live process on this host: its pid, its parent's, and its CPU so far in ticks.
+fn processes() -> Vec<(u32, u32, u64)> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, stat(pid)?.0)))
+        .filter_map(|pid| {
+            let (ppid, ticks) = stat(pid)?;
+            Some((pid, ppid, ticks))
+        })
         .collect()
 }
 
-/// `pid` and all its live descendants (children, their children, …), `pid` first.
-pub fn tree(pid: u32) -> Vec<u32> {
-    let all = parents();
-    let mut out = vec![pid];
+/// `pid` and all its descendants among `all` (children, their children, …), `pid` first,
+/// each with its ticks; empty when `pid` is not among them.
+fn tree_in(all: &[(u32, u32, u64)], pid: u32) -> Vec<(u32, u64)> {
+    let Some(&(_, _, ticks)) = all.iter().find(|p| p.0 == pid) else {
+        return Vec::new();
+    };
+    let mut out = vec![(pid, ticks)];
     let mut i = 0;
     // Each pass adds the children of one member; a process is its parent's child only once,
     // so this ends after at most as many passes as there are processes.
     while i < out.len() && i <= all.len() {
-        let parent = out[i];
+        let parent = out[i].0;
         out.extend(
             all.iter()
-                .filter(|&&(child, ppid)| ppid == parent && child != parent)
-                .map(|&(child, _)| child),
+                .filter(|&&(child, ppid, _)| ppid == parent && child != parent)
+                .map(|&(child, _, ticks)| (child, ticks)),
         );
         i += 1;
     }
     out
 }
 
+/// `pid` and all its live descendants (children, their children, …), `pid` first.
+pub fn tree(pid: u32) -> Vec<u32> {
+    tree_in(&processes(), pid)
+        .into_iter()
+        .map(|(member, _)| member)
+        .collect()
+}
+
 /// CPU seconds used so far by `pid` and, with `children`, all its live descendants (a
-/// gunicorn master and its workers, PostgreSQL's backends, nginx's workers).
+/// gunicorn master and its workers, PostgreSQL's backends, nginx's workers), from one reading
+/// of `/proc`.
 pub fn cpu_seconds(pid: u32, children: bool) -> Option<f64> {
-    let (_, own) = stat(pid)?;
-    let mut ticks = own;
-    if children {
-        ticks += tree(pid)[1..]
-            .iter()
-            .filter_map(|&p| stat(p).map(|(_, t)| t))
-            .sum::<u64>();
-    }
+    let ticks = if children {
+        let members = tree_in(&processes(), pid);
+        if members.is_empty() {
+            return None;
+        }
+        members.iter().map(|&(_, ticks)| ticks).sum()
+    } else {
+        stat(pid)?.1
+    };
     Some(ticks as f64 / ticks_per_second())
 }
 

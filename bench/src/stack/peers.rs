@@ -13,15 +13,14 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use shared::Binary;
 
-use super::process::{free_port, tail, Process};
+use super::process::{free_port, Process};
 use super::target::CONTRACT_ENV;
 use super::Stack;
-use crate::client;
 use crate::model::external::{External, ExternalModel};
 use crate::model::settings::Settings;
 
@@ -348,24 +347,8 @@ impl Stack {
 
 impl RunningPeer {
     fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.process
-                .ensure_running()
-                .with_context(|| format!("the peer {} did not start", self.peer.name()))?;
-            if client::get(self.external.addr, "/health").is_ok_and(|r| r.status == 200) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the peer {} did not answer /health on {} within {timeout:?}:\n{}",
-                    self.peer.name(),
-                    self.external.addr,
-                    tail(&self.process.log, 20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let name = format!("the peer {}", self.peer.name());
+        super::process::wait_healthy(&mut self.process, &name, self.external.addr, timeout)
     }
 }
 

@@ -200,6 +200,30 @@ pub fn wait_for_port(process: &mut Process, addr: SocketAddr, timeout: Duration)
     }
 }
 
+/// Waits until `addr` answers `GET /health` with 200, while `process` runs; `name` says what
+/// it is in the error, which ends with the log's tail.
+pub fn wait_healthy(
+    process: &mut Process,
+    name: &str,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        process.ensure_running()?;
+        if crate::client::get(addr, "/health").is_ok_and(|r| r.status == 200) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{name} did not answer /health on {addr} within {timeout:?}:\n{}",
+                tail(&process.log, 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// The last `lines` lines of a log file.
 pub fn tail(path: &Path, lines: usize) -> String {
     let Ok(mut file) = fs::File::open(path) else {

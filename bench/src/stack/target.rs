@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 use shared::Binary;
 
 use super::process::{free_port, tail, Process};
-use crate::client;
 
 /// The environment variables of the contract: cleared before a target starts, so that only
 /// the flags the stack passes apply.
@@ -97,24 +96,7 @@ impl Target {
     }
 
     fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.process.ensure_running()?;
-            if let Ok(response) = client::get(self.addr, "/health") {
-                if response.status == 200 {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} did not answer /health on {} within {timeout:?}:\n{}",
-                    self.binary.name(),
-                    self.addr,
-                    tail(&self.process.log, 20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        super::process::wait_healthy(&mut self.process, self.binary.name(), self.addr, timeout)
     }
 
     pub fn url(&self) -> String {
