@@ -301,6 +301,8 @@ struct Limited {
     child: std::process::Child,
     addr: std::net::SocketAddr,
     line: String,
+    /// Its stderr lines after the start-up line.
+    stderr: std::sync::mpsc::Receiver<String>,
 }
 
 impl Limited {
@@ -320,10 +322,12 @@ impl Limited {
         }
         command
             .args(["--listen", &addr.to_string()])
-            .args(["--database-url", stack.database_url()])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
+        if !flags.iter().any(|(flag, _)| *flag == "--database-url") {
+            command.args(["--database-url", stack.database_url()]);
+        }
         for (flag, value) in flags {
             command.args([flag, value.as_str()]);
         }
@@ -349,19 +353,32 @@ impl Limited {
                 .lines()
                 .map_while(|l| l.ok())
             {
-                if line.contains("listening on") {
-                    let _ = tx.send(line);
+                if tx.send(line).is_err() {
+                    break;
                 }
             }
         });
-        let line = rx.recv_timeout(Duration::from_secs(10));
         let mut started = Limited {
             child,
             addr,
             line: String::new(),
+            stderr: rx,
         };
-        started.line = line.context("no start-up line within 10 s")?;
+        started.line = started.wait_for_line("listening on", Duration::from_secs(10))?;
         Ok(started)
+    }
+
+    /// The next stderr line that contains `needle`, waiting up to `wait`.
+    fn wait_for_line(&self, needle: &str, wait: Duration) -> Result<String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Ok(line),
+                Ok(_) => {}
+                Err(_) => bail!("no line with {needle:?} on stderr within {wait:?}"),
+            }
+        }
     }
 
     /// A `NAME=N` figure of the start-up line.
@@ -504,13 +521,22 @@ fn a_spent_descriptor_budget_queues_clients_and_answers_every_one(
 /// A descriptor that cannot be had for an upstream fetch is the server's own limit: 503 with a
 /// body that says so, not the upstream's 502. The target's soft limit is lowered while it runs
 /// (prlimit) to one above what it holds, so that the client's connection takes the last one.
+/// The database is one that refuses (nothing listens on its port): the start-up check's
+/// connection would otherwise arrive at any moment, keep a descriptor in the pool, and take
+/// the client's place (then nothing is accepted at all). Its warning says the check is over.
 fn out_of_descriptors_for_a_fetch_is_503_not_502(world: &World, binary: Binary) -> Result<()> {
     let stack = world.stack()?;
+    let refusing = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres",
+        bench::stack::process::free_port()?
+    );
     let flags = [
         ("--upstream-url", stack.upstream_url()),
         ("--backend", "upstream".to_string()),
+        ("--database-url", refusing),
     ];
     let target = Limited::start(stack, binary, (1024, 1024), &flags)?;
+    target.wait_for_line("warning: database unavailable", Duration::from_secs(10))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while client::get(target.addr, "/health").map(|r| r.status).ok() != Some(200) {
         ensure!(Instant::now() < deadline, "{binary} did not answer /health");

@@ -56,7 +56,7 @@ pub trait HttpServiceFactory: Send + Sized + 'static {
                 loop {
                     // PATCH: within the connection budget, or wait before accepting.
                     let slot = take_slot();
-                    let stream = listener.accept().map(|(stream, _)| stream);
+                    let stream = accept_or_wait(&listener);
                     // PATCH: a drain shut the listener: stop instead of retrying.
                     if stream.is_err() && STOPPING.load(Ordering::Acquire) {
                         return;
@@ -253,6 +253,24 @@ fn take_slot() -> Slot {
     Slot
 }
 
+/// PATCH (rust-web-perf): one accept. Out of descriptors (EMFILE, ENFILE) or of kernel memory
+/// (ENOBUFS, ENOMEM), the accept coroutine sleeps 10 ms before it tries again: Linux fails
+/// `accept` at once when no descriptor is free, even with nobody waiting, and upstream's
+/// loop retried at once, so the accept coroutine never yielded and starved the connections
+/// on its worker that would have freed one.
+fn accept_or_wait(listener: &TcpListener) -> io::Result<TcpStream> {
+    let accepted = listener.accept().map(|(stream, _)| stream);
+    if let Err(e) = &accepted {
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        ) {
+            coroutine::sleep(Duration::from_millis(10));
+        }
+    }
+    accepted
+}
+
 /// PATCH: the listen backlog asked for (0: may's own, 1024).
 static BACKLOG: AtomicI32 = AtomicI32::new(0);
 
@@ -425,7 +443,7 @@ impl<T: HttpService + Clone + Send + Sync + 'static> HttpServer<T> {
                 loop {
                     // PATCH: within the connection budget, or wait before accepting.
                     let slot = take_slot();
-                    let stream = listener.accept().map(|(stream, _)| stream);
+                    let stream = accept_or_wait(&listener);
                     // PATCH: a drain shut the listener: stop instead of retrying.
                     if stream.is_err() && STOPPING.load(Ordering::Acquire) {
                         return;
