@@ -80,6 +80,37 @@ fn assert_format_kept(path: &Path, all: &str, base: &str) {
     );
 }
 
+/// The folder's `report.html`: its verdict, a figure per SVG chart of the folder (each with
+/// values on hover), a table, and the command. (bench/tests/report.rs loads one in a browser.)
+fn assert_report_html(dir: &Path, verdict: &str) {
+    let html = std::fs::read_to_string(dir.join("report.html"))
+        .unwrap_or_else(|e| panic!("no report.html in {}: {e}", dir.display()));
+    let said = html
+        .split("<p class=\"verdict\">")
+        .nth(1)
+        .and_then(|v| v.split("</p>").next())
+        .expect("a verdict");
+    assert!(said.contains(verdict), "verdict {said:?} lacks {verdict:?}");
+    let charts = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "svg")
+        })
+        .count();
+    assert!(charts > 0, "no chart in {}", dir.display());
+    assert_eq!(
+        html.matches("<figure").count(),
+        charts,
+        "a figure per chart"
+    );
+    assert!(html.matches("<title>").count() >= charts, "values on hover");
+    assert!(html.contains("<table class=\"sortable\">") && html.contains("<h2>Reproduce</h2>"));
+}
+
 fn built_targets() -> Vec<Binary> {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_bench"));
     bench::stack::built_targets(exe.parent().unwrap())
@@ -331,6 +362,7 @@ fn compare_interleaves_rounds_and_reports_the_ratio_spread() {
     let output = quick_compare(&dir, "0.01");
     assert!(output.status.success(), "{}", show(&output));
     assert_format_kept(&dir.join("compare.json"), "compare", "compare");
+    assert_report_html(&dir, "tokio-axum / sync-pool = ");
     let c = read_json(&dir.join("compare.json"));
     let order: Vec<&str> = c["results"]
         .as_array()
@@ -647,6 +679,7 @@ fn a_two_by_two_sweep_runs_every_target_at_every_point_and_draws_the_heatmap() {
     let results = read_json(&dir.join("results.json"));
     assert_eq!(results["seed"], 7);
     assert_eq!(results["results"].as_array().unwrap().len(), 8);
+    assert_report_html(&dir, "Sweeping <code>quick</code> over 4 points");
     let heatmap = parse_svg(&dir.join("heatmap-tokio-hyper-vs-sync-pool.svg"));
     assert!(
         heatmap.contains("tokio-hyper / sync-pool"),
@@ -929,6 +962,7 @@ fn assert_stack_left_clean(pid: u32) {
 /// target alive; and a timeline chart that parses.
 fn assert_faults_measured(dir: &Path, kinds: &[&str]) {
     assert_format_kept(&dir.join("results.json"), "run", "run-base");
+    assert_report_html(dir, "At <code>quick</code>");
     let results = read_json(&dir.join("results.json"));
     let rows = results["results"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
@@ -1133,6 +1167,7 @@ fn bench_client_proves_each_model_by_its_bound() {
     assert!(std::fs::read_to_string(dir.join("report.md"))
         .unwrap()
         .contains("| threads-10 |"));
+    assert_report_html(&dir, " GETs of ");
 }
 
 /// The slow-clients preset at small sizes: every target without and with slow clients, and

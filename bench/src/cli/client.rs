@@ -51,7 +51,10 @@ pub fn exec(args: ClientArgs) -> Result<ExitCode> {
     let rows = ops::client::measure_models(stack.upstream_addr, &plan)?;
     output::client::write_client(&out, &plan, &rows, &machine::read())?;
     println!("{}", output::client::client_table(&rows));
-    super::results_line(&out, "report.md (results.json, results.csv, wall.svg)");
+    super::results_line(
+        &out,
+        "report.html (report.md, results.json, results.csv, wall.svg)",
+    );
     let errors: u64 = rows.iter().map(|r| r.errors).sum();
     Ok(exit_code(usize::from(errors > 0)))
 }

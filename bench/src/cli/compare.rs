@@ -125,7 +125,7 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             );
         })?;
     print_summary(&comparison, &a, &b);
-    super::results_line(&out, "compare.json");
+    super::results_line(&out, "report.html (compare.json, report.md, rounds.svg)");
     let [low, high] = comparison.ratio_ci95;
     match args.fail_below {
         Some(floor) if high < floor => {
@@ -139,7 +139,7 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
 }
 
 /// The ratio's spread, the noise, the interval and the client-bound rounds, after the table.
-fn print_summary(comparison: &ops::compare::Comparison, a: &str, b: &str) {
+fn print_summary(comparison: &crate::model::comparison::Comparison, a: &str, b: &str) {
     let r = comparison.ratio;
     println!(
         "\n{a} / {b}: median {:.3}, min {:.3}, max {:.3} over {} rounds",

@@ -10,6 +10,8 @@ pub mod args;
 mod client;
 mod compare;
 mod describe;
+mod diff;
+mod report;
 mod run;
 mod scenarios;
 mod sweep;
@@ -45,7 +47,7 @@ enum Command {
     /// Check the contract against targets: started here, or one already running (--url).
     Verify(verify::VerifyArgs),
     /// Run a scenario against each target in turn and write results.json, results.csv,
-    /// report.md and SVG charts.
+    /// report.md, SVG charts and report.html.
     Run(run::RunArgs),
     /// A and B in turn (A B A B …) for --rounds rounds each, with the ratio per pair and its
     /// min/median/max.
@@ -60,6 +62,12 @@ enum Command {
     /// a status endpoint, for `bench run --remote http://HOST:PORT/stack.json`; it has no
     /// samples of the processes, so their RSS, threads and CPU stay empty.
     Describe(describe::DescribeArgs),
+    /// One index.html over many results folders (default: results/): a line per run with
+    /// its verdict and a link to its report, and each target's figures over time.
+    Report(report::ReportArgs),
+    /// Two results folders of the same preset row by row: each figure better, worse or within
+    /// the noise, as a Markdown table and diff.html; --fail-on-regression PCT for CI.
+    Diff(diff::DiffArgs),
     /// List the presets, their parameters and the article each comes from.
     Scenarios,
 }
@@ -75,6 +83,8 @@ pub fn main() -> ExitCode {
         Command::Sweep(args) => sweep::exec(args, &interrupted),
         Command::Client(args) => client::exec(args),
         Command::Describe(args) => describe::exec(args, &interrupted),
+        Command::Report(args) => report::exec(args),
+        Command::Diff(args) => diff::exec(args),
         Command::Scenarios => scenarios::exec(),
     };
     match result {

@@ -122,7 +122,7 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     println!("{}", table::table(&outcome.rows, &outcome.meta.baseline));
     super::results_line(
         &out,
-        "report.md (results.json, results.csv, throughput.svg, latency.svg)",
+        "report.html (report.md, results.json, results.csv, throughput.svg, latency.svg)",
     );
     if outcome.interrupted {
         bail!(

@@ -198,7 +198,7 @@ fn print_outcome(plan: &SweepPlan, outcome: &SweepOutcome, out: &Path) -> Result
         .collect();
     super::results_line(
         out,
-        &format!("report.md (results.json, results.jsonl, results.csv{charts})"),
+        &format!("report.html (report.md, results.json, results.jsonl, results.csv{charts})"),
     );
     if outcome.interrupted {
         bail!(

@@ -23,6 +23,11 @@ pub struct Meta {
     pub versions: Vec<(String, String)>,
     /// Targets that were asked for but not built.
     pub missing_targets: Vec<String>,
+    /// The command line that made the run, quoted for a shell.
+    pub command: String,
+    /// The suite's git commit (`+dirty` with uncommitted changes), when it runs from a
+    /// checkout.
+    pub commit: Option<String>,
 }
 
 /// The machine a run measured on.
@@ -33,4 +38,14 @@ pub struct Machine {
     pub memory_gib: f64,
     pub kernel: String,
     pub os: String,
+}
+
+impl Machine {
+    /// `2 CPUs (AMD EPYC), 23.5 GiB, Debian GNU/Linux 12, Linux 6.18.0`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} CPUs ({}), {} GiB, {}, Linux {}",
+            self.cpus, self.cpu_model, self.memory_gib, self.os, self.kernel
+        )
+    }
 }

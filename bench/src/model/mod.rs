@@ -4,14 +4,17 @@
 //! their subject, the [`tool`]'s
 //! measurement and the extras' figures [`beside`] the load, whether the client was the
 //! limit ([`client_limit`]), the [`capacity`] of a rate sweep,
-//! the [`meta`] of a run, `bench client`'s [`client`] rows).
+//! the [`meta`] of a run, `bench client`'s [`client`] rows, `bench compare`'s
+//! [`comparison`], and what `bench diff` finds between two runs ([`diff`])).
 
 pub mod beside;
 pub mod capacity;
 pub mod case;
 pub mod client;
 pub mod client_limit;
+pub mod comparison;
 pub mod described;
+pub mod diff;
 pub mod external;
 pub mod fault;
 pub mod knob;

@@ -34,9 +34,6 @@ pub fn versions(stack: &Stack, tool: &Tool, pgbouncer: bool) -> Vec<(String, Str
             String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
         text.lines().next().map(|l| l.trim().to_string())
     };
-    if let Some(v) = command_line("git", &["rev-parse", "--short", "HEAD"]) {
-        out.push(("git commit".into(), v));
-    }
     if let Some(v) = command_line("rustc", &["-V"]) {
         out.push(("rustc".into(), v));
     }
@@ -84,5 +81,28 @@ pub fn meta(stack: &Stack, plan: &Plan, tool: &Tool, started: String) -> Meta {
         machine: machine::read(),
         versions,
         missing_targets: plan.missing_targets.clone(),
+        command: crate::output::html::command_line(),
+        commit: commit(),
     }
+}
+
+/// The checkout's commit the harness was built from, `+dirty` when files differ from it; none
+/// outside a git checkout.
+pub fn commit() -> Option<String> {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "--short=12", "HEAD"])?;
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{head}+dirty") } else { head })
 }

@@ -67,7 +67,7 @@ fn csv(rows: &[ClientRow]) -> Result<String> {
     Ok(out)
 }
 
-/// results.json, results.csv, report.md and wall.svg into `dir`.
+/// results.json, results.csv, report.md, wall.svg and report.html into `dir`.
 pub fn write_client(
     dir: &Path,
     plan: &ClientPlan,
@@ -88,15 +88,24 @@ pub fn write_client(
     )?;
     std::fs::write(dir.join("results.csv"), csv(rows)?)?;
     let report = format!(
-        "# {SUITE}: `bench client`\n\n{} GETs of the upstream nginx page, each answered after {} ms, made by each client model ({} round(s); the median round, and min–max). The bound is the least wall time the model can take: N × d one after another, ⌈N / T⌉ × d from T threads, d when every request overlaps.\n\n{}\n![wall time](wall.svg)\n",
+        "# {SUITE}: `bench client`\n\n{} GETs of the upstream nginx page, each answered after {} ms, made by each client model ({} round(s); the median round, and min–max). The bound is the least wall time the model can take: N × d one after another, ⌈N / T⌉ × d from T threads, d when every request overlaps.\n\n{}\n![wall time](wall.svg)\n\nMachine: {}.\n",
         plan.requests,
         plan.delay_ms,
         plan.rounds,
-        client_table(rows)
+        client_table(rows),
+        machine.describe()
     );
-    std::fs::write(dir.join("report.md"), report)?;
+    std::fs::write(dir.join("report.md"), &report)?;
     client_wall(&dir.join("wall.svg"), plan, rows)?;
-    Ok(())
+    super::html::write_report(
+        dir,
+        &super::html::Page {
+            title: &format!("{SUITE}: bench client"),
+            verdict: &super::verdict::client(rows),
+            markdown: &report,
+            command: &super::html::command_line(),
+        },
+    )
 }
 /// `bench client`: wall time per client model, with each model's bound as a red tick.
 fn client_wall(path: &Path, plan: &ClientPlan, rows: &[ClientRow]) -> Result<()> {

@@ -1,7 +1,6 @@
-//! A run's `report.md`: the load in one paragraph, the machine, the table with what its
-//! columns mean, then a section per figure beyond the table (how evenly each connection was
-//! served, and each extra's own section), the servers this run did not start, and the
-//! versions.
+//! A run's `report.md`: the load in one paragraph, the table with what its columns mean, then
+//! a section per figure beyond the table (how evenly each connection was served, and each
+//! extra's own section), the servers this run did not start, the machine and the versions.
 
 use std::fmt::Write as _;
 
@@ -18,12 +17,6 @@ pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> Strin
     let _ = writeln!(out, "# {SUITE}: `{}`\n", meta.scenario);
     let _ = writeln!(out, "From: {}.\n", meta.source);
     let _ = writeln!(out, "{}\n", load_paragraph(meta));
-    let m = &meta.machine;
-    let _ = writeln!(
-        out,
-        "Machine: {} CPUs ({}), {} GiB, {}, Linux {}. Started {}, finished {}.\n",
-        m.cpus, m.cpu_model, m.memory_gib, m.os, m.kernel, meta.started, meta.finished
-    );
     out += &table(rows, &meta.baseline);
     out += "\n- **req/s** counts 2xx responses only; with several rounds, the median and (min–max).\n\
          - **bound** is Little's law, min(clients, what limits the model: pool, workers, threads) / delay; \
@@ -51,6 +44,16 @@ pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> Strin
             meta.missing_targets.join(", ")
         );
     }
+    let _ = writeln!(
+        out,
+        "Machine: {}. Started {}, finished {}{}.\n",
+        meta.machine.describe(),
+        meta.started,
+        meta.finished,
+        meta.commit
+            .as_ref()
+            .map_or(String::new(), |c| format!("; suite at commit `{c}`"))
+    );
     out += "Versions:\n\n";
     for (name, version) in &meta.versions {
         let _ = writeln!(out, "- {name}: {version}");

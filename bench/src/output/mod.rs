@@ -1,18 +1,24 @@
 //! What a command writes: results folders ([`folder`]), `results.json`, `results.csv`
 //! ([`csv`]), the table ([`table`]) and `report.md` ([`markdown`]) of a run, a sweep's files
-//! ([`sweep`]), `bench client`'s ([`client`]), and the SVG charts ([`chart`]).
+//! ([`sweep`]), `bench client`'s ([`client`]), the SVG charts ([`chart`]), and over all of
+//! them `report.html` ([`html`], its first sentence from [`verdict`]).
 //!
 //! Nothing here measures. A figure beyond the table (an extra beside the load: faults, idle
 //! connections, slow clients) brings its own section and charts through [`Section`], so
 //! that this module does not know which extras exist.
 
+pub mod archive;
 pub mod chart;
 pub mod client;
+pub mod compare;
 pub mod csv;
+pub mod diff;
 pub mod folder;
+pub mod html;
 pub mod markdown;
 pub mod sweep;
 pub mod table;
+pub mod verdict;
 
 use std::fs;
 use std::path::Path;
@@ -54,16 +60,22 @@ pub fn write_run(dir: &Path, meta: &Meta, rows: &[Row], sections: &[&dyn Section
         },
     )?;
     fs::write(dir.join("results.csv"), csv::csv(rows))?;
-    fs::write(
-        dir.join("report.md"),
-        markdown::run_report(meta, rows, sections),
-    )?;
+    let report = markdown::run_report(meta, rows, sections);
+    fs::write(dir.join("report.md"), &report)?;
     chart::run::throughput(&dir.join("throughput.svg"), &meta.scenario, rows)?;
     chart::run::latency(&dir.join("latency.svg"), &meta.scenario, rows)?;
     for section in sections {
         section.charts(dir, &meta.scenario, rows)?;
     }
-    Ok(())
+    html::write_report(
+        dir,
+        &html::Page {
+            title: &format!("{}: {}", meta.suite, meta.scenario),
+            verdict: &verdict::run(&meta.scenario, &meta.baseline, rows),
+            markdown: &report,
+            command: &meta.command,
+        },
+    )
 }
 
 /// Writes `value` as pretty JSON to `dir/name`.

@@ -1,5 +1,5 @@
 //! A sweep's files: `results.jsonl` (a row per line, appended as each finishes, read back to
-//! resume), and at the end `results.json`, `results.csv`, `report.md` and the charts (a
+//! resume), and at the end `results.json`, `results.csv`, `report.md`, `report.html` and the charts (a
 //! knob's lines, a rate sweep's curves, the verdict heatmaps of two knobs).
 
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::{chart, csv, table, write_json};
+use super::{chart, csv, html, table, verdict, write_json};
 use crate::model::capacity::Capacity;
 use crate::model::knob::{points, Knob, Value, Vary};
 use crate::model::meta::{Meta, SUITE};
@@ -79,9 +79,16 @@ pub fn write_sweep(
     write_json(files.dir, "results.json", &results)?;
     fs::write(files.dir.join("results.csv"), csv::csv(rows))?;
     let charts = charts(files, &meta.scenario, rows, capacity)?;
-    fs::write(
-        files.dir.join("report.md"),
-        sweep_report(files, meta, rows, capacity, &charts),
+    let report = sweep_report(files, meta, rows, capacity, &charts);
+    fs::write(files.dir.join("report.md"), &report)?;
+    html::write_report(
+        files.dir,
+        &html::Page {
+            title: &format!("{SUITE} sweep: {}", meta.scenario),
+            verdict: &verdict::sweep(&meta.scenario, rows, capacity, files.slo_p99_ms),
+            markdown: &report,
+            command: &meta.command,
+        },
     )?;
     Ok(charts)
 }
@@ -155,11 +162,12 @@ fn sweep_report(
         s.tool,
         files.seed
     );
-    let m = &meta.machine;
     let _ = writeln!(
         out,
-        "Machine: {} CPUs ({}), {} GiB, {}. Started {}, finished {}.\n",
-        m.cpus, m.cpu_model, m.memory_gib, m.os, meta.started, meta.finished
+        "Machine: {}. Started {}, finished {}.\n",
+        meta.machine.describe(),
+        meta.started,
+        meta.finished
     );
     out += &capacity_section(capacity, files.slo_p99_ms);
     let capped: Vec<&Row> = rows.iter().filter(|r| r.client.client_bound).collect();

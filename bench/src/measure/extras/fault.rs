@@ -26,6 +26,7 @@ use crate::model::fault::{
 };
 use crate::model::row::{Round, Row};
 use crate::observe::procfs;
+use crate::output::chart::hover::Hover;
 use crate::output::chart::{color_for, legend_and_present, plot_error};
 use crate::output::table::dash;
 use crate::output::Section;
@@ -253,6 +254,7 @@ fn timeline(path: &Path, title: &str, rows: &[&Row]) -> Result<()> {
             )
         }))
         .map_err(plot_error)?;
+    let mut hover = Hover::default();
     for (index, (row, t)) in with.iter().enumerate() {
         let color = color_for(&row.target, index);
         let seconds = |i: usize| (i as f64 + 0.5) * f64::from(t.bucket_ms) / 1000.0;
@@ -262,6 +264,17 @@ fn timeline(path: &Path, title: &str, rows: &[&Row]) -> Result<()> {
                 .map(|(i, n)| (seconds(i), per_s(t, *n)))
                 .collect();
         let label = row.binary.clone().unwrap_or_else(|| row.target.clone());
+        for (i, &(x, y)) in points.iter().enumerate() {
+            let errors = t.errors.get(i).copied().unwrap_or(0);
+            hover.dot(
+                &chart,
+                (x, y),
+                format!(
+                    "{label} at {x:.1} s: {y:.0} 2xx/s, {errors} errors in {} ms",
+                    t.bucket_ms
+                ),
+            );
+        }
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(plot_error)?
@@ -280,7 +293,8 @@ fn timeline(path: &Path, title: &str, rows: &[&Row]) -> Result<()> {
             )
             .map_err(plot_error)?;
     }
-    legend_and_present(&mut chart, &root)
+    legend_and_present(&mut chart, &root)?;
+    hover.write_into(path)
 }
 
 /// Carries out `faults` in order of their start, measured from `t0` (the start of the

@@ -4,6 +4,7 @@
 //! curves and verdict heatmaps); an extra beside the load draws its own (a fault's timeline)
 //! with these primitives.
 
+pub mod hover;
 pub mod run;
 pub mod sweep;
 
@@ -57,7 +58,19 @@ pub fn legend_and_present<'a, X: Ranged, Y: Ranged>(
     Ok(())
 }
 
-/// One bar per (label, value), and the bound, when there is one, as a red tick across it.
+/// A value for a tooltip: whole from 100, two decimals from 1, three below.
+pub fn figure(value: f64) -> String {
+    if value.abs() >= 100.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 1.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+/// One bar per (label, value), and the bound, when there is one, as a red tick across it;
+/// each bar's value and bound on hover.
 pub fn bar_chart(
     path: &Path,
     caption: &str,
@@ -126,8 +139,23 @@ pub fn bar_chart(
             ))
         }))
         .map_err(plot_error)?;
+    let mut hover = hover::Hover::default();
+    for (i, (label, value, bound)) in bars.iter().enumerate() {
+        let i = i as i32;
+        let bound_text = bound.map_or(String::new(), |b| format!(" (bound {})", figure(b)));
+        hover.rect(
+            &chart,
+            [
+                (SegmentValue::Exact(i), 0.0),
+                (SegmentValue::Exact(i + 1), value.max(bound.unwrap_or(0.0))),
+            ],
+            format!("{label}: {} {y_desc}{bound_text}", figure(*value)),
+        );
+    }
     root.present().map_err(plot_error)?;
-    Ok(())
+    drop(chart);
+    drop(root);
+    hover.write_into(path)
 }
 
 /// A target's colour, the same in every sweep chart: by its place in `Binary::ALL`.

@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::{bar_chart, legend_and_present, plot_error, COLORS};
+use super::hover::Hover;
+use super::{bar_chart, figure, legend_and_present, plot_error, COLORS};
 use crate::model::row::Row;
 
 /// Bars of 2xx req/s per row, with the Little's-law bound as a red tick above each bar that
@@ -127,8 +128,25 @@ pub fn latency(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
         .y_desc("milliseconds")
         .draw()
         .map_err(plot_error)?;
+    let mut hover = Hover::default();
     for (index, (row, points, max)) in series.iter().enumerate() {
         let color = COLORS[index % COLORS.len()];
+        for &(x, ms) in points {
+            let text = format!(
+                "{}: P{} {} ms",
+                row.target,
+                spectrum_label(x).trim_end_matches('%'),
+                figure(ms)
+            );
+            hover.dot(&chart, (x, ms), text);
+        }
+        if let Some((x, ms)) = *max {
+            hover.dot(
+                &chart,
+                (x, ms),
+                format!("{}: max {} ms", row.target, figure(ms)),
+            );
+        }
         let mut line = points.clone();
         line.extend(*max);
         chart
@@ -155,7 +173,8 @@ pub fn latency(path: &Path, scenario: &str, rows: &[Row]) -> Result<()> {
     if series.is_empty() {
         return root.present().map_err(plot_error);
     }
-    legend_and_present(&mut chart, &root)
+    legend_and_present(&mut chart, &root)?;
+    hover.write_into(path)
 }
 
 #[cfg(test)]

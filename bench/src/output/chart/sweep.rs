@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::{by_target, color_for, legend_and_present, plot_error};
+use super::hover::Hover;
+use super::{by_target, color_for, figure, legend_and_present, plot_error};
 use crate::model::capacity::Capacity;
 use crate::model::knob::{Value, Vary};
 use crate::model::row::Row;
@@ -60,8 +61,24 @@ pub fn knob_sweep(path: &Path, scenario: &str, vary: &Vary, rows: &[Row]) -> Res
         .y_desc("requests/s")
         .draw()
         .map_err(plot_error)?;
+    let mut hover = Hover::default();
     for (index, (target, group)) in by_target(rows).into_iter().enumerate() {
         let color = color_for(&target, index);
+        for r in group.iter().filter(|r| r.is_ok()) {
+            if let (Some(x), Some(value)) =
+                (position(r), r.point.as_ref().and_then(|p| p.get(vary.knob)))
+            {
+                let bound = r
+                    .bound_rps
+                    .map_or(String::new(), |b| format!(", bound {}", figure(b)));
+                let text = format!(
+                    "{target} at {}={value}: {} req/s{bound}",
+                    vary.knob,
+                    figure(r.requests_per_sec)
+                );
+                hover.dot(&chart, (x, r.requests_per_sec), text);
+            }
+        }
         let mut points: Vec<(f64, f64)> = group
             .iter()
             .filter(|r| r.is_ok())
@@ -95,7 +112,8 @@ pub fn knob_sweep(path: &Path, scenario: &str, vary: &Vary, rows: &[Row]) -> Res
             .draw_series(DashedLineSeries::new(bounds, 6, 4, color.stroke_width(1)))
             .map_err(plot_error)?;
     }
-    legend_and_present(&mut chart, &root)
+    legend_and_present(&mut chart, &root)?;
+    hover.write_into(path)
 }
 
 /// A rate sweep's axes: the highest offered rate (with a margin), and the lowest and highest
@@ -166,12 +184,26 @@ pub fn rate_sweep(
         .label(format!("objective: p99 ≤ {slo_p99_ms} ms"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
     let owned: Vec<Row> = rated.iter().map(|r| (*r).clone()).collect();
+    let mut hover = Hover::default();
     for (index, (target, group)) in by_target(&owned).into_iter().enumerate() {
         let color = color_for(&target, index);
         let mut group = group;
         group.sort_by_key(|r| r.requested_rate);
         let at =
             |r: &Row, v: Option<f64>| Some((f64::from(r.requested_rate?), v.filter(|v| *v > 0.0)?));
+        for r in &group {
+            let m = &r.measurement;
+            let text = format!(
+                "{target} offered {} req/s: served {}, p50 {} ms, p99 {} ms",
+                r.requested_rate.unwrap_or(0),
+                figure(r.requests_per_sec),
+                m.p50_ms.map_or("–".into(), figure),
+                m.p99_ms.map_or("–".into(), figure),
+            );
+            for point in [at(r, m.p99_ms), at(r, m.p50_ms)].into_iter().flatten() {
+                hover.dot(&chart, point, text.clone());
+            }
+        }
         let p99: Vec<(f64, f64)> = group
             .iter()
             .filter_map(|r| at(r, r.measurement.p99_ms))
@@ -212,7 +244,8 @@ pub fn rate_sweep(
             )
             .map_err(plot_error)?;
     }
-    legend_and_present(&mut chart, &root)
+    legend_and_present(&mut chart, &root)?;
+    hover.write_into(path)
 }
 
 /// Which side a ratio A/B is on: B ahead (< 1.0), a tie to 1.3, A clearly ahead (≥ 1.3).
@@ -356,9 +389,18 @@ pub fn heatmap(
         .y_desc(y.knob.name())
         .draw()
         .map_err(plot_error)?;
+    let mut hover = Hover::default();
     for (j, row) in ratios.iter().enumerate() {
         for (i, ratio) in row.iter().enumerate() {
             let (x0, y0) = (i as f64, j as f64);
+            let verdict = ratio.map_or("no ratio: a row is missing or failed".to_string(), |r| {
+                format!("{a} / {b} = {r:.2}")
+            });
+            hover.rect(
+                &chart,
+                [(x0, y0), (x0 + 1.0, y0 + 1.0)],
+                format!("{}={}, {}={}: {verdict}", x.knob, xs[i], y.knob, ys[j]),
+            );
             let fill = ratio.map_or(RGBColor(220, 220, 220), diverging);
             chart
                 .draw_series([Rectangle::new(
@@ -386,7 +428,8 @@ pub fn heatmap(
         }
     }
     root.present().map_err(plot_error)?;
-    Ok(())
+    drop(chart);
+    hover.write_into(path)
 }
 
 #[cfg(test)]
