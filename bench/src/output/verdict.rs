@@ -27,7 +27,7 @@ pub fn run(scenario: &str, baseline: &str, rows: &[Row]) -> String {
         .iter()
         .take(4)
         .map(|(group, members)| {
-            let clause = group_clause(baseline, members);
+            let clause = group_clause(baseline, members, several);
             if several && !group.is_empty() {
                 format!("{group}: {clause}")
             } else {
@@ -51,9 +51,16 @@ pub fn run(scenario: &str, baseline: &str, rows: &[Row]) -> String {
     out
 }
 
+/// A row's target without its group's suffix (`tokio-axum`, not `tokio-axum db-restart@5s`).
+fn short(row: &Row) -> &str {
+    row.target
+        .strip_suffix(row.group.as_str())
+        .map_or(row.target.as_str(), str::trim_end)
+}
+
 /// The best row of a group against its baseline (or the runner-up when the baseline is
-/// best), then each row's share of its bound.
-fn group_clause(baseline: &str, rows: &[&Row]) -> String {
+/// best), then each row's share of its bound (as a range when the run has several groups).
+fn group_clause(baseline: &str, rows: &[&Row], brief: bool) -> String {
     let rps = |r: &Row| r.requests_per_sec;
     let best = rows
         .iter()
@@ -63,7 +70,7 @@ fn group_clause(baseline: &str, rows: &[&Row]) -> String {
     let mut clause = match rows.len() {
         1 => format!(
             "**{}** served {:.0} req/s{}",
-            best.target,
+            short(best),
             rps(best),
             best.measurement
                 .p99_ms
@@ -89,23 +96,27 @@ fn group_clause(baseline: &str, rows: &[&Row]) -> String {
             };
             format!(
                 "**{}** served {ratio} {}'s requests ({:.0} vs {:.0} req/s)",
-                best.target,
-                base.target,
+                short(best),
+                short(base),
                 rps(best),
                 rps(base)
             )
         }
     };
-    let shares: Vec<String> = rows
+    let shares: Vec<(&str, f64)> = rows
         .iter()
-        .filter_map(|r| Some(format!("{} {:.2}", r.target, r.efficiency?)))
+        .filter_map(|r| Some((short(r), r.efficiency?)))
         .collect();
-    if !shares.is_empty() {
-        let _ = write!(
-            clause,
-            ", at this share of each bound: {}",
-            shares.join(", ")
-        );
+    if !shares.is_empty() && (brief || shares.len() > 8) {
+        let (low, high) = shares
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), (_, e)| {
+                (lo.min(*e), hi.max(*e))
+            });
+        let _ = write!(clause, ", each at {low:.2}–{high:.2} of its bound");
+    } else if !shares.is_empty() {
+        let said: Vec<String> = shares.iter().map(|(t, e)| format!("{t} {e:.2}")).collect();
+        let _ = write!(clause, ", at this share of each bound: {}", said.join(", "));
     }
     let capped = rows.iter().filter(|r| r.client.client_bound).count();
     if capped > 0 {

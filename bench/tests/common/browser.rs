@@ -130,17 +130,21 @@ impl Browser {
         self.to.write_all(&bytes).expect("chromium takes commands");
         let deadline = Instant::now() + WAIT;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let reply = self
-                .from
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("chromium did not answer {method} within {WAIT:?}"));
+            let reply = self.next(deadline, method);
             if reply["id"] == id {
                 assert!(reply.get("error").is_none(), "{method}: {reply}");
                 return reply["result"].clone();
             }
             events.push(reply);
         }
+    }
+
+    /// The next message from chromium, before `deadline` (waiting for `what`).
+    fn next(&self, deadline: Instant, what: &str) -> Value {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.from
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("chromium: nothing for {what} within {WAIT:?}"))
     }
 
     /// Waits for the event `method` of `session`, keeping the others.
@@ -151,11 +155,7 @@ impl Browser {
         }
         let deadline = Instant::now() + WAIT;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let event = self
-                .from
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {method} within {WAIT:?}"));
+            let event = self.next(deadline, method);
             let done = found(&event);
             events.push(event);
             if done {

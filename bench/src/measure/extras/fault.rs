@@ -266,14 +266,8 @@ fn timeline(path: &Path, title: &str, rows: &[&Row]) -> Result<()> {
         let label = row.binary.clone().unwrap_or_else(|| row.target.clone());
         for (i, &(x, y)) in points.iter().enumerate() {
             let errors = t.errors.get(i).copied().unwrap_or(0);
-            hover.dot(
-                &chart,
-                (x, y),
-                format!(
-                    "{label} at {x:.1} s: {y:.0} 2xx/s, {errors} errors in {} ms",
-                    t.bucket_ms
-                ),
-            );
+            let text = format!("{label} at {x:.1} s: {y:.0} 2xx/s, {errors} errors");
+            hover.dot(&chart, (x, y), text);
         }
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))

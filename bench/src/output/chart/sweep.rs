@@ -65,17 +65,7 @@ pub fn knob_sweep(path: &Path, scenario: &str, vary: &Vary, rows: &[Row]) -> Res
     for (index, (target, group)) in by_target(rows).into_iter().enumerate() {
         let color = color_for(&target, index);
         for r in group.iter().filter(|r| r.is_ok()) {
-            if let (Some(x), Some(value)) =
-                (position(r), r.point.as_ref().and_then(|p| p.get(vary.knob)))
-            {
-                let bound = r
-                    .bound_rps
-                    .map_or(String::new(), |b| format!(", bound {}", figure(b)));
-                let text = format!(
-                    "{target} at {}={value}: {} req/s{bound}",
-                    vary.knob,
-                    figure(r.requests_per_sec)
-                );
+            if let (Some(x), Some(text)) = (position(r), knob_tip(&target, vary, r)) {
                 hover.dot(&chart, (x, r.requests_per_sec), text);
             }
         }
@@ -114,6 +104,31 @@ pub fn knob_sweep(path: &Path, scenario: &str, vary: &Vary, rows: &[Row]) -> Res
     }
     legend_and_present(&mut chart, &root)?;
     hover.write_into(path)
+}
+
+/// A point's value on hover in a knob's chart.
+fn knob_tip(target: &str, vary: &Vary, r: &Row) -> Option<String> {
+    let value = r.point.as_ref()?.get(vary.knob)?;
+    let bound = r
+        .bound_rps
+        .map_or(String::new(), |b| format!(", bound {}", figure(b)));
+    Some(format!(
+        "{target} at {}={value}: {} req/s{bound}",
+        vary.knob,
+        figure(r.requests_per_sec)
+    ))
+}
+
+/// A point's values on hover in a rate sweep's chart.
+fn rate_tip(target: &str, r: &Row) -> String {
+    let m = &r.measurement;
+    format!(
+        "{target} offered {} req/s: served {}, p50 {} ms, p99 {} ms",
+        r.requested_rate.unwrap_or(0),
+        figure(r.requests_per_sec),
+        m.p50_ms.map_or("–".into(), figure),
+        m.p99_ms.map_or("–".into(), figure),
+    )
 }
 
 /// A rate sweep's axes: the highest offered rate (with a margin), and the lowest and highest
@@ -193,15 +208,8 @@ pub fn rate_sweep(
             |r: &Row, v: Option<f64>| Some((f64::from(r.requested_rate?), v.filter(|v| *v > 0.0)?));
         for r in &group {
             let m = &r.measurement;
-            let text = format!(
-                "{target} offered {} req/s: served {}, p50 {} ms, p99 {} ms",
-                r.requested_rate.unwrap_or(0),
-                figure(r.requests_per_sec),
-                m.p50_ms.map_or("–".into(), figure),
-                m.p99_ms.map_or("–".into(), figure),
-            );
             for point in [at(r, m.p99_ms), at(r, m.p50_ms)].into_iter().flatten() {
-                hover.dot(&chart, point, text.clone());
+                hover.dot(&chart, point, rate_tip(&target, r));
             }
         }
         let p99: Vec<(f64, f64)> = group
