@@ -437,6 +437,89 @@ fn the_descriptor_limit_is_raised_to_the_hard_limit(world: &World, binary: Binar
     Ok(())
 }
 
+/// A target started with a soft and hard limit of 300 descriptors and the upstream backend
+/// (sync-pool with 50 workers), once it answers /health; its budget (the start-up line's
+/// `connections<=N`) and how many connections it holds at once (sync-pool: its workers).
+struct Budgeted {
+    target: Limited,
+    budget: u64,
+    holds: u64,
+    server: Server,
+}
+
+impl Budgeted {
+    const LIMIT: u64 = 300;
+
+    fn start(world: &World, binary: Binary) -> Result<Budgeted> {
+        let stack = world.stack()?;
+        let mut flags = vec![
+            ("--upstream-url", stack.upstream_url()),
+            ("--backend", "upstream".to_string()),
+        ];
+        if binary == Binary::SyncPool {
+            flags.push(("--workers", "50".to_string()));
+        }
+        let target = Limited::start(stack, binary, (Self::LIMIT, Self::LIMIT), &flags)?;
+        let budget = target
+            .said("connections<=")
+            .with_context(|| format!("no connections<=N in {}", target.line))?;
+        ensure!(
+            (50..Self::LIMIT / 2).contains(&budget),
+            "{binary}: a budget of {budget} connections from {} descriptors: {}",
+            Self::LIMIT,
+            target.line
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client::get(target.addr, "/health").map(|r| r.status).ok() != Some(200) {
+            ensure!(Instant::now() < deadline, "{binary} did not answer /health");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let server = Server {
+            binary: Some(binary),
+            name: binary.name().to_string(),
+            direct: target.addr,
+            proxied: None,
+            database_url: stack.database_url().to_string(),
+            upstream: Some(stack.upstream_addr),
+            rows: contract::TABLE_ROWS,
+        };
+        let holds = if binary == Binary::SyncPool {
+            50
+        } else {
+            budget
+        };
+        Ok(Budgeted {
+            target,
+            budget,
+            holds,
+            server,
+        })
+    }
+
+    /// `clients` connect at once and ask for a 300 ms fetch; every one must be answered 200.
+    /// Returns the peak of fetches in flight at nginx meanwhile.
+    fn burst_all_200(&self, clients: usize) -> Result<i64> {
+        let binary = self.server.name.as_str();
+        let peaks = contract::burst_with_peaks(&self.server, "/test?delay_ms=300", clients)?;
+        let failed: Vec<String> = peaks
+            .responses
+            .iter()
+            .filter_map(|r| match r {
+                Ok(response) if response.status == 200 => None,
+                Ok(response) => Some(format!("{} {}", response.status, response.text())),
+                Err(e) => Some(format!("{e:#}")),
+            })
+            .collect();
+        ensure!(
+            failed.is_empty(),
+            "{binary}: {} of {clients} not answered 200 (first: {})",
+            failed.len(),
+            failed[0]
+        );
+        peaks.upstream_in_flight.context("no stub_status samples")
+    }
+}
+
 /// Out of descriptors, a target backs off instead of failing its clients: started with a
 /// limit of 300 and the upstream backend at 300 ms, it holds at most its budget of
 /// connections (its start-up line says `connections<=N`; sync-pool holds its 50 workers' worth),
@@ -447,73 +530,56 @@ fn a_spent_descriptor_budget_queues_clients_and_answers_every_one(
     world: &World,
     binary: Binary,
 ) -> Result<()> {
-    const LIMIT: u64 = 300;
     const CLIENTS: usize = 300;
-    let stack = world.stack()?;
-    let mut flags = vec![
-        ("--upstream-url", stack.upstream_url()),
-        ("--backend", "upstream".to_string()),
-    ];
-    if binary == Binary::SyncPool {
-        flags.push(("--workers", "50".to_string()));
-    }
-    let target = Limited::start(stack, binary, (LIMIT, LIMIT), &flags)?;
-    let budget = target
-        .said("connections<=")
-        .with_context(|| format!("no connections<=N in {}", target.line))?;
-    let holds = if binary == Binary::SyncPool {
-        50
-    } else {
-        budget
-    };
+    let b = Budgeted::start(world, binary)?;
+    let in_flight = b.burst_all_200(CLIENTS)?;
     ensure!(
-        (50..LIMIT / 2).contains(&budget),
-        "{binary}: a budget of {budget} connections from {LIMIT} descriptors: {}",
-        target.line
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client::get(target.addr, "/health").map(|r| r.status).ok() != Some(200) {
-        ensure!(Instant::now() < deadline, "{binary} did not answer /health");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let server = Server {
-        binary: Some(binary),
-        name: binary.name().to_string(),
-        direct: target.addr,
-        proxied: None,
-        database_url: stack.database_url().to_string(),
-        upstream: Some(stack.upstream_addr),
-        rows: contract::TABLE_ROWS,
-    };
-    let peaks = contract::burst_with_peaks(&server, "/test?delay_ms=300", CLIENTS)?;
-    let statuses = peaks.statuses();
-    let failed: Vec<String> = peaks
-        .responses
-        .iter()
-        .filter_map(|r| match r {
-            Ok(response) if response.status == 200 => None,
-            Ok(response) => Some(format!("{} {}", response.status, response.text())),
-            Err(e) => Some(format!("{e:#}")),
-        })
-        .collect();
-    ensure!(
-        failed.is_empty(),
-        "{binary}: {} of {CLIENTS} not answered 200 (first: {}); statuses {:?}",
-        failed.len(),
-        failed[0],
-        statuses
-            .iter()
-            .filter(|s| **s != 200)
-            .take(10)
-            .collect::<Vec<_>>()
-    );
-    let in_flight = peaks.upstream_in_flight.context("no stub_status samples")?;
-    ensure!(
-        in_flight > 0 && in_flight as u64 <= holds,
-        "{binary}: {in_flight} fetches in flight at nginx, with a budget of {holds} connections"
+        in_flight > 0 && in_flight as u64 <= b.holds,
+        "{binary}: {in_flight} fetches in flight at nginx, with a budget of {} connections",
+        b.holds
     );
     eprintln!(
-        "  {binary}: budget {budget}, peak {in_flight} fetches in flight, {CLIENTS} answered 200"
+        "  {binary}: budget {}, peak {in_flight} fetches in flight, {CLIENTS} answered 200",
+        b.budget
+    );
+    Ok(())
+}
+
+/// Clients that hang up while their fetch is in flight leave nothing for the next ones to
+/// trip on. As many clients as the target holds ask for a 1 s fetch; once nginx counts their
+/// fetches in flight they close their connections, and 300 new clients connect at once. A
+/// hung-up fetch may keep its upstream descriptor until nginx answers it, so the new fetches
+/// wait for one (they do not fail with 503 "out of file descriptors"): every new client is
+/// answered 200.
+fn clients_that_hang_up_mid_fetch_leave_no_5xx_for_the_next(
+    world: &World,
+    binary: Binary,
+) -> Result<()> {
+    use std::io::Write;
+    const CLIENTS: usize = 300;
+    let b = Budgeted::start(world, binary)?;
+    let upstream = world.stack()?.upstream_addr;
+    let mut gone = Vec::new();
+    for _ in 0..b.holds {
+        let mut stream = std::net::TcpStream::connect(b.target.addr)?;
+        stream.write_all(b"GET /test?delay_ms=1000 HTTP/1.1\r\nHost: bench\r\n\r\n")?;
+        gone.push(stream);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bench::observe::nginx::nginx_in_flight(upstream)? < b.holds as i64 / 2 {
+        ensure!(
+            Instant::now() < deadline,
+            "{binary}: the first clients' fetches never reached nginx"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(gone);
+    // (nginx keeps a hung-up fetch in flight until its delay is over, whether or not the
+    // target still holds the connection: its count says nothing of the target's descriptors.)
+    let in_flight = b.burst_all_200(CLIENTS)?;
+    eprintln!(
+        "  {binary}: {} hung up mid-fetch, then {CLIENTS} answered 200 (nginx had {in_flight} fetches in flight at most)",
+        b.holds
     );
     Ok(())
 }
@@ -1172,7 +1238,7 @@ fn main() {
             ));
         }
         // Each starts its own instance with the flags it needs.
-        let special: [(&str, TargetTest); 13] = [
+        let special: [(&str, TargetTest); 14] = [
             (
                 "the_descriptor_limit_is_raised_to_the_hard_limit",
                 the_descriptor_limit_is_raised_to_the_hard_limit,
@@ -1180,6 +1246,10 @@ fn main() {
             (
                 "a_spent_descriptor_budget_queues_clients_and_answers_every_one",
                 a_spent_descriptor_budget_queues_clients_and_answers_every_one,
+            ),
+            (
+                "clients_that_hang_up_mid_fetch_leave_no_5xx_for_the_next",
+                clients_that_hang_up_mid_fetch_leave_no_5xx_for_the_next,
             ),
             (
                 "out_of_descriptors_for_a_fetch_is_503_not_502",

@@ -40,6 +40,8 @@ pub mod guarded;
 #[cfg(any(feature = "blocking", feature = "tokio"))]
 pub mod pg;
 #[cfg(feature = "tokio")]
+pub mod places;
+#[cfg(feature = "tokio")]
 pub mod tokio_stack;
 
 pub use config::{

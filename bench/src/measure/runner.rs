@@ -262,7 +262,12 @@ impl<'a> Runner<'a> {
             None => Vec::new(),
         };
         if s.warmup_s > 0 {
+            let port = url_port(&target.url);
+            let before = port.map_or(0, |p| procfs::port_connections(p).1);
             self.run_tool(&target.url, s, s.warmup_s, "warmup")?;
+            if let Some(port) = port {
+                settle(port, before);
+            }
         }
         let watched = target.watched;
         let sessions = match watched.app {
@@ -383,5 +388,33 @@ impl<'a> Runner<'a> {
             postgres_cpu_s,
             ..Round::default()
         })
+    }
+}
+
+/// The longest wait for a warm-up's connections to be gone.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(30);
+
+/// The port of a load URL (`http://127.0.0.1:8080/test`).
+fn url_port(url: &str) -> Option<u16> {
+    let authority = url.strip_prefix("http://")?.split('/').next()?;
+    authority.rsplit_once(':')?.1.parse().ok()
+}
+
+/// Waits (at most [`SETTLE_AT_MOST`]) until the warm-up's connections are gone from `port`:
+/// none in the accept queue, and no more open than before the warm-up (the extras' own).
+/// The load tool closed them when it exited, but a server that takes its connections one
+/// thread at a time (sync-thread: 1,024 threads for 10,000 clients) still has thousands
+/// queued, each to be accepted and answered into a closed socket; if the measured load
+/// started among them, its new connections met their stale ones (a SYN on a live 4-tuple
+/// is answered with a challenge ACK) and failed with read errors. Not on this host (a remote
+/// stack): nothing to see, no wait.
+fn settle(port: u16, before: u64) {
+    let deadline = Instant::now() + SETTLE_AT_MOST;
+    while Instant::now() < deadline {
+        let (queued, open) = procfs::port_connections(port);
+        if queued == 0 && open <= before {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -50,7 +50,9 @@ pub struct ClientCost {
 }
 
 impl ClientCost {
-    /// What a round's tool cost says, with the mark when the client capped it.
+    /// What a round's tool cost says, with the mark when the client capped it. `connections`
+    /// is what a closed loop can have in flight: its connections, or the model's cap when
+    /// lower.
     pub fn of(
         cost: Option<ToolCost>,
         m: &Measurement,
@@ -85,7 +87,7 @@ impl ClientCost {
             let c = f64::from(connections.max(1));
             if answered > 0 && implied < IMPLIED_SHARE * c {
                 reasons.push(format!(
-                    "throughput × mean latency implies {implied:.1} requests in flight of {connections} connections: the rest of their time was spent in the client (between an answer and the next request, or reconnecting)"
+                    "throughput × mean latency implies {implied:.1} requests in flight of the {connections} the connections and the model allow: the rest of their time was spent in the client (between an answer and the next request, or reconnecting)"
                 ));
             }
         }
@@ -213,7 +215,7 @@ mod tests {
         assert!(short
             .client_bound_reason
             .unwrap()
-            .contains("40.0 requests in flight of 100"));
+            .contains("40.0 requests in flight of the 100"));
         // An open loop implies nothing; nor a row whose shortfall is its socket errors.
         let open = ClientCost::of(cost(1.0, 0.0), &m, LoopKind::Open, 100);
         assert!(!open.client_bound && open.implied_concurrency.is_none());

@@ -96,6 +96,52 @@ pub fn cpu_seconds(pid: u32, children: bool) -> Option<f64> {
     Some(ticks as f64 / ticks_per_second())
 }
 
+/// Server-side TCP connections on local `port` (IPv4 and IPv6, this network namespace): how
+/// many wait in a listener's accept queue, and how many are open (not listening, not in
+/// TIME_WAIT), from `/proc/net/tcp` and `/proc/net/tcp6`.
+pub fn port_connections(port: u16) -> (u64, u64) {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|table| port_connections_in(&table, port))
+        .fold((0, 0), |(q, o), (dq, d_o)| (q + dq, o + d_o))
+}
+
+/// [`port_connections`] of one table's text.
+fn port_connections_in(table: &str, port: u16) -> (u64, u64) {
+    const LISTEN: &str = "0A";
+    const TIME_WAIT: &str = "06";
+    let (mut queued, mut open) = (0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(state), Some(queues)) =
+            (fields.get(1), fields.get(3), fields.get(4))
+        else {
+            continue;
+        };
+        let local_port = local
+            .rsplit(':')
+            .next()
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+        if local_port != Some(port) {
+            continue;
+        }
+        match *state {
+            LISTEN => {
+                // A listener's rx_queue is its accept queue's length.
+                let rx = queues
+                    .split(':')
+                    .nth(1)
+                    .and_then(|h| u64::from_str_radix(h, 16).ok());
+                queued += rx.unwrap_or(0);
+            }
+            TIME_WAIT => {}
+            _ => open += 1,
+        }
+    }
+    (queued, open)
+}
+
 /// What a process and its descendants hold at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Usage {
@@ -391,6 +437,21 @@ pub fn pin_command(command: &mut std::process::Command) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ports_queue_and_open_connections_are_read_from_the_tcp_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000003 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
+   2: 0100007F:1F90 0100007F:D432 08 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
+   3: 0100007F:1F90 0100007F:D433 06 00000000:00000000 00:00000000 00000000     0        0 0 0 0 0 0 0 0 0
+   4: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 4 1 0 20 4 30 10 -1
+";
+        // Port 0x1F90 = 8080: 3 in the accept queue, an established and a closing one open;
+        // TIME_WAIT and the client's side (remote port 8080) are not counted.
+        assert_eq!(port_connections_in(table, 8080), (3, 2));
+        assert_eq!(port_connections_in(table, 9), (0, 0));
+    }
 
     #[test]
     fn smaps_are_split_into_stacks_and_heap() {

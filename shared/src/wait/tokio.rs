@@ -19,6 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio_postgres::NoTls;
 
 use crate::error::{one_line, with_causes, AppError};
+use crate::places::PlacedConnector;
 use crate::request::{Reply, UpstreamReply, Work};
 use crate::upstream::upstream_timeout;
 use crate::{pg, sql, Config, DbMode, DbRow, RequestDefaults, UpstreamUrl};
@@ -354,7 +355,7 @@ impl Pipelined {
 
 /// A pooled keep-alive HTTP/1.1 client for the upstream page.
 pub struct Upstream {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<PlacedConnector, Empty<Bytes>>,
     url: UpstreamUrl,
     host: HeaderValue,
 }
@@ -363,21 +364,26 @@ impl Upstream {
     pub fn new(config: &Config) -> Result<Upstream, String> {
         // hyper-util's pool races a new connection against an idle one coming back, so it can
         // hold more connections than fetches in flight; its idle ones are capped at the share
-        // of the descriptor budget kept for them.
-        let max_idle = config
-            .connection_budget()
-            .map(crate::config::idle_upstream_share);
-        Upstream::with_idle(&config.upstream, max_idle)
+        // of the descriptor budget kept for them, and all its connections at the budget's
+        // upstream part (one per client connection, and the idle share).
+        let budget = config.connection_budget();
+        let max_idle = budget.map(crate::config::idle_upstream_share);
+        let places = budget.zip(max_idle).map(|(b, idle)| b + idle);
+        Upstream::with_limits(&config.upstream, max_idle, places)
     }
 
     /// A client of the page at `url` (also `bench client`'s tokio model).
     pub fn for_url(url: &UpstreamUrl) -> Result<Upstream, String> {
-        Upstream::with_idle(url, None)
+        Upstream::with_limits(url, None, None)
     }
 
-    /// A client of the page at `url` keeping at most `max_idle` idle connections (`None`:
-    /// hyper-util's default, no cap).
-    fn with_idle(url: &UpstreamUrl, max_idle: Option<usize>) -> Result<Upstream, String> {
+    /// A client of the page at `url` keeping at most `max_idle` idle connections and at most
+    /// `places` open (`None`: hyper-util's default, no cap).
+    fn with_limits(
+        url: &UpstreamUrl,
+        max_idle: Option<usize>,
+        places: Option<usize>,
+    ) -> Result<Upstream, String> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(crate::upstream::UPSTREAM_GRACE));
@@ -386,7 +392,7 @@ impl Upstream {
         if let Some(max_idle) = max_idle {
             builder.pool_max_idle_per_host(max_idle);
         }
-        let client = builder.build(connector);
+        let client = builder.build(PlacedConnector::new(connector, places));
         let host = HeaderValue::from_str(&url.authority)
             .map_err(|_| format!("bad upstream host {:?}", url.authority))?;
         Ok(Upstream {
