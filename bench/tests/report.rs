@@ -1,11 +1,11 @@
 //! The pages people look at, in a real browser: `report.html` of a real `quick` run,
 //! `index.html` over two runs (`bench report`) and `diff.html` (`bench diff`) between a run
 //! and one with a slowed target, loaded by Debian's headless chromium (which
-//! `scripts/install-deps` installs) over the DevTools protocol. Each page loads with nothing
-//! on the console, its script ran (every sortable table marked ready, a click sorts), its
-//! tables have the rows of `results.json`, its charts are drawn with the targets' names and
-//! values on hover; with the page's scripting off the tables and charts are all still there.
-//! A screenshot of each page is written beside it for a person.
+//! `scripts/install-deps --browser` installs) over the DevTools protocol. Each page loads
+//! with nothing on the console, its script ran (every sortable table marked ready, a click
+//! sorts), its tables have the rows of `results.json`, its charts are drawn with the targets'
+//! names and values on hover; with the page's scripting off the tables and charts are all
+//! still there. A screenshot of each page is written beside it for a person.
 
 use std::path::Path;
 

@@ -173,11 +173,51 @@ fn lookup_user(name: &str) -> Option<RunAs> {
     })
 }
 
-/// A free TCP port on 127.0.0.1. Another process could take it before we bind it again; the
-/// callers retry a failed start on a new port.
+/// A free TCP port, outside the kernel's ephemeral range: the ports that outgoing
+/// connections draw from (the load tool's, the idle clients'), so that thousands of them open
+/// cannot take a server's port between our choosing it and its binding it. Chosen at random
+/// in [`server_ports`], checked free on every address (a bind to 0.0.0.0 fails if anything
+/// listens on it). Another process could still take it before the server binds; the callers
+/// retry a failed start on a new port.
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
+    let range = server_ports(ephemeral_range());
+    for _ in 0..200 {
+        let port = fastrand::u16(range.clone());
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!(
+        "cannot find a free port in {}-{}",
+        range.start(),
+        range.end()
+    )
+}
+
+/// The kernel's ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`), Linux's
+/// default when it cannot be read.
+pub fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut numbers = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((numbers.next()??, numbers.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// Where servers get their ports: the larger side outside the ephemeral range, below it
+/// from 10000 (from 1024 when it starts lower) or above it; all of 1024-65535 only when the
+/// ephemeral range leaves nothing outside it.
+pub fn server_ports((low, high): (u16, u16)) -> std::ops::RangeInclusive<u16> {
+    let from = if low > 10_000 { 10_000 } else { 1024 };
+    let below = u32::from(low).saturating_sub(u32::from(from));
+    let above = 65_535u32.saturating_sub(u32::from(high));
+    match (below, above) {
+        (0, 0) => 1024..=65_535,
+        (b, a) if b >= a => from..=low - 1,
+        _ => high + 1..=65_535,
+    }
 }
 
 /// Waits until `addr` accepts TCP connections, while `process` runs.
@@ -301,4 +341,22 @@ pub fn raise_fd_limit(needed: u64) -> Result<u64> {
         );
     }
     Ok(limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_ports_are_never_in_the_ephemeral_range() {
+        let (low, high) = ephemeral_range();
+        for _ in 0..500 {
+            let port = free_port().unwrap();
+            assert!(!(low..=high).contains(&port), "{port} in {low}-{high}");
+        }
+        assert_eq!(server_ports((32768, 60999)), 10_000..=32_767);
+        assert_eq!(server_ports((1024, 60999)), 61_000..=65_535);
+        assert_eq!(server_ports((40000, 65535)), 10_000..=39_999);
+        assert_eq!(server_ports((1024, 65535)), 1024..=65_535);
+    }
 }

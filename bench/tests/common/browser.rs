@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// chromium, as Debian installs it (`scripts/install-deps`).
+/// chromium, as Debian installs it (`scripts/install-deps --browser`).
 pub fn chromium() -> PathBuf {
     let path = PathBuf::from("/usr/bin/chromium");
     assert!(
         path.exists(),
-        "no /usr/bin/chromium: run scripts/install-deps (it installs Debian's chromium)"
+        "no /usr/bin/chromium: run scripts/install-deps --browser (it installs Debian's chromium)"
     );
     path
 }

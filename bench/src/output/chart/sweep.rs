@@ -131,6 +131,23 @@ fn rate_tip(target: &str, r: &Row) -> String {
     )
 }
 
+/// Each point's values on hover in a rate sweep's chart, at its p99 and its p50.
+fn rate_marks<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    hover: &mut Hover,
+    chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    target: &str,
+    group: &[&Row],
+) {
+    for r in group {
+        let rate = r.requested_rate.map(f64::from);
+        for value in [r.measurement.p99_ms, r.measurement.p50_ms] {
+            if let Some(point) = rate.zip(value.filter(|v| *v > 0.0)) {
+                hover.dot(chart, point, rate_tip(target, r));
+            }
+        }
+    }
+}
+
 /// A rate sweep's axes: the highest offered rate (with a margin), and the lowest and highest
 /// latency drawn (the objective included).
 fn rate_axes(rated: &[&Row], slo_p99_ms: f64) -> (f64, f64, f64) {
@@ -201,17 +218,11 @@ pub fn rate_sweep(
     let owned: Vec<Row> = rated.iter().map(|r| (*r).clone()).collect();
     let mut hover = Hover::default();
     for (index, (target, group)) in by_target(&owned).into_iter().enumerate() {
-        let color = color_for(&target, index);
-        let mut group = group;
+        let (color, mut group) = (color_for(&target, index), group);
         group.sort_by_key(|r| r.requested_rate);
         let at =
             |r: &Row, v: Option<f64>| Some((f64::from(r.requested_rate?), v.filter(|v| *v > 0.0)?));
-        for r in &group {
-            let m = &r.measurement;
-            for point in [at(r, m.p99_ms), at(r, m.p50_ms)].into_iter().flatten() {
-                hover.dot(&chart, point, rate_tip(&target, r));
-            }
-        }
+        rate_marks(&mut hover, &chart, &target, &group);
         let p99: Vec<(f64, f64)> = group
             .iter()
             .filter_map(|r| at(r, r.measurement.p99_ms))
