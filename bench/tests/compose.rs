@@ -16,9 +16,14 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// compose.yaml, with its merge keys (`<<: *target`) applied as an engine applies them.
 fn compose() -> Value {
     let text = std::fs::read_to_string(root().join("compose.yaml")).expect("compose.yaml");
-    serde_norway::from_str(&text).expect("compose.yaml parses as YAML")
+    let mut value: Value = serde_norway::from_str(&text).expect("compose.yaml parses as YAML");
+    value
+        .apply_merge()
+        .expect("compose.yaml's merge keys apply");
+    value
 }
 
 fn services(compose: &Value) -> &serde_norway::Mapping {
@@ -123,12 +128,45 @@ fn postgres_loads_sql_in_order_and_pgbouncer_is_a_session_pool_under_a_profile()
         "schema.sql must load first"
     );
 
+    // Healthy over TCP, and only after the last init script (stats.sql creates the extension).
+    let check = services["postgres"]["healthcheck"]["test"]
+        .as_sequence()
+        .expect("a healthcheck")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        check.contains("pg_isready -h 127.0.0.1") && check.contains("pg_stat_statements"),
+        "{check}"
+    );
+    assert!(init_names.last().unwrap().ends_with("stats.sql"));
+    let stats = std::fs::read_to_string(root().join("sql/stats.sql")).unwrap();
+    assert!(stats.contains("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"));
+
     let pgbouncer = &services["pgbouncer"];
     assert_eq!(pgbouncer["profiles"][0].as_str(), Some("pgbouncer"));
+    // Inside the network pgbouncer listens on 5432 (6432 is the published port).
+    let text = std::fs::read_to_string(root().join("compose.yaml")).unwrap();
+    assert!(text.contains("@pgbouncer:5432/") && !text.contains("@pgbouncer:6432"));
     assert_eq!(
         pgbouncer["environment"]["POOL_MODE"].as_str(),
         Some("session")
     );
+}
+
+#[test]
+fn every_target_may_open_65536_descriptors() {
+    let compose = compose();
+    let services = services(&compose);
+    for binary in workspace_targets() {
+        let nofile = &services[binary.name()]["ulimits"]["nofile"];
+        assert_eq!(
+            (nofile["soft"].as_u64(), nofile["hard"].as_u64()),
+            (Some(65536), Some(65536)),
+            "{binary}: ulimits"
+        );
+    }
 }
 
 #[test]

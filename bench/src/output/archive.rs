@@ -53,12 +53,12 @@ impl Folder {
         }
     }
 
-    /// The targets of its rows, in order of appearance.
+    /// The targets of its rows (without their groups), in order of appearance.
     pub fn targets(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for row in &self.rows {
-            if !names.contains(&row.target) {
-                names.push(row.target.clone());
+            if !names.iter().any(|n| n == row.name()) {
+                names.push(row.name().to_string());
             }
         }
         names

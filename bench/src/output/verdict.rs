@@ -51,13 +51,6 @@ pub fn run(scenario: &str, baseline: &str, rows: &[Row]) -> String {
     out
 }
 
-/// A row's target without its group's suffix (`tokio-axum`, not `tokio-axum db-restart@5s`).
-fn short(row: &Row) -> &str {
-    row.target
-        .strip_suffix(row.group.as_str())
-        .map_or(row.target.as_str(), str::trim_end)
-}
-
 /// The best row of a group against its baseline (or the runner-up when the baseline is
 /// best), then each row's share of its bound (as a range when the run has several groups).
 fn group_clause(baseline: &str, rows: &[&Row], brief: bool) -> String {
@@ -70,7 +63,7 @@ fn group_clause(baseline: &str, rows: &[&Row], brief: bool) -> String {
     let mut clause = match rows.len() {
         1 => format!(
             "**{}** served {:.0} req/s{}",
-            short(best),
+            best.name(),
             rps(best),
             best.measurement
                 .p99_ms
@@ -96,8 +89,8 @@ fn group_clause(baseline: &str, rows: &[&Row], brief: bool) -> String {
             };
             format!(
                 "**{}** served {ratio} {}'s requests ({:.0} vs {:.0} req/s)",
-                short(best),
-                short(base),
+                best.name(),
+                base.name(),
                 rps(best),
                 rps(base)
             )
@@ -105,7 +98,7 @@ fn group_clause(baseline: &str, rows: &[&Row], brief: bool) -> String {
     };
     let shares: Vec<(&str, f64)> = rows
         .iter()
-        .filter_map(|r| Some((short(r), r.efficiency?)))
+        .filter_map(|r| Some((r.name(), r.efficiency?)))
         .collect();
     if !shares.is_empty() && (brief || shares.len() > 8) {
         let (low, high) = shares

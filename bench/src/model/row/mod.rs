@@ -336,6 +336,13 @@ impl Row {
     pub fn is_ok(&self) -> bool {
         self.status == Status::Ok
     }
+
+    /// Its label without its group's (`tokio-axum`, not `tokio-axum db-restart@5s`).
+    pub fn name(&self) -> &str {
+        self.target
+            .strip_suffix(self.group.as_str())
+            .map_or(self.target.as_str(), str::trim_end)
+    }
 }
 
 /// min, median, max.

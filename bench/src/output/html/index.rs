@@ -36,7 +36,7 @@ pub fn write_index(out: &Path, folders: &[Folder]) -> Result<()> {
         escape(&last.scenario),
         inline(&headline(last))
     );
-    body += "<h2>Every run</h2>\n<div class=\"table\"><table class=\"sortable\">\n<thead><tr><th>started</th><th>report</th><th>command</th><th>preset</th><th>commit</th><th>targets</th><th>verdict</th></tr></thead>\n<tbody>\n";
+    body += "<h2>Every run</h2>\n<div class=\"table\"><table class=\"sortable\" id=\"runs\">\n<thead><tr><th>started</th><th>report</th><th>command</th><th>preset</th><th>commit</th><th>targets</th><th>verdict</th></tr></thead>\n<tbody>\n";
     for folder in folders.iter().rev() {
         let link = relative(base, &folder.page())?;
         let name = folder
@@ -115,7 +115,7 @@ fn over_time(folders: &[Folder]) -> String {
         for row in folder.rows.iter().filter(|r| r.is_ok()) {
             let key = (
                 folder.scenario.clone(),
-                row.target.clone(),
+                row.name().to_string(),
                 row.group.clone(),
             );
             match series.iter_mut().find(|(k, _)| *k == key) {

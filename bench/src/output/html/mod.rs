@@ -159,6 +159,8 @@ th[aria-sort=ascending]::after{content:' \\25B2'}
 th[aria-sort=descending]::after{content:' \\25BC'}
 td.num,th.num{text-align:right}
 td.wrap{white-space:normal;min-width:16rem}
+#runs td{white-space:normal}
+#runs td:last-child{min-width:24rem}
 tbody tr:nth-child(even){background:#fafafa}
 code{background:#f3f3f3;padding:0 .2rem}
 pre{background:#f3f3f3;padding:.6rem;overflow-x:auto}
