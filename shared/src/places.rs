@@ -20,18 +20,37 @@ use hyper::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// At most N of something held at once (none: no cap): a holder takes a place, waiting for
+/// one when all are taken, and gives it back when it drops its permit. The accept loops'
+/// client connections (`tokio_stack::Budget`) and the upstream connections
+/// ([`PlacedConnector`]) each have their own.
+#[derive(Clone, Default)]
+pub struct Places(Option<Arc<Semaphore>>);
+
+impl Places {
+    pub fn new(n: Option<usize>) -> Places {
+        Places(n.map(|n| Arc::new(Semaphore::new(n))))
+    }
+
+    /// A place, once one is free; `None` without a cap.
+    pub async fn take(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed, so the wait ends with a permit.
+        self.0.clone()?.acquire_owned().await.ok()
+    }
+}
+
 /// `HttpConnector` with at most `places` connections open at once (none: no cap).
 #[derive(Clone)]
 pub struct PlacedConnector {
     inner: HttpConnector,
-    places: Option<Arc<Semaphore>>,
+    places: Places,
 }
 
 impl PlacedConnector {
     pub fn new(inner: HttpConnector, places: Option<usize>) -> PlacedConnector {
         PlacedConnector {
             inner,
-            places: places.map(|n| Arc::new(Semaphore::new(n))),
+            places: Places::new(places),
         }
     }
 }
@@ -51,10 +70,7 @@ impl tower_service::Service<Uri> for PlacedConnector {
         let mut inner = self.inner.clone();
         let places = self.places.clone();
         Box::pin(async move {
-            let place = match places {
-                Some(places) => Some(places.acquire_owned().await?),
-                None => None,
-            };
+            let place = places.take().await;
             let io = inner.call(uri).await?;
             Ok(Placed { io, _place: place })
         })

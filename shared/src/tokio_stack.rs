@@ -11,6 +11,7 @@ use bytes::Bytes;
 use hyper::header::HeaderValue;
 
 use crate::guarded::GuardedIo;
+use crate::places::Places;
 use crate::request::Reply;
 use crate::wait::tokio::AsyncApp;
 use crate::{Config, ConnLimits};
@@ -29,19 +30,14 @@ where
         .block_on(serve(config))
 }
 
-/// The connection budget ([`Config::connection_budget`]) as permits: an open connection holds
-/// one, and the accept loop waits for a permit before it accepts, so that clients beyond the
+/// The connection budget ([`Config::connection_budget`]) as places: an open connection holds
+/// one, and the accept loop waits for a place before it accepts, so that clients beyond the
 /// budget wait in the listen backlog.
-#[derive(Clone)]
-pub struct Budget(Option<Arc<tokio::sync::Semaphore>>);
+pub type Budget = Places;
 
 impl Budget {
     pub fn of(config: &Config) -> Budget {
-        Budget(
-            config
-                .connection_budget()
-                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
-        )
+        Places::new(config.connection_budget())
     }
 }
 
@@ -54,11 +50,7 @@ pub async fn accept_guarded(
     limits: ConnLimits,
     budget: &Budget,
 ) -> (GuardedIo<tokio::net::TcpStream>, std::net::SocketAddr) {
-    let permit = match &budget.0 {
-        // The semaphore is never closed, so the wait ends with a permit.
-        Some(permits) => permits.clone().acquire_owned().await.ok(),
-        None => None,
-    };
+    let permit = budget.take().await;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {

@@ -182,16 +182,11 @@ fn connect<C: Connection>(
         .saturating_duration_since(Instant::now())
         .min(UPSTREAM_GRACE)
         .max(Duration::from_millis(1));
-    C::connect(addr, left).map_err(|e| {
-        if crate::error::is_out_of_descriptors(&e) {
-            AppError::OutOfDescriptors("an upstream connection".into())
-        } else if is_timeout(&e) {
-            AppError::UpstreamTimeout {
-                waited_ms: started.elapsed().as_millis() as u64,
-            }
-        } else {
+    C::connect(addr, left).map_err(|e| match io_error(&e, started.elapsed()) {
+        AppError::UpstreamFailed(_) => {
             AppError::UpstreamFailed(format!("cannot connect to {addr}: {e}"))
         }
+        mapped => mapped,
     })
 }
 
