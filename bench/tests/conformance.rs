@@ -368,6 +368,16 @@ impl Limited {
         Ok(started)
     }
 
+    /// Waits (up to 10 s) until it answers `/health` with 200.
+    fn wait_healthy(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client::get(self.addr, "/health").map(|r| r.status).ok() != Some(200) {
+            ensure!(Instant::now() < deadline, "no 200 from /health within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// The next stderr line that contains `needle`, waiting up to `wait`.
     fn wait_for_line(&self, needle: &str, wait: Duration) -> Result<String> {
         let deadline = Instant::now() + wait;
@@ -469,11 +479,7 @@ impl Budgeted {
             Self::LIMIT,
             target.line
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while client::get(target.addr, "/health").map(|r| r.status).ok() != Some(200) {
-            ensure!(Instant::now() < deadline, "{binary} did not answer /health");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        target.wait_healthy()?;
         let server = Server {
             binary: Some(binary),
             name: binary.name().to_string(),
@@ -603,11 +609,7 @@ fn out_of_descriptors_for_a_fetch_is_503_not_502(world: &World, binary: Binary) 
     ];
     let target = Limited::start(stack, binary, (1024, 1024), &flags)?;
     target.wait_for_line("warning: database unavailable", Duration::from_secs(10))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client::get(target.addr, "/health").map(|r| r.status).ok() != Some(200) {
-        ensure!(Instant::now() < deadline, "{binary} did not answer /health");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    target.wait_healthy()?;
     // Settled: the /health connections above are closed.
     std::thread::sleep(Duration::from_millis(200));
     let pid = target.child.id();

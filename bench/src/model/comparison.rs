@@ -43,7 +43,14 @@ pub struct RoundPair {
 
 /// Bootstrap resamples for the ratio's interval: enough that the interval's ends move by
 /// well under 1% between seeds.
-const RESAMPLES: usize = 10_000;
+pub const RESAMPLES: usize = 10_000;
+
+/// The 95% percentile interval of resampled ratios.
+pub fn interval95(mut ratios: Vec<f64>) -> [f64; 2] {
+    ratios.sort_by(f64::total_cmp);
+    let at = |p: f64| crate::model::tool::percentile_of_sorted(&ratios, p).unwrap_or(0.0);
+    [at(2.5), at(97.5)]
+}
 
 /// The 95% percentile interval of mean(A) / mean(B) over paired resamples of the rounds,
 /// from a fixed seed (the same rounds give the same interval).
@@ -53,7 +60,7 @@ pub fn bootstrap_ratio(pairs: &[(f64, f64)]) -> [f64; 2] {
         return [0.0, 0.0];
     }
     let mut rng = fastrand::Rng::with_seed(0x5eed);
-    let mut ratios: Vec<f64> = (0..RESAMPLES)
+    let ratios: Vec<f64> = (0..RESAMPLES)
         .filter_map(|_| {
             let (mut a, mut b) = (0.0, 0.0);
             for _ in 0..n {
@@ -64,9 +71,7 @@ pub fn bootstrap_ratio(pairs: &[(f64, f64)]) -> [f64; 2] {
             (b > 0.0).then(|| a / b)
         })
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    let at = |p: f64| crate::model::tool::percentile_of_sorted(&ratios, p).unwrap_or(0.0);
-    [at(2.5), at(97.5)]
+    interval95(ratios)
 }
 
 #[cfg(test)]

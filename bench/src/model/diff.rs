@@ -9,8 +9,8 @@
 
 use serde::Serialize;
 
+use super::comparison::{interval95, RESAMPLES};
 use super::row::Row;
-use super::tool::percentile_of_sorted;
 
 /// Which way a figure moved, beyond its noise or not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -193,16 +193,14 @@ pub fn bootstrap_ratio_unpaired(old: &[f64], new: &[f64]) -> [f64; 2] {
     let mean_of = |rng: &mut fastrand::Rng, v: &[f64]| {
         (0..v.len()).map(|_| v[rng.usize(..v.len())]).sum::<f64>() / v.len() as f64
     };
-    let mut ratios: Vec<f64> = (0..10_000)
+    let ratios: Vec<f64> = (0..RESAMPLES)
         .filter_map(|_| {
             let a = mean_of(&mut rng, old);
             let b = mean_of(&mut rng, new);
             (a > 0.0).then(|| b / a)
         })
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    let at = |p: f64| percentile_of_sorted(&ratios, p).unwrap_or(0.0);
-    [at(2.5), at(97.5)]
+    interval95(ratios)
 }
 
 #[cfg(test)]

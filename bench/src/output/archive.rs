@@ -53,6 +53,13 @@ impl Folder {
         }
     }
 
+    /// The folder's own name (`grinberg-20261126-081759`).
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+    }
+
     /// The targets of its rows (without their groups), in order of appearance.
     pub fn targets(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
@@ -149,7 +156,9 @@ pub fn collect(dirs: &[PathBuf]) -> Result<Vec<Folder>> {
             }
         }
     }
-    let time = |f: &Folder| httpdate::parse_http_date(&f.started).unwrap_or(std::time::UNIX_EPOCH);
-    folders.sort_by(|a, b| (time(a), &a.dir).cmp(&(time(b), &b.dir)));
+    folders.sort_by_cached_key(|f| {
+        let time = httpdate::parse_http_date(&f.started).unwrap_or(std::time::UNIX_EPOCH);
+        (time, f.dir.clone())
+    });
     Ok(folders)
 }

@@ -10,6 +10,7 @@ use super::archive::Folder;
 use super::chart::figure;
 use super::chart::hover::escape;
 use super::html::{document, index::relative, markdown};
+use super::verdict::plural;
 use crate::model::diff::{Call, Diff};
 use crate::model::meta::SUITE;
 
@@ -137,12 +138,4 @@ pub fn write_html(
     );
     std::fs::write(out, document(&format!("{SUITE}: diff"), &body))
         .with_context(|| format!("cannot write {}", out.display()))
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
 }

@@ -208,7 +208,8 @@ pub fn client(rows: &[ClientRow]) -> String {
     }
 }
 
-fn plural(n: usize) -> &'static str {
+/// `s` after a count other than one.
+pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
     } else {

@@ -153,8 +153,6 @@ pub fn bar_chart(
         );
     }
     root.present().map_err(plot_error)?;
-    drop(chart);
-    drop(root);
     hover.write_into(path)
 }
 

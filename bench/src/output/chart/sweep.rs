@@ -447,7 +447,6 @@ pub fn heatmap(
         }
     }
     root.present().map_err(plot_error)?;
-    drop(chart);
     hover.write_into(path)
 }
 

@@ -39,16 +39,12 @@ pub fn write_index(out: &Path, folders: &[Folder]) -> Result<()> {
     body += "<h2>Every run</h2>\n<div class=\"table\"><table class=\"sortable\" id=\"runs\">\n<thead><tr><th>started</th><th>report</th><th>command</th><th>preset</th><th>commit</th><th>targets</th><th>verdict</th></tr></thead>\n<tbody>\n";
     for folder in folders.iter().rev() {
         let link = relative(base, &folder.page())?;
-        let name = folder
-            .dir
-            .file_name()
-            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
         let _ = writeln!(
             body,
             "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td class=\"wrap\">{}</td><td class=\"wrap\">{}</td></tr>",
             escape(&folder.started),
             escape(&link),
-            escape(&name),
+            escape(&folder.name()),
             folder.kind.name(),
             escape(&folder.scenario),
             escape(folder.commit.as_deref().unwrap_or("–")),
@@ -168,11 +164,7 @@ type Reading = fn(&Row) -> Option<f64>;
 
 /// A run as a point's label: its start and folder.
 fn when(folder: &Folder) -> String {
-    let name = folder
-        .dir
-        .file_name()
-        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-    format!("{} ({name})", folder.started)
+    format!("{} ({})", folder.started, folder.name())
 }
 
 /// A small line chart of one figure over runs, each point's value on hover.
