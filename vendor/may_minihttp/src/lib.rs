@@ -3,6 +3,9 @@ extern crate log;
 
 mod clock;
 mod date;
+/// PATCH (rust-web-perf): the fuzz target's oracle; only with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod http_server;
 mod request;
 mod response;

@@ -147,7 +147,7 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: usize, reason: &'static str, message: impl Into<String>) -> Refusal {
+    pub(crate) fn new(status: usize, reason: &'static str, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             reason,
@@ -219,10 +219,39 @@ pub fn decode<'header, 'buf, 'stream>(
     req_buf: &'buf mut BytesMut,
     stream: &'stream mut TcpStream,
 ) -> Result<Option<Request<'buf, 'header, 'stream>>, Refusal> {
-    let mut req = httparse::Request::new(&mut []);
     // safety: don't hold the reference of req_buf
     // so we can transfer the mutable reference to Request
     let buf: &[u8] = unsafe { std::mem::transmute(req_buf.chunk()) };
+    let Some(head) = parse(few, many, buf)? else {
+        return Ok(None);
+    };
+    // The body is skipped: no endpoint takes one.
+    req_buf.advance(head.taken);
+
+    Ok(Some(Request {
+        req: head.req,
+        req_buf,
+        stream,
+        keep_alive: head.keep_alive,
+    }))
+}
+
+/// PATCH: a request parsed from the front of a buffer, before the buffer gives its bytes up.
+pub(crate) struct Head<'header, 'buf> {
+    pub req: httparse::Request<'header, 'buf>,
+    /// The bytes of the head and its body, to take off the front of the buffer.
+    pub taken: usize,
+    pub keep_alive: bool,
+}
+
+/// PATCH: [`decode`]'s parse, with no socket: what the fuzz target runs
+/// (`crate::fuzzing`).
+pub(crate) fn parse<'header, 'buf>(
+    few: &'header mut [MaybeUninit<httparse::Header<'buf>>; FEW_HEADERS],
+    many: &'header mut Vec<MaybeUninit<httparse::Header<'buf>>>,
+    buf: &'buf [u8],
+) -> Result<Option<Head<'header, 'buf>>, Refusal> {
+    let mut req = httparse::Request::new(&mut []);
     let parsed = match req.parse_with_uninit_headers(buf, few) {
         // PATCH: more than FEW_HEADERS: parsed again with MAX_HEADERS slots on the heap.
         Err(httparse::Error::TooManyHeaders) => {
@@ -275,13 +304,9 @@ pub fn decode<'header, 'buf, 'stream>(
         // The body is still on its way.
         return Ok(None);
     }
-    // The body is skipped: no endpoint takes one.
-    req_buf.advance(len + body);
-
-    Ok(Some(Request {
+    Ok(Some(Head {
         req,
-        req_buf,
-        stream,
+        taken: len + body,
         keep_alive,
     }))
 }
