@@ -171,6 +171,7 @@ impl World {
             database_url: stack.database_url().to_string(),
             upstream: Some(stack.upstream_addr),
             rows: 1_000_000,
+            app: Some(shared::sql::application_name(target.binary).to_string()),
         }
     }
 
@@ -488,6 +489,7 @@ impl Budgeted {
             database_url: stack.database_url().to_string(),
             upstream: Some(stack.upstream_addr),
             rows: contract::TABLE_ROWS,
+            app: Some(shared::sql::application_name(binary).to_string()),
         };
         let holds = if binary == Binary::SyncPool {
             50

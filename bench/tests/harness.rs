@@ -15,6 +15,7 @@ mod common;
 
 use bench::measure::{tools, Runner};
 use bench::model::case::{Case, Subject};
+use bench::model::fault::ProbeOutcome;
 use bench::model::preset;
 use bench::model::settings::Settings;
 use bench::stack::{Stack, StackOptions};
@@ -1374,6 +1375,11 @@ struct OwnServer {
 
 impl OwnServer {
     fn start(binary: Binary, stack: &Stack) -> OwnServer {
+        OwnServer::start_on(binary, stack, stack.database_url())
+    }
+
+    /// Started with `database_url` as its `--database-url` (another role, say).
+    fn start_on(binary: Binary, stack: &Stack, database_url: &str) -> OwnServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -1385,7 +1391,7 @@ impl OwnServer {
             .join(binary.name());
         let child = Command::new(exe)
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", stack.database_url()])
+            .args(["--database-url", database_url])
             .args(["--upstream-url", &stack.upstream_url()])
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -1411,6 +1417,70 @@ impl Drop for OwnServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The statement check on a database that other clients use: `bench verify` of sync-pool
+/// while tokio-axum (started here) loads the same database at 200 req/s. As a role of its
+/// own, the loader's statements are told apart (pg_stat_statements counts per role) and the
+/// check passes; as the same role, the check cannot count and says so, naming the loader,
+/// instead of blaming sync-pool.
+#[test]
+fn the_statement_check_holds_while_another_client_loads_the_same_database() {
+    use bench::measure::paced::{Pace, Paced};
+    let _guard = lock();
+    let stack = Stack::start(&StackOptions::from_env()).expect("a stack to share");
+    let mut admin = postgres::Client::connect(stack.database_url(), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(
+            "DROP ROLE IF EXISTS loader; CREATE ROLE loader LOGIN; GRANT SELECT ON test TO loader",
+        )
+        .unwrap();
+    let loader_url = stack.database_url().replacen("postgres@", "loader@", 1);
+    let verify_while_loaded = |database_url: &str| {
+        let loader = OwnServer::start_on(Binary::TokioAxum, &stack, database_url);
+        let addr = bench::model::external::address_of(&loader.url).unwrap();
+        let pace = Pace {
+            rate: 200,
+            connections: 8,
+            timeout: Duration::from_secs(10),
+            paths: vec!["/test?delay_ms=1".to_string()],
+        };
+        let load = Paced::start(addr, &pace, std::time::Instant::now(), Vec::new);
+        let output = bench(&[
+            "verify",
+            "--targets",
+            "sync-pool",
+            "--database-url",
+            stack.database_url(),
+        ]);
+        let (threads, _) = load.finish();
+        let answered = threads
+            .iter()
+            .flatten()
+            .filter(|e| e.outcome == ProbeOutcome::Ok);
+        // The load really ran beside the check.
+        assert!(answered.count() > 200, "the loader answered too little");
+        output
+    };
+    let apart = verify_while_loaded(&loader_url);
+    assert!(apart.status.success(), "{}", show(&apart));
+    assert!(
+        String::from_utf8_lossy(&apart.stdout).contains("16/16 checks pass"),
+        "{}",
+        show(&apart)
+    );
+    let mixed = verify_while_loaded(stack.database_url());
+    assert!(!mixed.status.success(), "{}", show(&mixed));
+    let said = show(&mixed);
+    assert!(
+        said.contains("cannot count sync-pool's statements")
+            && said.contains("tokio-axum (")
+            && said.contains("as postgres"),
+        "{said}"
+    );
+    admin
+        .batch_execute("REVOKE SELECT ON test FROM loader; DROP ROLE loader")
+        .unwrap();
 }
 
 /// `--external`: tokio-axum started here, not by the harness, beside the same binary as a
@@ -1931,4 +2001,124 @@ fn any_endpoint_from_the_command_line_with_the_tools_ceiling_beside_it() {
     assert_eq!(output.status.code(), Some(2), "{}", show(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("use /test, /json or /health"), "{stderr}");
+}
+
+/// A short soak, as the `soak` preset runs a long one: every target at once for 80 s, each at
+/// 300 req/s from its own paced client, with two PostgreSQL restarts and two upstream outages.
+/// Every row is sampled every 5 s (memory, threads, descriptors, sessions), every target
+/// recovers from every fault with no error outside their windows, the upstream outages do
+/// fail the upstream requests (so the windows hold real errors), and the slopes are reported
+/// but, over so short a soak, not judged.
+#[test]
+fn a_short_soak_samples_every_target_through_its_faults() {
+    let _guard = lock();
+    let dir = out_dir("soak");
+    let output = bench(&[
+        "run",
+        "--scenario",
+        "soak",
+        "--duration",
+        "80s",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", show(&output));
+    assert_format_kept(&dir.join("results.json"), "soak", "soak");
+    let results = read_json(&dir.join("results.json"));
+    let rows = results["results"].as_array().unwrap();
+    assert_eq!(rows.len(), built_targets().len());
+    let versions = results["versions"].to_string();
+    assert!(
+        !versions.contains("oha"),
+        "the soak's load is its own: {versions}"
+    );
+    for row in rows {
+        let name = row["target"].as_str().unwrap();
+        assert_eq!(row["status"], "ok", "{name}: {row}");
+        assert_eq!(row["tool"], "paced", "{name}");
+        let soak = &row["soak"];
+        let samples = soak["samples"].as_array().unwrap();
+        assert!(samples.len() >= 14, "{name}: {} samples", samples.len());
+        for sample in samples {
+            for field in ["rss_mib", "threads", "fds"] {
+                assert!(sample[field].as_f64().unwrap() > 0.0, "{name}: {sample}");
+            }
+        }
+        let ok: u64 = samples.iter().map(|s| s["ok"].as_u64().unwrap()).sum();
+        assert!(ok > 300 * 60, "{name}: {ok} answers sampled");
+        let faults = soak["faults"].as_array().unwrap();
+        let kinds: Vec<&str> = faults.iter().map(|f| f["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            ["db-restart", "upstream-stop", "db-restart", "upstream-stop"],
+            "{name}"
+        );
+        for fault in faults {
+            assert!(fault["recovered_after_s"].is_number(), "{name}: {fault}");
+            if fault["kind"] == "upstream-stop" {
+                assert!(
+                    fault["errors"]["non_2xx"].as_u64().unwrap() > 0,
+                    "{name}: {fault}"
+                );
+            }
+        }
+        assert_eq!(
+            soak["errors_outside_faults"]["non_2xx"], 0,
+            "{name}: {soak}"
+        );
+        assert!(soak["rss_slope_mib_per_h"].is_number(), "{name}");
+        let verdict = &soak["verdict"];
+        assert_eq!(
+            verdict["no_errors_outside_faults"], true,
+            "{name}: {verdict}"
+        );
+        assert_eq!(verdict["recovered_every_fault"], true, "{name}: {verdict}");
+        assert!(
+            verdict["flat_memory"].is_null(),
+            "{name}: too short to judge"
+        );
+    }
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("held (too short to judge the slopes)"),
+        "{report}"
+    );
+    let svg = std::fs::read_to_string(dir.join("soak.svg")).unwrap();
+    for binary in built_targets() {
+        assert!(svg.contains(binary.name()), "soak.svg names {binary}");
+    }
+    assert_report_html(&dir, "of 6 targets held");
+}
+
+/// What the soak cannot run with, and where it cannot run, is refused before anything starts.
+#[test]
+fn the_soak_refuses_what_would_change_it() {
+    for (args, said) in [
+        (
+            &["run", "--scenario", "soak", "--tool", "wrk"][..],
+            "--tool",
+        ),
+        (
+            &["run", "--scenario", "soak", "--fault", "db-restart"][..],
+            "--fault",
+        ),
+        (
+            &["run", "--scenario", "quick", "--fault-every", "1m"][..],
+            "--fault-every",
+        ),
+        (
+            &["compare", "--scenario", "soak", "sync-pool", "tokio-axum"][..],
+            "bench run --scenario soak",
+        ),
+    ] {
+        let output = bench(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", show(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{args:?}: one line: {stderr}"
+        );
+    }
 }

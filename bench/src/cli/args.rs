@@ -86,16 +86,27 @@ impl LoadArgs {
             verify: !self.no_verify,
             out: out.to_path_buf(),
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            fault_every_s: None,
         }
     }
 
     /// The preset, its settings after the flags, and the load tool (found, or refused).
     pub fn settings(&self) -> Result<(Scenario, Settings, Tool)> {
         let scenario = preset::find(&self.scenario)?;
+        if scenario.extra == preset::Extra::Soak && self.tool.is_some() {
+            return Err(UsageError(
+                "the soak preset cannot run with --tool (it loads with its own paced client)"
+                    .into(),
+            )
+            .into());
+        }
         let mut settings = scenario.settings.clone();
         self.overrides.apply(&mut settings);
         settings.tool = self.tool.unwrap_or(settings.tool);
-        settings.tool.check_rate(settings.rate)?;
+        settings
+            .tool
+            .check_rate(settings.rate)
+            .map_err(|e| UsageError(format!("{e:#}")))?;
         if settings.per_connection && settings.tool != ToolKind::Wrk {
             return Err(UsageError(format!(
                 "--per-connection counts answers in wrk's threads; {} cannot: use --tool wrk",
@@ -121,7 +132,7 @@ pub struct Overrides {
     /// Open loop at this many requests per second (needs --tool oha or hey).
     #[arg(long)]
     pub rate: Option<u32>,
-    /// Measured load per target, e.g. 10s or 1m.
+    /// Measured load per target, e.g. 10s, 1m or 2h.
     #[arg(long, value_parser = parse_seconds)]
     pub duration: Option<u32>,
     /// Warm-up before the measured load, e.g. 2s (0 for none).
@@ -246,16 +257,20 @@ impl OnOff {
     }
 }
 
-/// `10`, `10s` or `2m`, in seconds.
-fn parse_seconds(text: &str) -> Result<u32, String> {
-    let (number, unit) = match text.strip_suffix('m') {
-        Some(n) => (n, 60),
-        None => (text.strip_suffix('s').unwrap_or(text), 1),
+/// `10`, `10s`, `2m` or `2h`, in seconds.
+pub fn parse_seconds(text: &str) -> Result<u32, String> {
+    let (number, unit) = if let Some(n) = text.strip_suffix('h') {
+        (n, 3600)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60)
+    } else {
+        (text.strip_suffix('s').unwrap_or(text), 1)
     };
     number
         .parse::<u32>()
-        .map(|n| n * unit)
-        .map_err(|_| format!("{text:?} is not a duration: write e.g. 10s or 2m"))
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("{text:?} is not a duration: write e.g. 10s, 2m or 2h"))
 }
 
 /// What the harness may observe of an external server's process.
@@ -302,5 +317,21 @@ impl ExternalObserve {
             contract::reach(e).map_err(anyhow::Error::msg)?;
         }
         Ok(externals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seconds;
+
+    #[test]
+    fn a_duration_is_seconds_minutes_or_hours() {
+        assert_eq!(parse_seconds("10"), Ok(10));
+        assert_eq!(parse_seconds("10s"), Ok(10));
+        assert_eq!(parse_seconds("2m"), Ok(120));
+        assert_eq!(parse_seconds("2h"), Ok(7200));
+        for bad in ["", "1x", "h", "-1m", "9999999h"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -45,6 +45,7 @@ fn positive_ratio(text: &str) -> Result<f64, String> {
 
 pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let (scenario, mut settings, tool) = args.load.settings()?;
+    super::not_the_soak(&scenario)?;
     settings
         .check_faults(args.database_url.is_none())
         .map_err(UsageError)?;
@@ -107,6 +108,7 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         verify: !args.load.no_verify,
         out: out.clone(),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        fault_every_s: None,
     };
     println!("{:<6} {:>12} {:>12} {:>8}", "round", a, b, "A/B");
     let sides = [a_side, b_side];

@@ -180,3 +180,14 @@ fn chosen_targets(stack: &Stack, names: &[String]) -> Result<(Vec<Binary>, Vec<S
 fn results_line(out: &std::path::Path, files: &str) {
     println!("Results: {}/{files}", out.display());
 }
+
+/// Refuses the soak preset in a command that measures one target at a time.
+fn not_the_soak(scenario: &crate::model::preset::Scenario) -> Result<()> {
+    if scenario.extra == crate::model::preset::Extra::Soak {
+        return Err(UsageError(
+            "soak runs every target at once: run `bench run --scenario soak`".into(),
+        )
+        .into());
+    }
+    Ok(())
+}

@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// preset's workers and sessions; their rows are marked [peer].
     #[arg(long, value_name = "python|NAMES", value_parser = peers::parse, conflicts_with = "remote")]
     peers: Option<peers::Chosen>,
+    /// The soak preset: a PostgreSQL restart and an upstream outage in every period of this
+    /// length, e.g. 10m [default: 10m, or a third of a soak shorter than 30m; 0 for none].
+    #[arg(long, value_name = "DURATION", value_parser = super::args::parse_seconds)]
+    fault_every: Option<u32>,
 }
 
 pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
@@ -65,6 +69,7 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     for case in case::expand(&scenario, &settings, &names) {
         case.settings.check_faults(private_db).map_err(UsageError)?;
     }
+    check_soak(&args, &scenario, &settings)?;
     if matches!(scenario.extra, Extra::Sweep { .. }) {
         bail!(
             "{0} is a sweep preset: run `bench sweep --scenario {0}`",
@@ -114,9 +119,14 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         plan.peer_versions = peers::versions(&peers::python_dir());
     }
     plan.remote_versions = remote_stack.map(|d| d.versions).unwrap_or_default();
+    plan.fault_every_s = args.fault_every.map(f64::from);
+    let load = match plan.scenario.extra {
+        Extra::Soak => crate::measure::soak::CLIENT.to_string(),
+        _ => plan.settings.tool.to_string(),
+    };
     eprintln!(
-        "bench: {} ({}), {} via {}",
-        plan.scenario.name, plan.scenario.summary, plan.settings.tool, plan.settings.via
+        "bench: {} ({}), {load} via {}",
+        plan.scenario.name, plan.scenario.summary, plan.settings.via
     );
     let outcome = ops::run::run(&stack, &plan, tool, interrupted)?;
     println!("{}", table::table(&outcome.rows, &outcome.meta.baseline));
@@ -135,6 +145,44 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         eprintln!("bench: {bad} row(s) failed or were refused; see the table");
     }
     Ok(exit_code(bad))
+}
+
+/// The soak preset loads every target at once with its own paced client and its own faults:
+/// the flags that would change that are refused, and `--fault-every` is for it alone.
+fn check_soak(args: &RunArgs, scenario: &Scenario, settings: &Settings) -> Result<()> {
+    if scenario.extra != Extra::Soak {
+        if args.fault_every.is_some() {
+            return Err(UsageError("--fault-every is for the soak preset".into()).into());
+        }
+        return Ok(());
+    }
+    let refused = [
+        (
+            !args.external.is_empty(),
+            "--external (it soaks the targets it starts)",
+        ),
+        (
+            args.peers.is_some(),
+            "--peers (it soaks the targets it starts)",
+        ),
+        (
+            args.remote.is_some(),
+            "--remote (its faults act on this host's stack)",
+        ),
+        (
+            !settings.faults.is_empty(),
+            "--fault (it has its own: --fault-every)",
+        ),
+        (settings.pgbouncer, "--pgbouncer"),
+        (settings.idle_connections > 0, "--idle-connections"),
+        (settings.slow_clients > 0, "--slow-clients"),
+        (settings.rounds > 1, "--rounds"),
+        (args.ceiling, "--ceiling"),
+    ];
+    if let Some((_, what)) = refused.iter().find(|(on, _)| *on) {
+        return Err(UsageError(format!("the soak preset cannot run with {what}")).into());
+    }
+    Ok(())
 }
 
 /// The name every row's `relative` divides by: the one asked for (a target, or `pgbench` in a

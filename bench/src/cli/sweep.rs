@@ -51,6 +51,7 @@ pub struct SweepArgs {
 
 pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let scenario = preset::find(&args.load.scenario)?;
+    super::not_the_soak(&scenario)?;
     let preset_targets = match scenario.extra {
         Extra::Sweep { targets, .. } => targets,
         _ => &[][..],

@@ -33,6 +33,10 @@ pub struct VerifyArgs {
     /// With --url: the target's --rows.
     #[arg(long, default_value_t = 1_000_000)]
     rows: i32,
+    /// With --url: the application_name of the server's DB sessions [default: the
+    /// --binary's], so that the statement check tells its statements from other clients'.
+    #[arg(long, requires = "url")]
+    app: Option<String>,
 }
 
 pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
@@ -55,6 +59,10 @@ pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
             database_url,
             upstream: args.upstream,
             rows: args.rows,
+            app: args
+                .app
+                .clone()
+                .or_else(|| binary.map(|b| shared::sql::application_name(b).to_string())),
         };
         let outcomes = contract::run_all(&server);
         let failed = print_outcomes(&name, &outcomes);

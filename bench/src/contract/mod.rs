@@ -46,6 +46,9 @@ pub struct Server {
     pub upstream: Option<SocketAddr>,
     /// The target's `--rows`.
     pub rows: i32,
+    /// Its sessions' `application_name`, when known: its statements are then told apart from
+    /// other clients' of the same database.
+    pub app: Option<String>,
 }
 
 /// The rows `sql/data.sql` loads: the `--rows` of a target started with its defaults, and
@@ -190,6 +193,7 @@ pub fn run_on_stack(stack: &Stack, binary: Binary) -> Result<Vec<CheckOutcome>> 
         database_url: stack.database_url().to_string(),
         upstream: Some(stack.upstream_addr),
         rows: 1_000_000,
+        app: Some(shared::sql::application_name(binary).to_string()),
     };
     Ok(run_all(&server))
 }

@@ -39,6 +39,7 @@ pub fn check_external(stack: &Stack, external: &External) -> Result<Vec<String>,
         database_url: stack.database_url().to_string(),
         upstream: Some(stack.upstream_addr),
         rows: TABLE_ROWS,
+        app: external.app.clone(),
     };
     let (verdict, summary) = judge(&run_all(&server));
     eprintln!(

@@ -11,9 +11,11 @@
 //! row, and the run goes on.
 
 pub mod extras;
+pub mod paced;
 pub mod runner;
 pub mod sample;
 pub mod session;
+pub mod soak;
 pub mod tools;
 
 use std::time::Duration;

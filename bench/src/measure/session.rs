@@ -40,6 +40,8 @@ pub struct Plan {
     pub verify: bool,
     pub out: PathBuf,
     pub progress: bool,
+    /// The soak preset's fault spacing (`--fault-every`), when given.
+    pub fault_every_s: Option<f64>,
 }
 
 /// One measuring session over a stack.

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::fault::{FaultReport, Timeline};
+use super::soak::SoakReport;
 
 /// The figures of the extras beside the load, flattened into the row.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -22,6 +23,9 @@ pub struct Beside {
     /// `--idle-connections`: memory, threads and `/health` with them held, and the load alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdleReport>,
+    /// The soak preset: the target's samples over the soak, its faults and its verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakReport>,
 }
 /// What holding the idle connections cost: the row's `idle`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -174,7 +174,7 @@ fn nginx_static(settings: &Settings) -> Case {
 
 fn expand_preset(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> Vec<Case> {
     match scenario.extra {
-        Extra::None | Extra::Sweep { .. } => one_per_target(settings, targets),
+        Extra::None | Extra::Sweep { .. } | Extra::Soak => one_per_target(settings, targets),
         Extra::SyncPoolSweep(workers) => sync_pool_sweep(settings, targets, workers),
         Extra::OpenLoop(rates) => open_loop(settings, targets, rates),
         Extra::Leaderboard(clients) => leaderboard(settings, targets, clients),

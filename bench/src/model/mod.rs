@@ -22,4 +22,5 @@ pub mod meta;
 pub mod preset;
 pub mod row;
 pub mod settings;
+pub mod soak;
 pub mod tool;

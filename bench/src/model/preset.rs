@@ -44,6 +44,9 @@ pub enum Extra {
     SlowClients,
     /// Every target holding each of these numbers of idle connections: one group each.
     Connections(&'static [u32]),
+    /// Every target at once, for a long time, under its own paced client, with faults every
+    /// so often (`measure::soak`).
+    Soak,
     /// A sweep preset, for `bench sweep`: the knobs it varies (`KNOB=V1,V2,…`, as `--vary`
     /// takes them) and its targets (empty: every built one).
     Sweep {
@@ -264,6 +267,23 @@ pub fn all() -> Vec<Scenario> {
                 ..BASE
             },
             extra: Extra::Faults(PRESET_FAULTS),
+        },
+        Scenario {
+            name: "soak",
+            source: "hours, not seconds: what creeps, leaks or stays broken under a steady load with faults",
+            summary: "every target at once for 30 min (--duration 2h works), each at 300 req/s from its own paced client on 16 connections, 20 ms delay (a quarter via the upstream), a PostgreSQL restart and an upstream outage every 10 min (--fault-every); samples every 5 s; direct",
+            settings: Settings {
+                delay_ms: 20,
+                duration_s: 1800,
+                warmup_s: 0,
+                connections: 16,
+                rate: Some(300),
+                tool: ToolKind::Oha,
+                sessions: 20,
+                via: Via::Direct,
+                ..BASE
+            },
+            extra: Extra::Soak,
         },
         Scenario {
             name: "connections",

@@ -74,16 +74,69 @@ impl Observer {
             .map(|row| row.get(0)))
     }
 
-    /// Executions of every statement but the observer's own, so far.
-    pub fn statement_calls(&mut self) -> Result<i64> {
-        let row = self.client.query_one(
+    /// Executions of every statement but the observers' own in this database, so far, by
+    /// role (`pg_stat_statements` keeps no count per session).
+    pub fn statement_calls(&mut self) -> Result<StatementCalls> {
+        let rows = self.client.query(
             &format!(
-                "{TAG} SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
-                   WHERE query NOT LIKE '/* bench-observer */%'"
+                "{TAG} SELECT userid::bigint, coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
+                   WHERE query NOT LIKE '/* bench-observer */%'
+                     AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   GROUP BY userid"
             ),
             &[],
         )?;
+        Ok(StatementCalls(
+            rows.iter().map(|row| (row.get(0), row.get(1))).collect(),
+        ))
+    }
+
+    /// The server's clock now, as text, to ask later what started after it.
+    pub fn clock(&mut self) -> Result<String> {
+        let row = self
+            .client
+            .query_one(&format!("{TAG} SELECT clock_timestamp()::text"), &[])?;
         Ok(row.get(0))
+    }
+
+    /// The roles (oid, name) of the sessions of `application_name`.
+    pub fn roles_of(&mut self, application_name: &str) -> Result<Vec<(i64, String)>> {
+        let rows = self.client.query(
+            &format!(
+                "{TAG} SELECT DISTINCT usesysid::bigint, usename::text FROM pg_stat_activity
+                   WHERE application_name = $1 AND usesysid IS NOT NULL"
+            ),
+            &[&application_name],
+        )?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    /// The other clients of this database that ran a statement since `since` (or are running
+    /// one): every session but the observers' and those of `except`, by application and
+    /// role.
+    pub fn others_since(&mut self, since: &str, except: Option<&str>) -> Result<Vec<OtherClient>> {
+        let rows = self.client.query(
+            &format!(
+                "{TAG} SELECT coalesce(nullif(application_name, ''), 'no application_name'),
+                        usename::text, usesysid::bigint, count(*)
+                   FROM pg_stat_activity
+                  WHERE datname = current_database() AND backend_type = 'client backend'
+                    AND pid <> pg_backend_pid() AND application_name <> 'bench-observer'
+                    AND application_name IS DISTINCT FROM $2
+                    AND (state = 'active' OR query_start >= $1::text::timestamptz)
+                  GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1"
+            ),
+            &[&since, &except],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| OtherClient {
+                application_name: row.get(0),
+                role: row.get(1),
+                role_id: row.get(2),
+                sessions: row.get(3),
+            })
+            .collect())
     }
 
     /// Whether `pg_stat_statements` is there to count statements with.
@@ -106,6 +159,45 @@ impl Observer {
             &[],
         )?;
         Ok(row.get(0))
+    }
+}
+
+/// Statement executions by role (its oid), from `pg_stat_statements`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatementCalls(pub Vec<(i64, i64)>);
+
+impl StatementCalls {
+    /// The calls since `before`: of every role, or of `roles` only.
+    pub fn since(&self, before: &StatementCalls, roles: Option<&[i64]>) -> i64 {
+        let sum = |calls: &StatementCalls| -> i64 {
+            calls
+                .0
+                .iter()
+                .filter(|(role, _)| roles.is_none_or(|r| r.contains(role)))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        sum(self) - sum(before)
+    }
+}
+
+/// Another client of the database, seen running statements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherClient {
+    pub application_name: String,
+    pub role: String,
+    pub role_id: i64,
+    pub sessions: i64,
+}
+
+impl std::fmt::Display for OtherClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = if self.sessions == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{} ({} session{s} as {})",
+            self.application_name, self.sessions, self.role
+        )
     }
 }
 

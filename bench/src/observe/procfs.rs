@@ -205,6 +205,11 @@ pub fn tree_usage(pid: u32) -> Option<Usage> {
     (usage.processes > 0).then_some(usage)
 }
 
+/// The descriptors `pid` has open (the entries of `/proc/PID/fd`).
+pub fn open_fds(pid: u32) -> Option<u64> {
+    Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
 /// Resident memory of `pid` in MiB, and its thread count.
 pub fn rss_and_threads(pid: u32) -> Option<(f64, u64)> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -7,14 +7,16 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Result;
 use shared::Binary;
 
-use crate::measure::extras;
 use crate::measure::session::{Plan, Session};
 use crate::measure::tools::Tool;
+use crate::measure::{self, extras};
 use crate::model::case;
 use crate::model::client_limit::set_ceilings;
 use crate::model::external::External;
 use crate::model::meta::Meta;
+use crate::model::preset::Extra;
 use crate::model::row::{set_relative, Row};
+use crate::model::soak::default_fault_every_s;
 use crate::model::tool::ToolKind;
 use crate::output;
 use crate::stack::Stack;
@@ -27,6 +29,9 @@ pub struct RunOutcome {
 }
 
 pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> Result<RunOutcome> {
+    if plan.scenario.extra == Extra::Soak {
+        return soak(stack, plan, tool, interrupted);
+    }
     let started = super::now();
     let cases = case::expand(&plan.scenario, &plan.settings, &plan.targets);
     // Only the targets with a row are verified (the limits rows measure none).
@@ -87,5 +92,27 @@ pub fn run(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> 
         rows,
         meta,
         interrupted: ended.interrupted,
+    })
+}
+
+/// The soak preset: every target at once (`measure::soak`), its rows and their soak section.
+fn soak(stack: &Stack, plan: &Plan, tool: Tool, interrupted: &AtomicBool) -> Result<RunOutcome> {
+    let started = super::now();
+    let duration_s = f64::from(plan.settings.duration_s);
+    let every_s = plan
+        .fault_every_s
+        .unwrap_or_else(|| default_fault_every_s(duration_s));
+    let mut rows = measure::soak::run(stack, plan, every_s, interrupted)?;
+    set_relative(&mut rows, &plan.baseline);
+    let mut meta = super::meta(stack, plan, &tool, started);
+    // The load is the harness's own paced client, not the preset's tool.
+    meta.versions.retain(|(name, _)| name != tool.kind.name());
+    let mut sections = extras::sections();
+    sections.push(&output::soak::SoakSection);
+    output::write_run(&plan.out, &meta, &rows, &sections)?;
+    Ok(RunOutcome {
+        rows,
+        meta,
+        interrupted: interrupted.load(std::sync::atomic::Ordering::SeqCst),
     })
 }

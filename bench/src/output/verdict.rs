@@ -12,6 +12,9 @@ use crate::model::row::Row;
 /// each row's share of its bound.
 pub fn run(scenario: &str, baseline: &str, rows: &[Row]) -> String {
     let failed = rows.iter().filter(|r| !r.is_ok()).count();
+    if let Some(soak) = soak(scenario, rows, failed) {
+        return soak;
+    }
     let mut groups: Vec<(&str, Vec<&Row>)> = Vec::new();
     for row in rows.iter().filter(|r| r.is_ok()) {
         match groups.iter_mut().find(|(g, _)| *g == row.group) {
@@ -49,6 +52,39 @@ pub fn run(scenario: &str, baseline: &str, rows: &[Row]) -> String {
         );
     }
     out
+}
+
+/// A soak: how many targets held, for how long and through how many faults, and what each
+/// of the others did wrong.
+fn soak(scenario: &str, rows: &[Row], failed: usize) -> Option<String> {
+    let soaked: Vec<(&Row, &crate::model::soak::SoakReport)> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.beside.soak.as_ref()?)))
+        .collect();
+    let (_, first) = soaked.first()?;
+    let held = soaked.iter().filter(|(_, s)| s.verdict.passed()).count();
+    let mut out = format!(
+        "In `{scenario}` ({:.0} min, {} fault{}), {held} of {} target{} held",
+        first.duration_s / 60.0,
+        first.faults.len(),
+        plural(first.faults.len()),
+        soaked.len(),
+        plural(soaked.len()),
+    );
+    let judged = soaked.iter().any(|(_, s)| s.verdict.flat_memory.is_some());
+    out += if judged {
+        ": no error outside the faults, recovered from each, flat memory and descriptors"
+    } else {
+        ": no error outside the faults, recovered from each (too short to judge the slopes)"
+    };
+    for (row, soak) in soaked.iter().filter(|(_, s)| !s.verdict.passed()) {
+        let _ = write!(out, "; **{}**: {}", row.name(), soak.verdict.summary());
+    }
+    out.push('.');
+    if failed > 0 {
+        let _ = write!(out, " {failed} row{} failed or refused.", plural(failed));
+    }
+    Some(out)
 }
 
 /// The best row of a group against its baseline (or the runner-up when the baseline is

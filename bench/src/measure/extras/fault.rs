@@ -12,20 +12,15 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use plotters::prelude::*;
 
 use super::{Context, Extra, Running};
-use crate::client;
-use crate::model::fault::{
-    Fault, FaultKind, FaultReport, FaultTimes, ProbeEvent, ProbeOutcome, Timeline,
-};
+use crate::measure::paced::{Pace, Paced};
+use crate::model::fault::{Fault, FaultKind, FaultReport, FaultTimes, ProbeEvent, Timeline};
 use crate::model::row::{Round, Row};
-use crate::observe::procfs;
 use crate::output::chart::hover::Hover;
 use crate::output::chart::{color_for, legend_and_present, plot_error};
 use crate::output::table::dash;
@@ -360,116 +355,27 @@ pub const PROBE_RATE: u32 = 100;
 /// A probe request that takes longer is a timeout.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The probe: `PROBE_CONNECTIONS` threads, each sending `GET path` at a fixed pace on its own
-/// keep-alive connection (opened again after any error), never catching up on a missed slot.
-pub struct Probe {
-    stop: Arc<AtomicBool>,
-    /// Each thread's requests, and the CPU seconds it used.
-    handles: Vec<JoinHandle<(Vec<ProbeEvent>, f64)>>,
-}
+/// The probe: a paced client of `PROBE_CONNECTIONS` threads at `PROBE_RATE` in all, keeping
+/// every answer.
+pub struct Probe(Paced<Vec<ProbeEvent>>);
 
 impl Probe {
     pub fn start(addr: SocketAddr, path: &str, t0: Instant) -> Probe {
-        let stop = Arc::new(AtomicBool::new(false));
-        let interval = Duration::from_secs(1) * PROBE_CONNECTIONS as u32 / PROBE_RATE;
-        let handles = (0..PROBE_CONNECTIONS)
-            .map(|i| {
-                let stop = stop.clone();
-                let path = path.to_string();
-                let offset = interval * i as u32 / PROBE_CONNECTIONS as u32;
-                std::thread::spawn(move || probe_loop(addr, &path, t0 + offset, interval, &stop))
-            })
-            .collect();
-        Probe { stop, handles }
+        let pace = Pace {
+            rate: PROBE_RATE,
+            connections: PROBE_CONNECTIONS,
+            timeout: PROBE_TIMEOUT,
+            paths: vec![path.to_string()],
+        };
+        Probe(Paced::start(addr, &pace, t0, Vec::new))
     }
 
     /// Stops the probe; every request it made, in order of start, and the CPU seconds its
     /// threads used (the probe's own cost, beside the load tool's).
     pub fn finish(self) -> (Vec<ProbeEvent>, f64) {
-        self.stop.store(true, Ordering::SeqCst);
-        let mut events = Vec::new();
-        let mut cpu_s = 0.0;
-        for handle in self.handles {
-            let (mine, cpu) = handle.join().unwrap_or_default();
-            events.extend(mine);
-            cpu_s += cpu;
-        }
+        let (threads, cpu_s) = self.0.finish();
+        let mut events: Vec<ProbeEvent> = threads.into_iter().flatten().collect();
         events.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
         (events, cpu_s)
-    }
-}
-
-fn probe_loop(
-    addr: SocketAddr,
-    path: &str,
-    first: Instant,
-    interval: Duration,
-    stop: &AtomicBool,
-) -> (Vec<ProbeEvent>, f64) {
-    let cpu_at_start = procfs::thread_cpu_seconds();
-    let t0 = first;
-    let mut events = Vec::new();
-    let mut conn: Option<client::Conn> = None;
-    let mut slot = 0u32;
-    while !stop.load(Ordering::SeqCst) {
-        let due = first + interval * slot;
-        let now = Instant::now();
-        if now < due {
-            std::thread::sleep((due - now).min(Duration::from_millis(50)));
-            continue;
-        }
-        // A slot missed while a request hung is skipped, not made up.
-        slot = (now.duration_since(first).as_secs_f64() / interval.as_secs_f64()) as u32 + 1;
-        let started = Instant::now();
-        let outcome = probe_once(addr, path, &mut conn);
-        events.push(ProbeEvent {
-            start_ms: started.duration_since(t0).as_secs_f64() * 1000.0,
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-            outcome,
-        });
-    }
-    (events, procfs::thread_cpu_seconds() - cpu_at_start)
-}
-
-fn probe_once(addr: SocketAddr, path: &str, conn: &mut Option<client::Conn>) -> ProbeOutcome {
-    if conn.is_none() {
-        match client::Conn::open(addr) {
-            Ok(opened) => {
-                let _ = opened.set_read_timeout(PROBE_TIMEOUT);
-                *conn = Some(opened);
-            }
-            Err(_) => return ProbeOutcome::Connect,
-        }
-    }
-    let Some(open) = conn.as_mut() else {
-        return ProbeOutcome::Connect;
-    };
-    match open.get(path) {
-        Ok(response) => {
-            if !response.reusable {
-                *conn = None;
-            }
-            if (200..300).contains(&response.status) {
-                ProbeOutcome::Ok
-            } else {
-                ProbeOutcome::Status(response.status)
-            }
-        }
-        Err(e) => {
-            *conn = None;
-            let timed_out = e.chain().any(|cause| {
-                cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
-                    matches!(
-                        io.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    )
-                })
-            });
-            if timed_out {
-                ProbeOutcome::Timeout
-            } else {
-                ProbeOutcome::Io
-            }
-        }
     }
 }
