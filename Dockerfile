@@ -1,5 +1,6 @@
-# Images for compose.yaml. Build machines here have no Docker engine: compose.yaml is checked
-# statically by `cargo test` (bench/tests/compose.rs); this file is for machines that have one.
+# Images for compose.yaml. scripts/compose-test builds the `targets` and `nginx` stages under
+# podman (the `build` stage handed in as this checkout's release build: no registry there),
+# and bench/tests/compose.rs checks the files statically.
 
 # 1. Build every target in release.
 FROM rust:1.95-bookworm AS build

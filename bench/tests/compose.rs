@@ -1,4 +1,4 @@
-//! compose.yaml, checked statically: this machine has no Docker engine to run it.
+//! compose.yaml, checked statically (scripts/compose-test runs it under podman).
 //!
 //! It must parse; every target in the workspace has a service whose variables are all contract
 //! names; the images it builds are stages of the Dockerfile; the files it mounts exist; and the
@@ -448,6 +448,27 @@ fn the_build_context_leaves_out_target_git_and_fuzz() {
         assert!(
             entries.contains(&needed),
             ".dockerignore lacks {needed}: {entries:?}"
+        );
+    }
+}
+
+/// Every image pulled from a registry names its version: `latest`, or no tag, changes under a
+/// user (pgbouncer's entrypoint has); the suite's own images are built from the Dockerfile.
+#[test]
+fn every_registry_image_is_pinned() {
+    let compose = compose();
+    for (name, service) in services(&compose) {
+        let Some(image) = service["image"].as_str() else {
+            continue;
+        };
+        if image.starts_with("rust-web-perf/") {
+            continue;
+        }
+        let tag = image.rsplit_once(':').map(|(_, tag)| tag);
+        assert!(
+            tag.is_some_and(|t| t != "latest" && t.chars().any(|c| c.is_ascii_digit())),
+            "{}: {image} is not pinned to a version",
+            name.as_str().unwrap_or_default()
         );
     }
 }

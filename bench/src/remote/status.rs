@@ -65,15 +65,30 @@ pub struct StatusServer {
 }
 
 impl StatusServer {
-    /// Serves on `host` at a free port. `describe` gets the server's own URL and returns the
-    /// description to serve.
+    /// Serves on `host` at a free port outside the kernel's ephemeral range (as every server
+    /// of the stack: a load's client connections cannot hold it). `describe` gets the
+    /// server's own URL and returns the description to serve.
     pub fn start(
         host: IpAddr,
         describe: impl FnOnce(String) -> Description,
         watched: Vec<Watched>,
     ) -> Result<(StatusServer, Description)> {
-        let listener = TcpListener::bind((host, 0))
-            .with_context(|| format!("cannot listen on {host} for the status endpoint"))?;
+        let mut attempts = 0;
+        let listener = loop {
+            let port = crate::stack::process::free_port()?;
+            match TcpListener::bind((host, port)) {
+                Ok(listener) => break listener,
+                // Taken between the check and the bind: another port.
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 5 => {
+                    attempts += 1;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot listen on {host} for the status endpoint")
+                    })
+                }
+            }
+        };
         let addr = listener.local_addr()?;
         let description = describe(format!("http://{addr}"));
         let server = StatusServer::run(listener, &description, watched)?;
