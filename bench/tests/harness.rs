@@ -1706,16 +1706,7 @@ fn a_stack_from_bench_up_is_measured_with_remote_and_another_version_is_refused(
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("bench up starts");
-    let stop = |up: &mut std::process::Child| {
-        // SAFETY: a signal to our own child.
-        unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while up.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = up.kill();
-        let _ = up.wait();
-    };
+    let stop = stop_bench_up;
     let mut lines = std::io::BufReader::new(up.stdout.take().unwrap()).lines();
     let mut description_url = None;
     for line in lines.by_ref().take(40) {
@@ -1786,6 +1777,18 @@ fn a_stack_from_bench_up_is_measured_with_remote_and_another_version_is_refused(
         "{stderr}"
     );
     assert!(!stderr.contains("starting the stack"), "{stderr}");
+}
+
+/// Stops a `bench up` as Ctrl-C would (SIGINT: it stops its stack), killed after 30 s.
+fn stop_bench_up(up: &mut std::process::Child) {
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while up.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = up.kill();
+    let _ = up.wait();
 }
 
 /// The body of a `GET http://HOST:PORT/path`.
@@ -2218,17 +2221,8 @@ fn a_stack_host_and_a_load_host_in_two_namespaces_measure_over_the_link() {
     .stderr(std::process::Stdio::null())
     .spawn()
     .expect("bench up starts in the stack namespace");
-    let stop = |up: &mut std::process::Child| {
-        // `ip netns exec` runs bench in its own process (exec), so the signal reaches it.
-        // SAFETY: a signal to our own child.
-        unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while up.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = up.kill();
-        let _ = up.wait();
-    };
+    // `ip netns exec` runs bench in its own process (exec), so the signal reaches it.
+    let stop = stop_bench_up;
     let mut lines = std::io::BufReader::new(up.stdout.take().unwrap()).lines();
     let (mut database_url, mut description_url) = (None, None);
     for line in lines.by_ref().take(40).map_while(Result::ok) {

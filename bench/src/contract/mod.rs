@@ -15,6 +15,7 @@
 
 mod burst;
 mod checks;
+mod statements;
 mod verify;
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use shared::Binary;
 
 use crate::stack::Stack;
 use checks::*;
+use statements::one_statement_per_request;
 
 pub use burst::{burst, burst_with_peaks, statuses, BurstPeaks};
 pub use verify::{check_external, judge, reach, refused_targets};
