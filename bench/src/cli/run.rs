@@ -179,10 +179,15 @@ fn check_soak(args: &RunArgs, scenario: &Scenario, settings: &Settings) -> Resul
         (settings.rounds > 1, "--rounds"),
         (args.ceiling, "--ceiling"),
     ];
-    if let Some((_, what)) = refused.iter().find(|(on, _)| *on) {
-        return Err(UsageError(format!("the soak preset cannot run with {what}")).into());
+    refuse_any("the soak preset", &refused)
+}
+
+/// A usage error naming the first of `flags` that is on: `WHAT cannot run with FLAG`.
+fn refuse_any(what: &str, flags: &[(bool, &str)]) -> Result<()> {
+    match flags.iter().find(|(on, _)| *on) {
+        Some((_, flag)) => Err(UsageError(format!("{what} cannot run with {flag}")).into()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The name every row's `relative` divides by: the one asked for (a target, or `pgbench` in a
@@ -290,9 +295,7 @@ fn remote_targets(
         (settings.idle_connections > 0, "--idle-connections"),
         (settings.pin, "--pin"),
     ];
-    if let Some((_, what)) = refused.iter().find(|(on, _)| *on) {
-        return Err(UsageError(format!("--remote cannot run with {what}")).into());
-    }
+    refuse_any("--remote", &refused)?;
     let description =
         remote::Description::load(source).map_err(|e| UsageError(format!("{e:#}")))?;
     let remotes = description

@@ -53,23 +53,25 @@ pub fn one_statement_per_request(server: &Server) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let after = observer.statement_calls()?;
-        let (delta, _) = own_statements(&mut observer, server, &since, &before, &after)?;
-        if delta >= expected || Instant::now() > deadline {
+        let others = observer.others_since(&since, app)?;
+        let counted = own_statements(&mut observer, app, &others, &before, &after)?;
+        if counted.is_none_or(|(delta, _)| delta >= expected) || Instant::now() > deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(200));
     let after = observer.statement_calls()?;
-    let (delta, counted) = own_statements(&mut observer, server, &since, &before, &after)?;
     let others = observer.others_since(&since, app)?;
-    if let Counted::Mixed = counted {
+    let Some((delta, counted)) = own_statements(&mut observer, app, &others, &before, &after)?
+    else {
         bail!(
-            "cannot count {}'s statements: other clients of the database ran statements meanwhile as the same role ({}), and pg_stat_statements counts per role, not per session ({delta} statements in all for {expected} requests); check it when the database is quiet, or give the other clients a role of their own",
+            "cannot count {}'s statements: other clients of the database ran statements meanwhile as the same role ({}), and pg_stat_statements counts per role, not per session ({} statements in all for {expected} requests); check it when the database is quiet, or give the other clients a role of their own",
             server.name,
-            list(&others)
+            list(&others),
+            after.since(&before, None)
         );
-    }
+    };
     ensure!(
         delta == expected,
         "{expected} requests that read the DB ran {delta} statements ({}); the contract allows exactly one each; {}",
@@ -89,8 +91,6 @@ enum Counted {
     All,
     /// Only the roles of the server's sessions, which no other client used meanwhile.
     Roles(Vec<String>),
-    /// Another client ran statements as a role of the server's: the count is not its own.
-    Mixed,
 }
 
 impl Counted {
@@ -101,35 +101,34 @@ impl Counted {
                 "pg_stat_statements calls of its role {}, which no other client used",
                 roles.join(", ")
             ),
-            Counted::Mixed => "pg_stat_statements calls of every client".to_string(),
         }
     }
 }
 
-/// The statements the server ran between `before` and `after`, and whose they are: all of
-/// the database's when nobody else ran any since `since`; else, when its sessions are known
-/// by their application_name, those of its roles, if no other client used them.
+/// The statements the server (its sessions' application_name `app`) ran between `before`
+/// and `after`, and whose they are: all of the database's when no other client ran any
+/// (`others`), or when the server's sessions cannot be told apart; else those of its roles,
+/// if no other client used them. `None` when one did: the count cannot be the server's.
 fn own_statements(
     observer: &mut Observer,
-    server: &Server,
-    since: &str,
+    app: Option<&str>,
+    others: &[OtherClient],
     before: &StatementCalls,
     after: &StatementCalls,
-) -> Result<(i64, Counted)> {
-    let Some(app) = server.app.as_deref() else {
-        return Ok((after.since(before, None), Counted::All));
+) -> Result<Option<(i64, Counted)>> {
+    let Some(app) = app.filter(|_| !others.is_empty()) else {
+        return Ok(Some((after.since(before, None), Counted::All)));
     };
-    let others = observer.others_since(since, Some(app))?;
-    if others.is_empty() {
-        return Ok((after.since(before, None), Counted::All));
-    }
     let roles = observer.roles_of(app)?;
     let ids: Vec<i64> = roles.iter().map(|(id, _)| *id).collect();
     if ids.is_empty() || others.iter().any(|o| ids.contains(&o.role_id)) {
-        return Ok((after.since(before, None), Counted::Mixed));
+        return Ok(None);
     }
     let names = roles.into_iter().map(|(_, name)| name).collect();
-    Ok((after.since(before, Some(&ids)), Counted::Roles(names)))
+    Ok(Some((
+        after.since(before, Some(&ids)),
+        Counted::Roles(names),
+    )))
 }
 
 fn list(others: &[OtherClient]) -> String {

@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use shared::Binary;
 
 use super::extras::fault::inject;
 use super::paced::{Pace, Paced, Recorder};
+use super::sample::CpuWatch;
 use super::session::Plan;
 use crate::contract;
-use crate::model::case;
+use crate::model::case::{self, Subject};
 use crate::model::fault::{Fault, ProbeEvent};
 use crate::model::row::{Round, Row};
 use crate::model::settings::{Endpoint, Settings, Via};
@@ -30,6 +30,8 @@ use crate::observe::postgres::Observer;
 use crate::observe::procfs;
 use crate::stack::{Stack, Target};
 
+/// Each target's rate when the settings give none (the preset's).
+const DEFAULT_RATE: u32 = 300;
 /// A soak request that takes longer is a timeout.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The name the rows give their load.
@@ -47,10 +49,7 @@ pub fn run(stack: &Stack, plan: &Plan, every_s: f64, interrupted: &AtomicBool) -
     let mut running = Vec::new();
     let mut rows = Vec::new();
     for case in &cases {
-        let Some(binary) = Binary::ALL
-            .into_iter()
-            .find(|b| Some(b.name()) == case.subject.name())
-        else {
+        let Subject::Target(binary) = case.subject else {
             continue;
         };
         match refused.iter().find(|(b, _)| *b == binary) {
@@ -82,9 +81,9 @@ pub fn run(stack: &Stack, plan: &Plan, every_s: f64, interrupted: &AtomicBool) -
         .iter()
         .map(|addr| Paced::start(*addr, &pace, t0, Tally::default))
         .collect();
-    let cpu_before: Vec<Option<f64>> = running
+    let cpu: Vec<CpuWatch> = running
         .iter()
-        .map(|(_, t)| procfs::cpu_seconds(t.pid(), false))
+        .map(|(_, t)| CpuWatch::start(Some((t.pid(), false)), None, None))
         .collect();
     let pids: Vec<(u32, &'static str)> = running
         .iter()
@@ -95,6 +94,8 @@ pub fn run(stack: &Stack, plan: &Plan, every_s: f64, interrupted: &AtomicBool) -
         let samples = sample_until(stack, &pids, (t0, t0 + duration), interrupted);
         (injector.join().unwrap_or_default(), samples)
     });
+    // Every client stops now, before any row is built, so that all count the same span.
+    let tallies: Vec<Vec<Tally>> = clients.into_iter().map(|c| c.finish().0).collect();
     let elapsed = t0.elapsed().as_secs_f64();
     let soak_faults: Vec<SoakFault> = times
         .iter()
@@ -105,11 +106,9 @@ pub fn run(stack: &Stack, plan: &Plan, every_s: f64, interrupted: &AtomicBool) -
         })
         .collect();
     let fault_error = times.iter().find_map(|t| t.error.clone());
-    for (i, (client, (case, mut target))) in clients.into_iter().zip(running).enumerate() {
-        let (tallies, _cpu) = client.finish();
-        let cpu_s = procfs::cpu_seconds(target.pid(), false)
-            .zip(cpu_before[i])
-            .map(|(after, before)| (after - before).max(0.0));
+    let finished = tallies.into_iter().zip(cpu).zip(running);
+    for (i, ((tallies, cpu), (case, mut target))) in finished.enumerate() {
+        let (cpu_s, _, _) = cpu.finish();
         let soak = Soak {
             settings: s,
             elapsed_s: elapsed,
@@ -143,7 +142,7 @@ fn pace(s: &Settings) -> Pace {
         other => vec![other.path().to_string()],
     };
     Pace {
-        rate: s.rate.unwrap_or(300),
+        rate: s.rate.unwrap_or(DEFAULT_RATE),
         connections: s.connections as usize,
         timeout: TIMEOUT,
         paths,
@@ -289,7 +288,11 @@ impl Soak<'_> {
             .enumerate()
             .map(|(minute, latencies)| {
                 latencies.sort_by(f64::total_cmp);
-                let in_minute = seconds.iter().skip(minute * 60).take(60);
+                let in_minute = seconds
+                    .get(minute * 60..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take(60);
                 let mut kinds = ErrorKinds::default();
                 in_minute.for_each(|(_, k)| kinds.add(k));
                 SoakMinute {
@@ -310,7 +313,7 @@ impl Soak<'_> {
         let sessions_peak = peak(&|s| s.sessions.map(|n| n as f64)).map(|n| n as i64);
         let s = self.settings;
         let report = SoakReport {
-            rate: s.rate.unwrap_or(300),
+            rate: s.rate.unwrap_or(DEFAULT_RATE),
             connections: s.connections,
             duration_s: self.elapsed_s,
             warmup_s: (self.elapsed_s / 5.0).min(300.0),

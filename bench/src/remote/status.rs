@@ -73,22 +73,8 @@ impl StatusServer {
         describe: impl FnOnce(String) -> Description,
         watched: Vec<Watched>,
     ) -> Result<(StatusServer, Description)> {
-        let mut attempts = 0;
-        let listener = loop {
-            let port = crate::stack::process::free_port()?;
-            match TcpListener::bind((host, port)) {
-                Ok(listener) => break listener,
-                // Taken between the check and the bind: another port.
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 5 => {
-                    attempts += 1;
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("cannot listen on {host} for the status endpoint")
-                    })
-                }
-            }
-        };
+        let listener = crate::stack::process::listen_on_free_port(host)
+            .with_context(|| format!("cannot listen on {host} for the status endpoint"))?;
         let addr = listener.local_addr()?;
         let description = describe(format!("http://{addr}"));
         let server = StatusServer::run(listener, &description, watched)?;

@@ -194,6 +194,20 @@ pub fn free_port() -> Result<u16> {
     )
 }
 
+/// A listening socket on `host`, at a port from [`free_port`]; another port when that one was
+/// taken between the check and the bind (for a server in this process, which can bind at once).
+pub fn listen_on_free_port(host: std::net::IpAddr) -> Result<TcpListener> {
+    let mut attempts = 0;
+    loop {
+        let port = free_port()?;
+        match TcpListener::bind((host, port)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 5 => attempts += 1,
+            Err(e) => return Err(e).with_context(|| format!("cannot listen on {host}:{port}")),
+        }
+    }
+}
+
 /// The kernel's ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`), Linux's
 /// default when it cannot be read.
 pub fn ephemeral_range() -> (u16, u16) {
