@@ -80,10 +80,12 @@ fn counting_cases() -> Vec<Counting> {
             expected_peak: 20,
         },
     ];
-    // Async and green: one worker thread overlaps every request, up to the pool. For
-    // may-green this is the proof that nothing blocks the OS thread: a blocking driver would
-    // show one session in pg_sleep at a time.
-    let overlapping = |b: &&Binary| b.name().starts_with("tokio-") || **b == MayGreen;
+    // Async, green and thread per core: one worker thread overlaps every request, up to the
+    // pool. For may-green this is the proof that nothing blocks the OS thread: a blocking
+    // driver would show one session in pg_sleep at a time; for compio-tpc, that its one
+    // io_uring thread keeps 20 sleeps in flight.
+    let overlapping =
+        |b: &&Binary| b.name().starts_with("tokio-") || [MayGreen, CompioTpc].contains(b);
     for &binary in TARGETS.iter().filter(overlapping) {
         cases.push(Counting {
             name: "one_worker_overlaps_20_sleeps_with_pool_20",
@@ -112,7 +114,7 @@ fn counting_cases() -> Vec<Counting> {
     }
     // Pipelined: one connection per worker, whatever the load and the pool size; PostgreSQL
     // runs a connection's queries one at a time, so W sessions sleep at once.
-    for &binary in TARGETS.iter().filter(|b| b.is_tokio()) {
+    for &binary in TARGETS.iter().filter(|b| b.pipelines()) {
         cases.push(Counting {
             name: "pipelined_sleeps_once_per_worker",
             binary,
@@ -204,10 +206,13 @@ fn run_check(world: &World, binary: Binary, check: &contract::Check) -> Result<(
 /// other a 503 with a JSON error.
 fn pool_timeout_is_503(world: &World, binary: Binary) -> Result<()> {
     let stack = world.stack()?;
-    let target = stack.launch(
-        binary,
-        &flags(&[("--pool-size", "1"), ("--pool-timeout-ms", "100")]),
-    )?;
+    // compio-tpc splits its pool between its threads: with one session, one thread (the
+    // only one here) has it, and the other would answer both 503 if both landed there.
+    let mut target_flags = vec![("--pool-size", "1"), ("--pool-timeout-ms", "100")];
+    if binary == Binary::CompioTpc {
+        target_flags.push(("--workers", "1"));
+    }
+    let target = stack.launch(binary, &flags(&target_flags))?;
     let subject = world.subject(stack, &target, None);
     let burst = contract::burst(subject.direct, "/test?id=9&delay_ms=1000", 2);
     let mut statuses: Vec<u16> = burst
@@ -775,9 +780,17 @@ fn sigterm_answers_every_request_in_flight_then_exits_0(
     } else {
         "2"
     };
+    // compio-tpc splits its pool between its threads, and the kernel splits the connections
+    // by a hash, not evenly: 20 sessions per thread, so that all 20 sleep at once wherever
+    // they land.
+    let pool = if binary == Binary::CompioTpc {
+        "40"
+    } else {
+        "20"
+    };
     let mut target = stack.launch(
         binary,
-        &flags(&[("--workers", workers), ("--pool-size", "20")]),
+        &flags(&[("--workers", workers), ("--pool-size", pool)]),
     )?;
     let addr = target.addr;
     let requests =
@@ -891,6 +904,104 @@ fn upstream_failures_are_502_and_504(world: &World, binary: Binary) -> Result<()
 
 /// The database restarts under a target with a full pool: every request afterwards succeeds
 /// (TechEmpower issue #8790: 13 of the top 20 frameworks did not recover by themselves).
+/// compio-tpc really runs on io_uring: while it serves (a row, a page, a health check), the
+/// process holds one io_uring instance per worker thread (`anon_inode:[io_uring]` among its
+/// descriptors), and its start-up says each thread's driver.
+fn an_io_uring_per_worker_while_it_serves(world: &World, binary: Binary) -> Result<()> {
+    const WORKERS: usize = 3;
+    let stack = world.stack()?;
+    let target = stack.launch(binary, &flags(&[("--workers", "3")]))?;
+    for path in ["/test?id=7", "/test?backend=upstream", "/health"] {
+        let response = client::get(target.addr, path)?;
+        ensure!(response.status == 200, "{path}: {}", response.status);
+    }
+    let mut rings = 0;
+    for entry in std::fs::read_dir(format!("/proc/{}/fd", target.pid()))? {
+        let link = std::fs::read_link(entry?.path()).unwrap_or_default();
+        rings += usize::from(link.to_string_lossy() == "anon_inode:[io_uring]");
+    }
+    ensure!(
+        rings == WORKERS,
+        "{binary} with --workers {WORKERS} holds {rings} io_uring instances, expected one per thread"
+    );
+    let log = std::fs::read_to_string(target.log())?;
+    for thread in 0..WORKERS {
+        let line = format!("thread {thread} runs compio's io_uring driver");
+        ensure!(log.contains(&line), "no \"{line}\" in its start-up: {log}");
+    }
+    eprintln!("  {binary}: {rings} io_uring instances for {WORKERS} threads");
+    Ok(())
+}
+
+/// compio-tpc runs on io_uring or not at all: with io_uring turned off for every process
+/// (`kernel.io_uring_disabled` = 2, put back afterwards), it exits with status 1 and one line
+/// saying which thread could not start its ring and where to look.
+fn refuses_to_start_without_io_uring(world: &World, binary: Binary) -> Result<()> {
+    const SETTING: &str = "/proc/sys/kernel/io_uring_disabled";
+    let stack = world.stack()?;
+    let before = std::fs::read_to_string(SETTING)
+        .with_context(|| format!("cannot read {SETTING}: this kernel has no io_uring switch"))?;
+    /// Puts the setting back however the test ends.
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = std::fs::write(SETTING, &self.0);
+        }
+    }
+    std::fs::write(SETTING, "2").with_context(|| {
+        format!("cannot write {SETTING} (the test needs root to turn io_uring off)")
+    })?;
+    let _restore = Restore(before);
+    let port = bench::stack::process::free_port()?;
+    let output = std::process::Command::new(stack.bin_dir().join(binary.name()))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", stack.database_url()])
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    ensure!(
+        output.status.code() == Some(1),
+        "{binary} exited with {} without io_uring, not 1: {stderr}",
+        output.status
+    );
+    ensure!(
+        lines.len() == 1
+            && lines[0].contains("cannot start its io_uring runtime")
+            && lines[0].contains("io_uring_disabled"),
+        "{binary} said {lines:?}, not one line naming its io_uring runtime and the setting"
+    );
+    Ok(())
+}
+
+/// compio-tpc shares nothing: `--pool-size 6` over 2 threads is 3 sessions each (the start-up
+/// says so), and under 40 concurrent sleeps, spread over both threads by the kernel, the
+/// sessions in `pg_sleep` reach 6 and the open sessions never pass 6 in `pg_stat_activity`.
+fn the_pool_is_split_across_the_threads(world: &World, binary: Binary) -> Result<()> {
+    let stack = world.stack()?;
+    let target = stack.launch(binary, &flags(&[("--workers", "2"), ("--pool-size", "6")]))?;
+    let log = std::fs::read_to_string(target.log())?;
+    for thread in 0..2 {
+        let line =
+            format!("thread {thread} runs compio's io_uring driver; its own listener, sessions=3");
+        ensure!(log.contains(&line), "no \"{line}\" in its start-up: {log}");
+    }
+    let subject = world.subject(stack, &target, None);
+    let burst = contract::burst_with_peaks(&subject, SLEEP_300, 40)?;
+    ensure!(
+        burst.all_ok(),
+        "not every request succeeded: {:?}",
+        burst.statuses()
+    );
+    ensure!(
+        burst.db.in_sleep == 6 && burst.db.sessions <= 6,
+        "with --pool-size 6 over 2 threads: {} sessions in pg_sleep at the peak (expected 6), {} open (at most 6)",
+        burst.db.in_sleep,
+        burst.db.sessions
+    );
+    Ok(())
+}
+
 fn recovers_after_the_database_restarts(world: &World, binary: Binary) -> Result<()> {
     recovers_after_a_restart_with(world, binary, &[])
 }
@@ -1311,12 +1422,31 @@ fn main() {
                 pipelined_waiters_are_served_in_arrival_order,
             ),
         ];
-        let pipelined = if binary.is_tokio() {
+        let pipelined = if binary.pipelines() {
             &pipelined[..]
         } else {
             &[]
         };
-        for &(name, test) in special.iter().chain(pipelined) {
+        let own: [(&str, TargetTest); 3] = [
+            (
+                "an_io_uring_per_worker_while_it_serves",
+                an_io_uring_per_worker_while_it_serves,
+            ),
+            (
+                "refuses_to_start_without_io_uring",
+                refuses_to_start_without_io_uring,
+            ),
+            (
+                "the_pool_is_split_across_the_threads",
+                the_pool_is_split_across_the_threads,
+            ),
+        ];
+        let own = if binary == Binary::CompioTpc {
+            &own[..]
+        } else {
+            &[]
+        };
+        for &(name, test) in special.iter().chain(pipelined).chain(own) {
             trials.push(trial(&world, format!("{binary}::{name}"), move |w| {
                 test(w, binary)
             }));

@@ -1,5 +1,6 @@
-//! The contract's connection limits for the hyper-based targets (tokio-axum, tokio-hyper), kept
-//! below the HTTP layer so that both keep exactly the rules the blocking layer keeps:
+//! The contract's connection limits for the hyper-based targets (tokio-axum, tokio-hyper,
+//! compio-tpc), kept below the HTTP layer so that they keep exactly the rules the blocking
+//! layer keeps:
 //!
 //! - a request head over 8 KiB: 431, then close (hyper's smallest buffer limit is 8 KiB of
 //!   *buffer*, and axum does not expose it at all);
@@ -13,19 +14,51 @@
 //! empty line, a `Content-Length` body after it is skipped, and the first response byte
 //! written after a whole head makes the connection idle again. The timers run only while the
 //! HTTP layer waits to read, so a request that is being served (a 10 s `pg_sleep`) is never cut.
+//!
+//! The socket is anything with tokio's I/O traits (tokio's own, or compio's through its
+//! compat layer), and the timers are the runtime's: a [`Clock`] ([`TokioClock`] for the tokio
+//! targets, `compio_stack::CompioClock` for compio-tpc).
 
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
 
 use crate::error::AppError;
 use crate::http::{write_response, ConnectionHeader};
 use crate::request::Reply;
 use crate::ConnLimits;
+
+/// A runtime's timers, as a guarded connection uses them: one sleep per connection, moved
+/// from deadline to deadline.
+pub trait Clock {
+    type Sleep: Future<Output = ()>;
+    /// A sleep that ends at `deadline`.
+    fn sleep_until(deadline: Instant) -> Self::Sleep;
+    /// Moves `sleep` to end at `deadline` instead.
+    fn reset(sleep: Pin<&mut Self::Sleep>, deadline: Instant);
+}
+
+/// tokio's timers (the tokio targets' runtimes have them enabled).
+#[cfg(feature = "tokio")]
+pub struct TokioClock;
+
+#[cfg(feature = "tokio")]
+impl Clock for TokioClock {
+    type Sleep = tokio::time::Sleep;
+
+    fn sleep_until(deadline: Instant) -> tokio::time::Sleep {
+        tokio::time::sleep_until(deadline.into())
+    }
+
+    fn reset(sleep: Pin<&mut tokio::time::Sleep>, deadline: Instant) {
+        sleep.reset(deadline.into());
+    }
+}
 
 /// Where the connection is, as seen from the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,26 +73,33 @@ enum Phase {
     Busy,
 }
 
-/// A socket that keeps the contract's head limit, header timeout and idle timeout.
-pub struct GuardedIo<T> {
+/// A socket that keeps the contract's head limit, header timeout and idle timeout, with the
+/// timers of `C`.
+#[cfg(feature = "tokio")]
+pub type GuardedIo<T> = Guarded<T, TokioClock>;
+
+/// A socket that keeps the contract's head limit, header timeout and idle timeout, with the
+/// timers of the runtime's [`Clock`].
+pub struct Guarded<T, C: Clock> {
     inner: T,
     server: &'static str,
     limits: ConnLimits,
     phase: Phase,
     /// The head read so far (at most `max_head` bytes), to find its `Content-Length`.
     head: Vec<u8>,
-    /// Made at the first wait that has a deadline.
-    timer: Option<Pin<Box<Sleep>>>,
+    /// Made at the first wait that has a deadline, with the deadline it is set to.
+    timer: Option<(Instant, Pin<Box<C::Sleep>>)>,
     /// A refusal (408 or 431) being written; then the reads end.
     refusal: Option<(Vec<u8>, usize)>,
     /// This connection's share of the descriptor budget, given back when it closes.
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    clock: PhantomData<fn() -> C>,
 }
 
-impl<T> GuardedIo<T> {
-    pub fn new(inner: T, server: &'static str, limits: ConnLimits) -> GuardedIo<T> {
+impl<T, C: Clock> Guarded<T, C> {
+    pub fn new(inner: T, server: &'static str, limits: ConnLimits) -> Guarded<T, C> {
         let now = Instant::now();
-        GuardedIo {
+        Guarded {
             inner,
             server,
             limits,
@@ -68,11 +108,12 @@ impl<T> GuardedIo<T> {
             timer: None,
             refusal: None,
             _permit: None,
+            clock: PhantomData,
         }
     }
 
     /// The same connection, holding `permit` until it is dropped.
-    pub fn holding(mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> GuardedIo<T> {
+    pub fn holding(mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Guarded<T, C> {
         self._permit = permit;
         self
     }
@@ -184,7 +225,7 @@ fn content_length(head: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin, C: Clock> Guarded<T, C> {
     /// An answer is going out: from here the connection is idle until the next byte. The idle
     /// timer is armed with the writer's waker (the connection's task), because the HTTP layer
     /// may already be parked in a read that started while the request was served, and would
@@ -200,12 +241,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
     }
 
     /// The timer, set to `deadline`.
-    fn arm(&mut self, deadline: Instant) -> Pin<&mut Sleep> {
-        let timer = self
+    fn arm(&mut self, deadline: Instant) -> Pin<&mut C::Sleep> {
+        let (set, timer) = self
             .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
+            .get_or_insert_with(|| (deadline, Box::pin(C::sleep_until(deadline))));
+        if *set != deadline {
+            C::reset(timer.as_mut(), deadline);
+            *set = deadline;
         }
         timer.as_mut()
     }
@@ -229,7 +271,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin, C: Clock> AsyncRead for Guarded<T, C> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -279,7 +321,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin, C: Clock> AsyncWrite for Guarded<T, C> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -313,7 +355,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tokio"))]
 mod tests {
     use super::*;
     use std::time::Duration;

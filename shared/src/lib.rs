@@ -1,4 +1,4 @@
-//! Everything the six targets share: the contract in one place.
+//! Everything the seven targets share: the contract in one place.
 //!
 //! A target server is its concurrency model and nothing else. Flags, routes, parameter
 //! validation, SQL, byte-exact bodies, errors and their status codes, the `Date` header and the
@@ -13,8 +13,11 @@
 //! - `tokio`: the `tokio-postgres` + `deadpool-postgres` pool, the hyper-util upstream client
 //!   and the limits under hyper (`guarded`), for tokio-axum, tokio-actix and tokio-hyper;
 //! - `green`: may-green's cooperative PostgreSQL and upstream clients, over may's sockets;
+//! - `compio`: compio-tpc's runtime per thread (`compio_stack`), and its per-thread pool,
+//!   pipelined connection and upstream client (`wait::compio`), tokio-postgres and hyper
+//!   over compio's sockets;
 //!
-//! Where a request waits, in each model, is [`wait`]: the three files side by side.
+//! Where a request waits, in each model, is [`wait`]: the four files side by side.
 //! - `fuzzing`: the blocking HTTP layer's fuzz oracle, for the fuzz crate only.
 //!
 //! Nothing in the core or in `green` may block a coroutine's thread.
@@ -33,13 +36,17 @@ pub mod wait;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+#[cfg(feature = "compio")]
+pub mod compio_stack;
 #[cfg(feature = "green")]
 pub mod green;
-#[cfg(feature = "tokio")]
+#[cfg(any(feature = "tokio", feature = "compio"))]
 pub mod guarded;
-#[cfg(any(feature = "blocking", feature = "tokio"))]
+#[cfg(any(feature = "tokio", feature = "compio"))]
+pub mod hyper_reply;
+#[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
 pub mod pg;
-#[cfg(feature = "tokio")]
+#[cfg(any(feature = "tokio", feature = "compio"))]
 pub mod places;
 #[cfg(feature = "tokio")]
 pub mod tokio_stack;

@@ -1,6 +1,7 @@
-//! [tokio] The upstream side of the descriptor budget: hyper-util's connector, with a place
-//! for every connection it opens. A connect waits for a free place; the connection gives its
-//! place back when its socket closes.
+//! At most N of something at once ([`Places`]: the accept budget of the tokio targets, and
+//! compio-tpc's budgets), and, for the tokio targets, the upstream side of the descriptor
+//! budget: hyper-util's connector, with a place for every connection it opens. A connect waits
+//! for a free place; the connection gives its place back when its socket closes.
 //!
 //! The accept side alone is not enough. A client that hangs up while its fetch is in flight
 //! frees its connection's place at once (actix drops the handler), while the upstream socket
@@ -9,14 +10,20 @@
 //! "out of file descriptors" (docs/scenarios.md, tsutsumi). With places, such a fetch waits
 //! for an upstream connection to close instead: none since.
 
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+#[cfg(feature = "tokio")]
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
+#[cfg(feature = "tokio")]
 use hyper::rt::{Read, ReadBufCursor, Write};
+#[cfg(feature = "tokio")]
 use hyper::Uri;
+#[cfg(feature = "tokio")]
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -41,11 +48,13 @@ impl Places {
 
 /// `HttpConnector` with at most `places` connections open at once (none: no cap).
 #[derive(Clone)]
+#[cfg(feature = "tokio")]
 pub struct PlacedConnector {
     inner: HttpConnector,
     places: Places,
 }
 
+#[cfg(feature = "tokio")]
 impl PlacedConnector {
     pub fn new(inner: HttpConnector, places: Option<usize>) -> PlacedConnector {
         PlacedConnector {
@@ -55,8 +64,10 @@ impl PlacedConnector {
     }
 }
 
+#[cfg(feature = "tokio")]
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+#[cfg(feature = "tokio")]
 impl tower_service::Service<Uri> for PlacedConnector {
     type Response = Placed<<HttpConnector as tower_service::Service<Uri>>::Response>;
     type Error = BoxError;
@@ -78,11 +89,13 @@ impl tower_service::Service<Uri> for PlacedConnector {
 }
 
 /// A connection holding its place until it is dropped (its socket closed).
+#[cfg(feature = "tokio")]
 pub struct Placed<T> {
     io: T,
     _place: Option<OwnedSemaphorePermit>,
 }
 
+#[cfg(feature = "tokio")]
 impl<T: Read + Unpin> Read for Placed<T> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -93,6 +106,7 @@ impl<T: Read + Unpin> Read for Placed<T> {
     }
 }
 
+#[cfg(feature = "tokio")]
 impl<T: Write + Unpin> Write for Placed<T> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -123,13 +137,14 @@ impl<T: Write + Unpin> Write for Placed<T> {
     }
 }
 
+#[cfg(feature = "tokio")]
 impl<T: Connection> Connection for Placed<T> {
     fn connected(&self) -> Connected {
         self.io.connected()
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tokio"))]
 mod tests {
     use super::*;
     use tower_service::Service;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::header::HeaderValue;
 
 use crate::guarded::GuardedIo;
 use crate::places::Places;
@@ -115,22 +114,7 @@ pub async fn serve_http<B>(
     http_response(app, reply)
 }
 
-/// The reply as an `http` response, for the hyper-based layers (hyper and axum). The HTTP
-/// layer adds `Content-Length` and `Date`. An error from the HTTP layer's own rules (a
-/// refused framing) closes the connection.
+/// The reply as an `http` response ([`crate::hyper_reply::response`]).
 pub fn http_response(app: &AsyncApp, reply: Reply) -> hyper::Response<http_body_util::Full<Bytes>> {
-    use hyper::header::{ALLOW, CONTENT_TYPE, SERVER};
-    let mut response = hyper::Response::new(http_body_util::Full::new(reply.body));
-    *response.status_mut() = hyper::StatusCode::from_u16(reply.status)
-        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(SERVER, HeaderValue::from_static(app.server));
-    if let Some(allow) = reply.allow {
-        headers.insert(ALLOW, HeaderValue::from_static(allow));
-    }
-    if reply.close {
-        headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
+    crate::hyper_reply::response(app.server, reply)
 }

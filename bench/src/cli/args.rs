@@ -24,7 +24,7 @@ use crate::stack::StackOptions;
 #[derive(Args, Debug, Clone, Default)]
 pub struct StackArgs {
     /// Comma-separated targets [default: all]. Names: sync-thread, sync-pool, tokio-axum,
-    /// tokio-actix, tokio-hyper, may-green.
+    /// tokio-actix, tokio-hyper, may-green, compio-tpc.
     #[arg(long, value_delimiter = ',')]
     pub targets: Vec<String>,
     /// Use this PostgreSQL instead of a private cluster (sql/ is loaded into it).

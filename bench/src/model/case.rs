@@ -318,7 +318,8 @@ fn open_loop(settings: &Settings, targets: &[Binary], rates: &[u32]) -> Vec<Case
     cases
 }
 
-/// At each client count: every tokio target pooled and pipelined, and pgbench with as many
+/// At each client count: every target on tokio-postgres (the tokio targets and compio-tpc)
+/// pooled and pipelined, and pgbench with as many
 /// clients, in one group per count.
 fn leaderboard(settings: &Settings, targets: &[Binary], clients: &[u32]) -> Vec<Case> {
     let mut cases = Vec::new();
@@ -328,7 +329,7 @@ fn leaderboard(settings: &Settings, targets: &[Binary], clients: &[u32]) -> Vec<
             connections: c,
             ..settings.clone()
         };
-        for &binary in targets.iter().filter(|b| b.is_tokio()) {
+        for &binary in targets.iter().filter(|b| b.pipelines()) {
             for mode in [DbMode::Pool, DbMode::Pipelined] {
                 let moded = Settings {
                     db_mode: mode,
@@ -377,6 +378,7 @@ mod tests {
             ("--db-mode", "pipelined"),
         ]);
         assert_eq!(bound_of(Binary::TokioHyper, &piped), Some(2));
+        assert_eq!(bound_of(Binary::CompioTpc, &piped), Some(2));
         // Started with the target's defaults: unknown, so only the clients bound it.
         assert_eq!(bound_of(Binary::TokioAxum, &[]), None);
     }
@@ -436,6 +438,18 @@ mod tests {
         // async: min(100 clients, 100 sessions) / 20 ms = 5000 req/s.
         let tokio = bound_rps(&s, s.effective_concurrency(Binary::TokioHyper)).unwrap();
         assert!((tokio - 5000.0).abs() < 1e-9);
+        // Thread per core: its threads' shares of the 100 sessions add up to 100.
+        assert_eq!(s.effective_concurrency(Binary::CompioTpc), Some(100));
+        let piped = Settings {
+            db_mode: DbMode::Pipelined,
+            async_workers: Some(2),
+            ..s.clone()
+        };
+        assert_eq!(piped.effective_concurrency(Binary::CompioTpc), Some(2));
+        assert_eq!(
+            piped.target_flags(Binary::CompioTpc).last(),
+            Some(&("--db-mode".to_string(), "pipelined".to_string()))
+        );
         // No delay, no bound.
         let p = find("paterson").unwrap().settings;
         assert_eq!(bound_rps(&p, Some(20)), None);
@@ -479,6 +493,30 @@ mod tests {
             .collect();
         assert_eq!(tools, ToolKind::ALL);
         assert_eq!(cases[1].label, "nginx-static wrk c=100");
+    }
+
+    #[test]
+    fn the_leaderboard_pipelines_every_target_on_tokio_postgres() {
+        let board = find("leaderboard").unwrap();
+        let cases = expand(&board, &board.settings, &Binary::ALL);
+        let at_16: Vec<&str> = cases
+            .iter()
+            .filter(|c| c.group == "c=16" && matches!(c.subject, Subject::Target(_)))
+            .map(|c| c.label.as_str())
+            .collect();
+        assert_eq!(
+            at_16,
+            [
+                "tokio-axum pool c=16",
+                "tokio-axum pipelined c=16",
+                "tokio-actix pool c=16",
+                "tokio-actix pipelined c=16",
+                "tokio-hyper pool c=16",
+                "tokio-hyper pipelined c=16",
+                "compio-tpc pool c=16",
+                "compio-tpc pipelined c=16",
+            ]
+        );
     }
 
     #[test]

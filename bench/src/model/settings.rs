@@ -201,7 +201,7 @@ impl Settings {
         if let Some(workers) = self.workers(binary) {
             flags.push((WORKERS.to_string(), workers.to_string()));
         }
-        if binary.is_tokio() {
+        if binary.pipelines() {
             flags.push((DB_MODE.to_string(), self.db_mode.name().to_string()));
         }
         if self.idle_connections > 0 {
@@ -247,7 +247,7 @@ impl Settings {
                 max_threads
             }),
             // Pipelined: PostgreSQL runs one query at a time on each of the W connections.
-            b if b.is_tokio() && self.db_mode == DbMode::Pipelined => {
+            b if b.pipelines() && self.db_mode == DbMode::Pipelined => {
                 db.then(|| self.async_worker_count())
             }
             _ => db.then_some(self.sessions),

@@ -1,4 +1,4 @@
-//! The six targets, and the two choices every target's `/test` and DB layer are built around:
+//! The seven targets, and the two choices every target's `/test` and DB layer are built around:
 //! its [`Binary`] (the name is the binary's, the `Server` header and the `application_name`),
 //! the [`Backend`] of `/test`, and the tokio targets' [`DbMode`].
 
@@ -6,7 +6,7 @@ use std::fmt;
 
 use clap::ValueEnum;
 
-/// The six targets of the suite. The name is the binary's name, the `Server` header and the
+/// The seven targets of the suite. The name is the binary's name, the `Server` header and the
 /// PostgreSQL `application_name`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Binary {
@@ -16,16 +16,18 @@ pub enum Binary {
     TokioActix,
     TokioHyper,
     MayGreen,
+    CompioTpc,
 }
 
 impl Binary {
-    pub const ALL: [Binary; 6] = [
+    pub const ALL: [Binary; 7] = [
         Binary::SyncThread,
         Binary::SyncPool,
         Binary::TokioAxum,
         Binary::TokioActix,
         Binary::TokioHyper,
         Binary::MayGreen,
+        Binary::CompioTpc,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl Binary {
             Binary::TokioActix => "tokio-actix",
             Binary::TokioHyper => "tokio-hyper",
             Binary::MayGreen => "may-green",
+            Binary::CompioTpc => "compio-tpc",
         }
     }
 
@@ -51,6 +54,12 @@ impl Binary {
         )
     }
 
+    /// The targets on tokio-postgres, which pipelines concurrent queries on one connection:
+    /// the tokio targets and compio-tpc (tokio-postgres over compio's sockets).
+    pub fn pipelines(self) -> bool {
+        self.is_tokio() || self == Binary::CompioTpc
+    }
+
     /// One line on the concurrency model, for `--help` and reports.
     pub fn model(self) -> &'static str {
         match self {
@@ -60,6 +69,9 @@ impl Binary {
             Binary::TokioActix => "async tasks on single-threaded runtimes (actix-web)",
             Binary::TokioHyper => "async tasks on a tokio multi-thread runtime (bare hyper)",
             Binary::MayGreen => "green threads: may coroutines on a few OS threads",
+            Binary::CompioTpc => {
+                "thread per core: an io_uring runtime per thread, nothing shared (compio)"
+            }
         }
     }
 
@@ -141,10 +153,10 @@ impl DbMode {
         }
     }
 
-    /// Whether `binary` can run in this mode: every target pools, only the tokio targets
-    /// pipeline (their driver, tokio-postgres, pipelines concurrent queries on one client).
+    /// Whether `binary` can run in this mode: every target pools, only the targets on
+    /// tokio-postgres pipeline (it pipelines concurrent queries on one client).
     pub fn supported_by(self, binary: Binary) -> bool {
-        self == DbMode::Pool || binary.is_tokio()
+        self == DbMode::Pool || binary.pipelines()
     }
 }
 

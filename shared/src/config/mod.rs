@@ -1,7 +1,7 @@
 //! The flags every target takes (docs/contract.md, "Configuration"), each also read from an
 //! environment variable.
 //!
-//! All six binaries parse the same flags with the same validation, so a harness can start any of
+//! All seven binaries parse the same flags with the same validation, so a harness can start any of
 //! them with one set of variables. Only the defaults differ per binary (`--workers`,
 //! `--pool-size`), and `--max-threads` is read by sync-thread alone. A bad value ends the process
 //! with status 2 and one line that names the flag, before anything is bound or connected.
@@ -111,8 +111,8 @@ struct Flags {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
     shutdown_timeout_ms: u64,
 
-    /// tokio targets: `pool`, or `pipelined` (one connection per worker thread, its tasks'
-    /// queries pipelined on it). The other targets only pool.
+    /// tokio targets and compio-tpc: `pool`, or `pipelined` (one connection per worker thread,
+    /// its tasks' queries pipelined on it). The other targets only pool.
     #[arg(long, env = "DB_MODE", value_enum, default_value_t = DbMode::Pool)]
     db_mode: DbMode,
 }
@@ -239,7 +239,7 @@ impl Config {
             return Err(command.clone().error(
                 clap::error::ErrorKind::ValueValidation,
                 format!(
-                    "invalid value '{}' for '--db-mode <DB_MODE>': {} only pools its DB connections; pipelined is for tokio-axum, tokio-actix and tokio-hyper",
+                    "invalid value '{}' for '--db-mode <DB_MODE>': {} only pools its DB connections; pipelined is for tokio-axum, tokio-actix, tokio-hyper and compio-tpc",
                     flags.db_mode, binary
                 ),
             ));
@@ -408,10 +408,10 @@ mod tests {
     }
 
     #[test]
-    fn only_the_tokio_targets_pipeline() {
+    fn only_the_targets_on_tokio_postgres_pipeline() {
         for binary in Binary::ALL {
             let parsed = parse(binary, &["--db-mode", "pipelined"]);
-            if binary.is_tokio() {
+            if binary.pipelines() {
                 assert_eq!(parsed.unwrap().db_mode, DbMode::Pipelined);
             } else {
                 let message = parsed.unwrap_err();
