@@ -68,3 +68,43 @@ pub fn map_error(error: &tokio_postgres::Error) -> AppError {
         AppError::DbError(message)
     }
 }
+
+/// An open connection with both statements prepared on it: a pipelined connection of the
+/// tokio targets, and compio-tpc's sessions.
+#[cfg(any(feature = "tokio", feature = "compio"))]
+pub struct Prepared {
+    pub client: tokio_postgres::Client,
+    select_row: tokio_postgres::Statement,
+    select_row_after_sleep: tokio_postgres::Statement,
+}
+
+#[cfg(any(feature = "tokio", feature = "compio"))]
+impl Prepared {
+    /// Prepares both statements on `client` (sent together: one round trip).
+    pub async fn on(client: tokio_postgres::Client) -> Result<Prepared, tokio_postgres::Error> {
+        let (select_row, select_row_after_sleep) = tokio::try_join!(
+            client.prepare(sql::SELECT_ROW),
+            client.prepare(sql::SELECT_ROW_AFTER_SLEEP)
+        )?;
+        Ok(Prepared {
+            client,
+            select_row,
+            select_row_after_sleep,
+        })
+    }
+
+    /// One row, with `delay_ms` of `pg_sleep` in the same statement.
+    pub async fn query(
+        &self,
+        id: i32,
+        delay_ms: u32,
+    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+        if delay_ms == 0 {
+            self.client.query_opt(&self.select_row, &[&id]).await
+        } else {
+            let seconds = sql::sleep_seconds(delay_ms);
+            let statement = &self.select_row_after_sleep;
+            self.client.query_opt(statement, &[&id, &seconds]).await
+        }
+    }
+}

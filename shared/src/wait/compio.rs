@@ -25,10 +25,11 @@ use tokio_postgres::NoTls;
 
 use crate::compio_stack::{socket, Share, PEER_BUFFER};
 use crate::error::{is_out_of_descriptors, one_line, with_causes, AppError};
+use crate::pg::Prepared;
 use crate::places::Places;
 use crate::request::{Reply, UpstreamReply, Work};
 use crate::upstream::{upstream_timeout, UPSTREAM_GRACE};
-use crate::{pg, sql, Config, DbMode, DbRow, RequestDefaults, UpstreamUrl};
+use crate::{pg, Config, DbMode, DbRow, RequestDefaults, UpstreamUrl};
 
 /// What one thread's requests wait with. Each request is a task on the thread's runtime; it
 /// waits for a session, PostgreSQL or nginx at an `.await`, which hands the thread to another
@@ -92,30 +93,6 @@ struct Connector {
     timeout: Duration,
 }
 
-/// An open connection with both statements prepared on it.
-struct Session {
-    client: tokio_postgres::Client,
-    select_row: tokio_postgres::Statement,
-    select_row_after_sleep: tokio_postgres::Statement,
-}
-
-impl Session {
-    /// One row, with `delay_ms` of `pg_sleep` in the same statement.
-    async fn query(
-        &self,
-        id: i32,
-        delay_ms: u32,
-    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
-        if delay_ms == 0 {
-            self.client.query_opt(&self.select_row, &[&id]).await
-        } else {
-            let seconds = sql::sleep_seconds(delay_ms);
-            let statement = &self.select_row_after_sleep;
-            self.client.query_opt(statement, &[&id, &seconds]).await
-        }
-    }
-}
-
 impl Connector {
     fn new(config: &Config) -> Result<Connector, String> {
         let db = &config.database;
@@ -143,7 +120,7 @@ impl Connector {
     }
 
     /// Connects and prepares both statements; the connection's task runs on this thread.
-    async fn open(&self) -> Result<Session, AppError> {
+    async fn open(&self) -> Result<Prepared, AppError> {
         let open = async {
             let stream = TcpStream::connect(self.addr).await.map_err(|e| {
                 if is_out_of_descriptors(&e) {
@@ -166,17 +143,7 @@ impl Connector {
                 let _ = connection.await;
             })
             .detach();
-            let select_row = client.prepare(sql::SELECT_ROW);
-            let select_row_after_sleep = client.prepare(sql::SELECT_ROW_AFTER_SLEEP);
-            let (select_row, select_row_after_sleep) =
-                futures_util::future::try_join(select_row, select_row_after_sleep)
-                    .await
-                    .map_err(|e| pg::map_error(&e))?;
-            Ok(Session {
-                client,
-                select_row,
-                select_row_after_sleep,
-            })
+            Prepared::on(client).await.map_err(|e| pg::map_error(&e))
         };
         match compio::time::timeout(self.timeout, open).await {
             Ok(opened) => opened,
@@ -238,13 +205,13 @@ pub struct LocalPool {
     connector: Connector,
     /// A place per session: a request takes one before it takes or opens a session.
     places: Semaphore,
-    idle: RefCell<Vec<Session>>,
+    idle: RefCell<Vec<Prepared>>,
     size: usize,
 }
 
 impl LocalPool {
     /// An idle session that is still open, if there is one.
-    fn idle_session(&self) -> Option<Session> {
+    fn idle_session(&self) -> Option<Prepared> {
         let mut idle = self.idle.borrow_mut();
         while let Some(session) = idle.pop() {
             if !session.client.is_closed() {
@@ -311,19 +278,19 @@ impl LocalPool {
 /// when it closes; the query that found it closed is sent once more on the new one.
 pub struct LocalPipelined {
     connector: Connector,
-    session: RefCell<Option<Rc<Session>>>,
+    session: RefCell<Option<Rc<Prepared>>>,
     /// Held while the connection is (re)opened, so that the requests meanwhile wait for that
     /// one connection instead of opening their own.
     connecting: tokio::sync::Mutex<()>,
 }
 
 impl LocalPipelined {
-    fn current(&self) -> Option<Rc<Session>> {
+    fn current(&self) -> Option<Rc<Prepared>> {
         let session = self.session.borrow();
         session.clone().filter(|s| !s.client.is_closed())
     }
 
-    async fn session(&self) -> Result<Rc<Session>, AppError> {
+    async fn session(&self) -> Result<Rc<Prepared>, AppError> {
         if let Some(session) = self.current() {
             return Ok(session);
         }
@@ -336,7 +303,7 @@ impl LocalPipelined {
         Ok(session)
     }
 
-    fn forget(&self, closed: &Rc<Session>) {
+    fn forget(&self, closed: &Rc<Prepared>) {
         let mut session = self.session.borrow_mut();
         if session.as_ref().is_some_and(|s| Rc::ptr_eq(s, closed)) {
             *session = None;

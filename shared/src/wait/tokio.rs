@@ -19,6 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio_postgres::NoTls;
 
 use crate::error::{one_line, with_causes, AppError};
+use crate::pg::Prepared;
 use crate::places::PlacedConnector;
 use crate::request::{Reply, UpstreamReply, Work};
 use crate::upstream::upstream_timeout;
@@ -227,28 +228,21 @@ pub struct Pipelined {
 
 /// One of the W connections, opened on first use and replaced when it closes.
 struct Slot {
-    session: std::sync::Mutex<Option<Arc<Session>>>,
+    session: std::sync::Mutex<Option<Arc<Prepared>>>,
     /// Held while the connection is (re)opened, so that the other requests given this slot
     /// wait for that one connection instead of opening their own.
     connecting: tokio::sync::Mutex<()>,
 }
 
-/// An open connection with both statements prepared on it.
-struct Session {
-    client: tokio_postgres::Client,
-    select_row: tokio_postgres::Statement,
-    select_row_after_sleep: tokio_postgres::Statement,
-}
-
 impl Slot {
     /// The open connection, if there is one.
-    fn current(&self) -> Option<Arc<Session>> {
+    fn current(&self) -> Option<Arc<Prepared>> {
         let session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         session.clone().filter(|s| !s.client.is_closed())
     }
 
     /// Forgets `closed`, unless another task has replaced it already.
-    fn forget(&self, closed: &Arc<Session>) {
+    fn forget(&self, closed: &Arc<Prepared>) {
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         if session.as_ref().is_some_and(|s| Arc::ptr_eq(s, closed)) {
             *session = None;
@@ -285,7 +279,7 @@ impl Pipelined {
     }
 
     /// The slot's connection, opened now if it has none or it closed.
-    async fn session(&self, slot: &Slot) -> Result<Arc<Session>, AppError> {
+    async fn session(&self, slot: &Slot) -> Result<Arc<Prepared>, AppError> {
         if let Some(session) = slot.current() {
             return Ok(session);
         }
@@ -299,7 +293,7 @@ impl Pipelined {
     }
 
     /// Connects and prepares both statements, within `--pool-timeout-ms`.
-    async fn open(&self) -> Result<Session, AppError> {
+    async fn open(&self) -> Result<Prepared, AppError> {
         let open = async {
             let (client, connection) = self.config.connect(NoTls).await?;
             // The connection's own task writes the queries and reads the answers; it ends
@@ -307,15 +301,7 @@ impl Pipelined {
             tokio::spawn(async move {
                 let _ = connection.await;
             });
-            let (select_row, select_row_after_sleep) = tokio::try_join!(
-                client.prepare(sql::SELECT_ROW),
-                client.prepare(sql::SELECT_ROW_AFTER_SLEEP)
-            )?;
-            Ok::<_, tokio_postgres::Error>(Session {
-                client,
-                select_row,
-                select_row_after_sleep,
-            })
+            Prepared::on(client).await
         };
         match tokio::time::timeout(self.timeout, open).await {
             Ok(Ok(session)) => Ok(session),
@@ -333,13 +319,7 @@ impl Pipelined {
         let mut retried = false;
         loop {
             let session = self.session(slot).await?;
-            let found = if delay_ms == 0 {
-                session.client.query_opt(&session.select_row, &[&id]).await
-            } else {
-                let seconds = sql::sleep_seconds(delay_ms);
-                let statement = &session.select_row_after_sleep;
-                session.client.query_opt(statement, &[&id, &seconds]).await
-            };
+            let found = session.query(id, delay_ms).await;
             match found {
                 Err(e) if pg::connection_ended(session.client.is_closed(), &e) && !retried => {
                     slot.forget(&session);
