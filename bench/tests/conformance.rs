@@ -262,6 +262,30 @@ fn a_taken_port_is_one_line_and_exit_status_1(world: &World, binary: Binary) -> 
     let stack = world.stack()?;
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = taken.local_addr()?;
+    let (status, stderr) = start_that_fails(stack, binary, addr, "failing to listen on")?;
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let expected = format!("{binary}: cannot listen on {addr}");
+    ensure!(
+        status.code() == Some(1),
+        "{binary} exited with {status} on a taken port, not 1: {stderr}"
+    );
+    ensure!(
+        lines.len() == 1 && lines[0].starts_with(&expected),
+        "{binary} said {lines:?}, not one line starting {expected:?}"
+    );
+    drop(taken);
+    Ok(())
+}
+
+/// Starts `binary` on `addr` (without the contract's environment variables) for a start-up
+/// that must fail, and returns its exit status and what it wrote to stderr; an error when it
+/// still runs 10 s later (`why` says what should have stopped it), after killing it.
+fn start_that_fails(
+    stack: &Stack,
+    binary: Binary,
+    addr: std::net::SocketAddr,
+    why: &str,
+) -> Result<(std::process::ExitStatus, String)> {
     let mut command = std::process::Command::new(stack.bin_dir().join(binary.name()));
     for var in bench::stack::target::CONTRACT_ENV {
         command.env_remove(var);
@@ -280,24 +304,14 @@ fn a_taken_port_is_one_line_and_exit_status_1(world: &World, binary: Binary) -> 
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            bail!("{binary} still runs 10 s after failing to listen on {addr}");
+            let _ = child.wait();
+            bail!("{binary} still runs 10 s after {why} {addr}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().context("stderr")?, &mut stderr)?;
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    let expected = format!("{binary}: cannot listen on {addr}");
-    ensure!(
-        status.code() == Some(1),
-        "{binary} exited with {status} on a taken port, not 1: {stderr}"
-    );
-    ensure!(
-        lines.len() == 1 && lines[0].starts_with(&expected),
-        "{binary} said {lines:?}, not one line starting {expected:?}"
-    );
-    drop(taken);
-    Ok(())
+    Ok((status, stderr))
 }
 
 /// A target started here with descriptor limits `soft` and `hard` and `flags` (on top of
@@ -952,18 +966,12 @@ fn refuses_to_start_without_io_uring(world: &World, binary: Binary) -> Result<()
         format!("cannot write {SETTING} (the test needs root to turn io_uring off)")
     })?;
     let _restore = Restore(before);
-    let port = bench::stack::process::free_port()?;
-    let output = std::process::Command::new(stack.bin_dir().join(binary.name()))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--database-url", stack.database_url()])
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let addr = format!("127.0.0.1:{}", bench::stack::process::free_port()?).parse()?;
+    let (status, stderr) = start_that_fails(stack, binary, addr, "io_uring was turned off, on")?;
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     ensure!(
-        output.status.code() == Some(1),
-        "{binary} exited with {} without io_uring, not 1: {stderr}",
-        output.status
+        status.code() == Some(1),
+        "{binary} exited with {status} without io_uring, not 1: {stderr}"
     );
     ensure!(
         lines.len() == 1

@@ -210,6 +210,14 @@ pub struct LocalPool {
 }
 
 impl LocalPool {
+    /// An idle session that is still open, or a new one (the caller holds a place).
+    async fn session(&self) -> Result<Prepared, AppError> {
+        if let Some(session) = self.idle_session() {
+            return Ok(session);
+        }
+        self.connector.open().await
+    }
+
     /// An idle session that is still open, if there is one.
     fn idle_session(&self) -> Option<Prepared> {
         let mut idle = self.idle.borrow_mut();
@@ -228,10 +236,7 @@ impl LocalPool {
             return Ok(());
         }
         let _place = self.place().await?;
-        let session = match self.idle_session() {
-            Some(session) => session,
-            None => self.connector.open().await?,
-        };
+        let session = self.session().await?;
         self.idle.borrow_mut().push(session);
         Ok(())
     }
@@ -252,10 +257,7 @@ impl LocalPool {
         let _place = self.place().await?;
         let mut attempts = 0;
         loop {
-            let session = match self.idle_session() {
-                Some(session) => session,
-                None => self.connector.open().await?,
-            };
+            let session = self.session().await?;
             let found = session.query(id, delay_ms).await;
             let ended = match &found {
                 Err(e) => pg::connection_ended(session.client.is_closed(), e),
