@@ -150,12 +150,8 @@ impl<'a> Runner<'a> {
                 addr: Some(addr),
             },
         );
-        if !target.is_running() {
-            bail!(
-                "{} died during the run; its log ends:\n{}",
-                binary.name(),
-                crate::stack::process::tail(target.log(), 10)
-            );
+        if let Some(death) = target.death("the run") {
+            bail!("{death}");
         }
         round
     }

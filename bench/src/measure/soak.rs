@@ -151,13 +151,7 @@ fn pace(s: &Settings) -> Pace {
 
 /// Why a target's row failed: it is no longer running.
 fn died(target: &mut Target) -> Option<String> {
-    (!target.is_running()).then(|| {
-        format!(
-            "{} died during the soak; its log ends:\n{}",
-            target.binary.name(),
-            crate::stack::process::tail(target.log(), 10)
-        )
-    })
+    target.death("the soak")
 }
 
 /// Samples every target every [`SAMPLE_EVERY_S`] until `end` (or Ctrl-C); one list of

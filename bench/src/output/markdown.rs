@@ -31,6 +31,7 @@ pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> Strin
          - **client-bound** marks a row the client capped: the tool busy or waiting at least 80% of \
          its cores' time, or an implied concurrency under 70% of the connections. Its ratio to the \
          baseline is left out.\n\n";
+    out += &failures(rows);
     out += &client_limits(rows);
     out += &per_connection(rows);
     for section in sections {
@@ -59,6 +60,28 @@ pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> Strin
         let _ = writeln!(out, "- {name}: {version}");
     }
     out += "\nCharts: [throughput](throughput.svg), [latency](latency.svg).\n";
+    out
+}
+
+/// Every failed row's whole reason: the table shows its first line (for a target that died,
+/// how: its exit status or signal, its core, its panic), this its log's last lines too.
+fn failures(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows.iter().filter(|r| !r.is_ok()) {
+        let Some(failure) = row.failure.as_deref() else {
+            continue;
+        };
+        if out.is_empty() {
+            out += "## Failures\n\n";
+        }
+        let (first, rest) = failure.split_once('\n').unwrap_or((failure, ""));
+        let _ = writeln!(out, "**{}** ({}): {first}\n", row.target, row.status.name());
+        if !rest.trim().is_empty() {
+            // A fence inside the log would end the block early.
+            let rest = rest.trim_end().replace("```", "` ` `");
+            let _ = writeln!(out, "```\n{rest}\n```\n");
+        }
+    }
     out
 }
 

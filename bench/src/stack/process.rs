@@ -4,9 +4,9 @@
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -77,6 +77,12 @@ impl Process {
             );
         }
         Ok(())
+    }
+
+    /// Why the process is no longer running, or `None` while it runs: see [`death`].
+    pub fn death(&mut self, during: &str) -> Option<String> {
+        let status = self.exited()?;
+        Some(death(&self.name, during, status, &self.log))
     }
 
     pub fn set_grace(&mut self, grace: Duration) {
@@ -285,10 +291,59 @@ pub fn tail(path: &Path, lines: usize) -> String {
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
-    let mut text = String::new();
-    let _ = file.read_to_string(&mut text);
+    // Bytes, not a string: the seek may land inside a character, and a log may hold any bytes.
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// How a process ended, for a "died" verdict. The first line (the one a table shows) says how:
+/// its exit status or signal, whether a core was dumped and where it went, and its panic
+/// message or, without one, the last line of its log. The log's last lines follow.
+pub fn death(name: &str, during: &str, status: ExitStatus, log: &Path) -> String {
+    let lines = tail(log, 20);
+    let said: Vec<&str> = lines.lines().filter(|l| !l.trim().is_empty()).collect();
+    // A panic is two lines since Rust 1.73: "thread 'x' panicked at file:line:col:", then
+    // the message.
+    let why = match said.iter().position(|l| l.contains("panicked at")) {
+        Some(at) => format!(
+            "it panicked: {} {}",
+            said[at].trim(),
+            said.get(at + 1).map_or("", |l| l.trim())
+        ),
+        None => said.last().map_or("its log is empty".into(), |last| {
+            format!("its log's last line: {}", last.trim())
+        }),
+    };
+    format!(
+        "{name} died during {during} ({status}{}); {why}\nthe last lines of its log ({}):\n{lines}",
+        core_note(status),
+        log.display()
+    )
+}
+
+/// Where a dumped core went (kernel.core_pattern), or why none was, for a process a signal
+/// ended.
+fn core_note(status: ExitStatus) -> String {
+    if status.core_dumped() {
+        let pattern = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+        let pattern = pattern.trim();
+        match pattern.strip_prefix('|') {
+            Some(handler) => format!(
+                "; the core went to {} (kernel.core_pattern)",
+                handler.split_whitespace().next().unwrap_or(handler)
+            ),
+            None => format!(
+                "; the core is {pattern} (kernel.core_pattern), in its working directory unless absolute"
+            ),
+        }
+    } else if status.signal().is_some() {
+        "; no core dumped (ulimit -c)".into()
+    } else {
+        String::new()
+    }
 }
 
 /// Finds a program on PATH or in the given extra folders.
@@ -372,5 +427,70 @@ mod tests {
         assert_eq!(server_ports((1024, 60999)), 61_000..=65_535);
         assert_eq!(server_ports((40000, 65535)), 10_000..=39_999);
         assert_eq!(server_ports((1024, 65535)), 1024..=65_535);
+    }
+
+    /// A process that ends by `script` (sh), its output in a log: how its death reads.
+    fn death_of(script: &str) -> String {
+        let dir = std::env::temp_dir().join(format!(
+            "bench-death-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("t.log");
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        let mut process =
+            Process::spawn("t", command, &log, &dir.join("pids"), libc::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while process.exited().is_none() {
+            assert!(Instant::now() < deadline, "{script} still runs");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let death = process.death("the run").unwrap();
+        let _ = fs::remove_dir_all(&dir);
+        death
+    }
+
+    #[test]
+    fn a_death_says_how_in_its_first_line() {
+        let signalled = death_of(
+            "ulimit -c 0; echo 'malloc(): unaligned tcache chunk detected'; kill -ABRT $$",
+        );
+        let first = signalled.lines().next().unwrap();
+        assert!(
+            first.starts_with("t died during the run (signal: 6 (SIGABRT)"),
+            "{first}"
+        );
+        assert!(first.contains("no core dumped"), "{first}");
+        assert!(
+            first.ends_with("its log's last line: malloc(): unaligned tcache chunk detected"),
+            "{first}"
+        );
+        assert!(
+            signalled.contains("the last lines of its log ("),
+            "{signalled}"
+        );
+
+        let exited = death_of("echo starting; echo 'cannot listen: taken' >&2; exit 3");
+        let first = exited.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "t died during the run (exit status: 3); its log's last line: cannot listen: taken"
+        );
+
+        let panicked = death_of(
+            "echo \"thread 'main' panicked at src/main.rs:3:5:\"; echo 'index out of bounds'; echo 'note: run with RUST_BACKTRACE=1'; exit 101",
+        );
+        let first = panicked.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "t died during the run (exit status: 101); it panicked: thread 'main' panicked at src/main.rs:3:5: index out of bounds"
+        );
+        assert!(death_of("exit 1")
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("its log is empty"));
     }
 }

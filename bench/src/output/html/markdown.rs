@@ -16,7 +16,18 @@ pub fn to_html(markdown: &str) -> String {
         if trimmed.is_empty() {
             continue;
         }
-        if let Some((level, text)) = heading(trimmed) {
+        if trimmed.starts_with("```") {
+            // A fenced block, kept as it is (a failed row's log lines).
+            out += "<pre>";
+            for next in lines.by_ref() {
+                if next.trim_end().starts_with("```") {
+                    break;
+                }
+                out += &escape(next);
+                out.push('\n');
+            }
+            out += "</pre>\n";
+        } else if let Some((level, text)) = heading(trimmed) {
             if level == 1 && !titled {
                 titled = true;
                 continue;
@@ -101,7 +112,10 @@ fn item_text(line: &str) -> &str {
 /// A line that starts a block of its own (so it ends a paragraph or a list item).
 fn is_block(line: &str) -> bool {
     let line = line.trim();
-    line.starts_with('|') || line.starts_with('#') || image(line).is_some()
+    line.starts_with('|')
+        || line.starts_with('#')
+        || line.starts_with("```")
+        || image(line).is_some()
 }
 
 fn image(line: &str) -> Option<(&str, &str)> {
@@ -214,6 +228,15 @@ mod tests {
         assert!(html.contains("<h2>More</h2>"));
         assert!(html.contains("<a href=\"#chart-latency-svg\">latency (chart above)</a>"));
         assert_eq!(images(md), ["x.svg", "latency.svg"]);
+    }
+
+    #[test]
+    fn a_fenced_block_is_kept_line_for_line_and_escaped() {
+        let html = to_html("Why:\n```\nthread 'main' panicked at <x>\n| not a table\n```\nafter\n");
+        assert_eq!(
+            html,
+            "<p>Why:</p>\n<pre>thread &#39;main&#39; panicked at &lt;x&gt;\n| not a table\n</pre>\n<p>after</p>\n"
+        );
     }
 
     #[test]
