@@ -16,6 +16,9 @@ use bench::stack::{flags, Nginx, Stack, StackOptions, Target};
 use libtest_mimic::{Arguments, Failed, Trial};
 use shared::Binary;
 
+#[path = "conformance/faults.rs"]
+mod faults;
+
 /// The targets under test: every binary of the contract (`Binary::ALL`).
 const TARGETS: &[Binary] = &Binary::ALL;
 
@@ -1361,7 +1364,15 @@ fn main() {
             ));
         }
         // Each starts its own instance with the flags it needs.
-        let special: [(&str, TargetTest); 14] = [
+        let special: [(&str, TargetTest); 16] = [
+            (
+                "a_panicking_handler_is_a_500_and_the_target_lives",
+                faults::a_panicking_handler_is_a_500_and_the_target_lives,
+            ),
+            (
+                "a_flapping_upstream_never_kills_the_target",
+                faults::a_flapping_upstream_never_kills_the_target,
+            ),
             (
                 "the_descriptor_limit_is_raised_to_the_hard_limit",
                 the_descriptor_limit_is_raised_to_the_hard_limit,

@@ -48,7 +48,15 @@ impl BlockingServer {
             keep_alive,
             &self.limits,
             &|| self.connections.is_draining(),
-            |method, path, query| self.app.respond(method, path, query),
+            |method, path, query| {
+                let request = crate::panics::Request {
+                    server: self.app.server,
+                    method,
+                    path,
+                    query,
+                };
+                crate::panics::catch(request, || self.app.respond(method, path, query))
+            },
         );
         // `_open` drops here, before `stream` closes the descriptor.
     }

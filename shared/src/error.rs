@@ -40,6 +40,8 @@ pub enum AppError {
     /// The process had no descriptor left for an upstream or DB connection: its own limit,
     /// not the upstream's failure.
     OutOfDescriptors(String),
+    /// The request's handler panicked; the panic was caught and logged (`crate::panics`).
+    Panicked,
 }
 
 impl AppError {
@@ -60,7 +62,7 @@ impl AppError {
             AppError::RequestTimeout { .. } => 408,
             AppError::BodyTooLarge => 413,
             AppError::HeadersTooLarge => 431,
-            AppError::DbError(_) => 500,
+            AppError::DbError(_) | AppError::Panicked => 500,
             AppError::UpstreamFailed(_) => 502,
             AppError::PoolTimeout { .. }
             | AppError::DbUnavailable(_)
@@ -113,6 +115,9 @@ impl fmt::Display for AppError {
             AppError::OutOfDescriptors(what) => write!(
                 f,
                 "out of file descriptors for {what}: the server is at its limit; retry later"
+            ),
+            AppError::Panicked => f.write_str(
+                "the request's handler panicked (a bug in the server); its log has the panic",
             ),
         }
     }

@@ -26,6 +26,7 @@ pub mod config;
 pub mod date;
 pub mod error;
 pub mod http;
+pub mod panics;
 pub mod render;
 pub mod request;
 pub mod shutdown;

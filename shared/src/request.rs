@@ -20,6 +20,8 @@ pub enum Work {
     FetchRow { id: i32, delay_ms: u32 },
     /// Fetch the upstream page, asking it to wait `delay_ms` first.
     FetchUpstream { delay_ms: u32 },
+    /// Panic in the handler (`GET /panic` with `--panic-route`): the panic guard's test.
+    Panic,
 }
 
 /// A response: status, JSON body, and the `Allow` header for 405.
@@ -253,6 +255,9 @@ fn parse_backend(value: &str) -> Result<Backend, AppError> {
 /// Turns a request into the work it asks for, filling in the target's defaults and drawing a
 /// random id when none is given.
 pub fn plan(defaults: &RequestDefaults, method: &str, path: &str, query: Option<&str>) -> Work {
+    if defaults.panic_route && path == "/panic" && method == "GET" {
+        return Work::Panic;
+    }
     match route(method, path, query) {
         Ok(Route::Json) => Work::Reply(Reply::ok(Bytes::from_static(render::HELLO))),
         Ok(Route::Health) => Work::Reply(Reply::ok(Bytes::from_static(render::HEALTH_OK))),
@@ -278,6 +283,7 @@ mod tests {
         backend: Backend::Db,
         delay_ms: 7,
         rows: 10,
+        panic_route: false,
     };
 
     fn status_of(target: &str) -> u16 {

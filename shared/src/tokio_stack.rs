@@ -103,14 +103,15 @@ pub async fn serve_http<B>(
 ) -> hyper::Response<http_body_util::Full<Bytes>> {
     let uri = request.uri();
     let has_transfer_encoding = request.headers().contains_key("transfer-encoding");
-    let reply = app
-        .respond(
-            request.method().as_str(),
-            uri.path(),
-            uri.query(),
-            has_transfer_encoding,
-        )
-        .await;
+    let method = request.method().as_str();
+    let caught = crate::panics::Request {
+        server: app.server,
+        method,
+        path: uri.path(),
+        query: uri.query(),
+    };
+    let respond = app.respond(method, uri.path(), uri.query(), has_transfer_encoding);
+    let reply = crate::panics::catch_async(caught, respond).await;
     http_response(app, reply)
 }
 

@@ -12,7 +12,7 @@ use super::process::{free_port, tail, Process};
 
 /// The environment variables of the contract: cleared before a target starts, so that only
 /// the flags the stack passes apply.
-pub const CONTRACT_ENV: [&str; 14] = [
+pub const CONTRACT_ENV: [&str; 15] = [
     "LISTEN",
     "DATABASE_URL",
     "POOL_SIZE",
@@ -27,6 +27,7 @@ pub const CONTRACT_ENV: [&str; 14] = [
     "HEADER_TIMEOUT_MS",
     "KEEP_ALIVE_TIMEOUT_MS",
     "SHUTDOWN_TIMEOUT_MS",
+    "PANIC_ROUTE",
 ];
 
 /// A running target. Dropping it stops it.
@@ -120,6 +121,12 @@ impl Target {
 
     pub fn is_running(&mut self) -> bool {
         self.process.exited().is_none()
+    }
+
+    /// Why the target is no longer running (exit status or signal, core, panic, its log's
+    /// tail), or `None` while it runs.
+    pub fn death(&mut self, during: &str) -> Option<String> {
+        self.process.death(during)
     }
 
     /// Sends `signal` (SIGTERM, SIGINT, ...) to the process.

@@ -80,6 +80,13 @@ async fn handle(
     // Boxed: hyper keeps room for this future beside every connection, idle or not, and
     // the respond future (the pool and upstream waits) is kilobytes; boxed, an idle
     // connection holds a pointer and a request allocates it once.
-    let reply = Box::pin(app.respond(method, uri.path(), uri.query(), has_transfer_encoding)).await;
+    let caught = shared::panics::Request {
+        server: app.server,
+        method,
+        path: uri.path(),
+        query: uri.query(),
+    };
+    let respond = Box::pin(app.respond(method, uri.path(), uri.query(), has_transfer_encoding));
+    let reply = shared::panics::catch_async(caught, respond).await;
     Ok(shared::hyper_reply::response(app.server, reply))
 }

@@ -61,8 +61,18 @@ impl HttpServiceFactory for Factory {
 impl HttpService for Service {
     fn call(&mut self, request: Request, response: &mut Response) -> io::Result<()> {
         let (path, query) = split_target(request.path());
-        let reply = self.app.respond(request.method(), path, query);
+        let method = request.method();
+        let caught = shared::panics::Request {
+            server: self.app.server,
+            method,
+            path,
+            query,
+        };
+        let reply = shared::panics::catch(caught, || self.app.respond(method, path, query));
         response.status_code(usize::from(reply.status), reply.reason());
+        if reply.close {
+            response.close();
+        }
         response.header("Content-Type: application/json");
         if reply.allow.is_some() {
             response.header("Allow: GET");

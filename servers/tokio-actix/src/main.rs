@@ -83,13 +83,15 @@ async fn handle(app: web::Data<AsyncApp>, request: HttpRequest) -> HttpResponse 
     } else {
         let query = Some(request.query_string()).filter(|q| !q.is_empty());
         let has_transfer_encoding = request.headers().contains_key("transfer-encoding");
-        app.respond(
-            request.method().as_str(),
-            request.path(),
+        let method = request.method().as_str();
+        let caught = shared::panics::Request {
+            server: app.server,
+            method,
+            path: request.path(),
             query,
-            has_transfer_encoding,
-        )
-        .await
+        };
+        let respond = app.respond(method, request.path(), query, has_transfer_encoding);
+        shared::panics::catch_async(caught, respond).await
     };
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = HttpResponse::build(status);

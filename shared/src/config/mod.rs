@@ -115,6 +115,12 @@ struct Flags {
     /// its tasks' queries pipelined on it). The other targets only pool.
     #[arg(long, env = "DB_MODE", value_enum, default_value_t = DbMode::Pool)]
     db_mode: DbMode,
+
+    /// Serve `GET /panic`, whose handler panics where the model runs a request: a test of the
+    /// panic guard (answered 500, logged, the process lives). Off: `/panic` is a 404.
+    #[arg(long, env = "PANIC_ROUTE", action = clap::ArgAction::Set, num_args = 0..=1,
+          default_value_t = false, default_missing_value = "true")]
+    panic_route: bool,
 }
 
 /// The validated configuration of one target process.
@@ -175,6 +181,8 @@ pub struct RequestDefaults {
     pub backend: Backend,
     pub delay_ms: u32,
     pub rows: i32,
+    /// `GET /panic` panics in the handler (`--panic-route`); otherwise it is a 404.
+    pub panic_route: bool,
 }
 
 /// Descriptors a target keeps besides its connections: stdio, the listener, the runtime's
@@ -264,6 +272,7 @@ impl Config {
                 backend: flags.backend,
                 delay_ms: flags.delay_ms,
                 rows: flags.rows,
+                panic_route: flags.panic_route,
             },
             limits: ConnLimits {
                 max_head: MAX_HEAD,

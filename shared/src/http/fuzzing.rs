@@ -71,6 +71,7 @@ pub fn fuzz_one(data: &[u8]) {
                 backend: crate::Backend::Db,
                 delay_ms: 0,
                 rows: 10,
+                panic_route: false,
             };
             match crate::plan(&defaults, method, path, query) {
                 crate::Work::Reply(reply) => reply,

@@ -49,6 +49,7 @@ impl BlockingApp {
     pub fn respond(&self, method: &str, path: &str, query: Option<&str>) -> Reply {
         match crate::plan(&self.defaults, method, path, query) {
             Work::Reply(reply) => reply,
+            Work::Panic => crate::panics::on_request(self.server),
             Work::FetchRow { id, delay_ms } => Reply::from_row(self.db.fetch_row(id, delay_ms)),
             Work::FetchUpstream { delay_ms } => Reply::from_upstream(self.upstream.fetch(delay_ms)),
         }

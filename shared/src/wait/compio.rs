@@ -67,6 +67,7 @@ impl LocalApp {
         }
         match crate::plan(&self.defaults, method, path, query) {
             Work::Reply(reply) => reply,
+            Work::Panic => crate::panics::on_request(self.server),
             Work::FetchRow { id, delay_ms } => {
                 Reply::from_row(self.db.fetch_row(id, delay_ms).await)
             }

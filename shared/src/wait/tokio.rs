@@ -61,6 +61,7 @@ impl AsyncApp {
         }
         match crate::plan(&self.defaults, method, path, query) {
             Work::Reply(reply) => reply,
+            Work::Panic => crate::panics::on_request(self.server),
             Work::FetchRow { id, delay_ms } => {
                 Reply::from_row(self.db.fetch_row(id, delay_ms).await)
             }

@@ -358,8 +358,8 @@ fn each_connection_loop<T: HttpService>(stream: &mut TcpStream, mut service: T) 
             let result = service.call(req, &mut rsp);
             // PATCH: once a drain has begun (checked when the answer is ready), the answer is
             // the last one and says so (`Connection: close`), so that the client sends nothing
-            // more on this connection.
-            let keep_alive = keep_alive && !STOPPING.load(Ordering::Relaxed);
+            // more on this connection. So does an answer the service asked to close after.
+            let keep_alive = keep_alive && !STOPPING.load(Ordering::Relaxed) && !rsp.closes();
             match result {
                 Ok(()) => response::encode(rsp, &mut rsp_buf, !keep_alive, head),
                 Err(e) => {

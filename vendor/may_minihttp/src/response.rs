@@ -26,6 +26,8 @@ pub struct Response<'a> {
     status_message: StatusMessage,
     body: Body,
     rsp_buf: &'a mut BytesMut,
+    /// PATCH: the service asked to close the connection after this answer.
+    close: bool,
 }
 
 enum Body {
@@ -52,7 +54,22 @@ impl<'a> Response<'a> {
                 msg: "Ok",
             },
             rsp_buf,
+            close: false,
         }
+    }
+
+    /// PATCH (rust-web-perf): close the connection after this answer (`Connection: close`),
+    /// as the server does for a request that asked to.
+    #[inline]
+    pub fn close(&mut self) -> &mut Self {
+        self.close = true;
+        self
+    }
+
+    /// PATCH: whether the service asked to close the connection after this answer.
+    #[inline]
+    pub(crate) fn closes(&self) -> bool {
+        self.close
     }
 
     #[inline]
