@@ -19,7 +19,7 @@ use bench::model::fault::ProbeOutcome;
 use bench::model::preset;
 use bench::model::settings::Settings;
 use bench::stack::{Stack, StackOptions};
-use common::{bench, out_dir, read_json, show};
+use common::{bench, bench_with_pid, out_dir, read_json, run_within, show};
 use serde_json::Value;
 use shared::Binary;
 
@@ -974,19 +974,6 @@ fn a_db_mode_sweep_pipelines_only_the_tokio_targets() {
         pipelined["db_sessions_peak"].as_i64().unwrap() <= 2,
         "{pipelined}"
     );
-}
-
-/// Runs `bench` and returns its output and its process id (which names its stack's folder).
-fn bench_with_pid(args: &[&str]) -> (Output, u32) {
-    let child = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("bench starts");
-    let pid = child.id();
-    (child.wait_with_output().expect("bench runs"), pid)
 }
 
 /// Nothing of the run of bench `pid` is left: no folder `target/stack/run-PID-*`, and no
@@ -2259,27 +2246,30 @@ fn a_stack_host_and_a_load_host_in_two_namespaces_measure_over_the_link() {
         "{description_url} in {range}"
     );
     let dir = out_dir("two-hosts");
-    let run = TwoHosts::bench_in(
-        &hosts.load_ns,
-        &[
-            "run",
-            "--remote",
-            &description_url,
-            "--scenario",
-            "grinberg",
-            "--duration",
-            "3s",
-            "--warmup",
-            "1s",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
+    let run = run_within(
+        &mut TwoHosts::bench_in(
+            &hosts.load_ns,
+            &[
+                "run",
+                "--remote",
+                &description_url,
+                "--scenario",
+                "grinberg",
+                "--duration",
+                "3s",
+                "--warmup",
+                "1s",
+                "--out",
+                dir.to_str().unwrap(),
+            ],
+        ),
+        common::BENCH_LIMIT,
     )
-    .output()
-    .expect("bench run starts in the load namespace");
+    .0;
     // From the load host: the stack's database, with and without its generated password.
     let psql = |url: &str| {
-        Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args([
                 "netns",
                 "exec",
@@ -2291,9 +2281,8 @@ fn a_stack_host_and_a_load_host_in_two_namespaces_measure_over_the_link() {
             ])
             .env("PGCONNECT_TIMEOUT", "5")
             .env("PGPASSFILE", "/dev/null")
-            .env_remove("PGPASSWORD")
-            .output()
-            .expect("psql runs")
+            .env_remove("PGPASSWORD");
+        run_within(&mut command, Duration::from_secs(30)).0
     };
     let with_password = psql(&database_url);
     let (user, host) = database_url.split_once('@').unwrap();

@@ -246,7 +246,8 @@ impl Drop for Browser {
 
 /// A screenshot of `page` as `png` (1280 × 2000), for a person to look at.
 pub fn screenshot(page: &Path, png: &Path) {
-    let output = Command::new(chromium())
+    let mut command = Command::new(chromium());
+    command
         .args([
             "--headless",
             "--no-sandbox",
@@ -255,9 +256,8 @@ pub fn screenshot(page: &Path, png: &Path) {
             "--window-size=1280,2000",
         ])
         .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs");
+        .arg(format!("file://{}", page.display()));
+    let (output, _) = crate::common::run_within(&mut command, Duration::from_secs(120));
     let size = std::fs::metadata(png).map(|m| m.len()).unwrap_or(0);
     assert!(
         size > 20_000,
