@@ -61,26 +61,13 @@ pub fn a_panicking_handler_is_a_500_and_the_target_lives(
     for _ in 0..PANICS {
         expect_500(&client::get(target.addr, "/panic")?)?;
     }
-    let addr = target.addr;
-    let at_once: Vec<_> = (0..PANICS)
-        .map(|_| std::thread::spawn(move || client::get(addr, "/panic")))
-        .collect();
-    for answer in at_once {
-        let response = answer
-            .join()
-            .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+    for response in at_once(target.addr, "/panic", PANICS)? {
         expect_500(&response)?;
     }
     if let Some(death) = target.death("the panics") {
         bail!("{death}");
     }
-    let sleeps: Vec<_> = (0..WORKERS * 2)
-        .map(|_| std::thread::spawn(move || client::get(addr, "/test?delay_ms=200")))
-        .collect();
-    for answer in sleeps {
-        let response = answer
-            .join()
-            .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+    for response in at_once(target.addr, "/test?delay_ms=200", WORKERS * 2)? {
         ensure!(
             response.status == 200,
             "/test after the panics: {} {}",
@@ -97,6 +84,20 @@ pub fn a_panicking_handler_is_a_500_and_the_target_lives(
         bench::stack::process::tail(target.log(), 10)
     );
     Ok(())
+}
+
+/// `GET path` from `n` clients at once, each on its own connection: their answers.
+fn at_once(addr: SocketAddr, path: &'static str, n: usize) -> Result<Vec<client::Response>> {
+    let clients: Vec<_> = (0..n)
+        .map(|_| std::thread::spawn(move || client::get(addr, path)))
+        .collect();
+    clients
+        .into_iter()
+        .map(|c| {
+            c.join()
+                .map_err(|_| anyhow::anyhow!("a client thread panicked"))?
+        })
+        .collect()
 }
 
 /// Clients hammering a target whose upstream flaps: it serves keep-alive pages for 150 ms,
