@@ -66,17 +66,12 @@ impl Process {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Fails with the log's tail when the process has exited.
+    /// Fails, saying how (see [`death`]), when the process has exited.
     pub fn ensure_running(&mut self) -> Result<()> {
-        if let Some(status) = self.exited() {
-            bail!(
-                "{} exited ({status}); last lines of {}:\n{}",
-                self.name,
-                self.log.display(),
-                tail(&self.log, 20)
-            );
+        match self.death("its service") {
+            Some(death) => bail!("{death}"),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Why the process is no longer running, or `None` while it runs: see [`death`].

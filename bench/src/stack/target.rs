@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use shared::Binary;
 
 use super::process::{free_port, tail, Process};
@@ -112,15 +112,9 @@ impl Target {
         &self.process.log
     }
 
-    /// Fails, with the log's tail, when the process has died.
+    /// Fails, saying how it died (`process::death`), when the process has exited.
     pub fn ensure_running(&mut self) -> Result<()> {
-        self.process
-            .ensure_running()
-            .with_context(|| format!("{} died", self.binary.name()))
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        self.process.exited().is_none()
+        self.process.ensure_running()
     }
 
     /// Why the target is no longer running (exit status or signal, core, panic, its log's
