@@ -8,7 +8,7 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --workspace --bins \
  && mkdir /out \
- && for bin in sync-thread sync-pool tokio-axum tokio-actix tokio-hyper may-green compio-tpc bench; do cp "target/release/$bin" /out/; done
+ && for bin in $(ls servers) bench; do cp "target/release/$bin" /out/; done
 
 # 2. The targets: one image, the binary chosen by compose's `command` (`bench describe` serves
 #    the stack's description).

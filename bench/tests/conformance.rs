@@ -14,7 +14,7 @@ use bench::client;
 use bench::contract::{self, Server};
 use bench::stack::{flags, Nginx, Stack, StackOptions, Target};
 use libtest_mimic::{Arguments, Failed, Trial};
-use shared::Binary;
+use shared::{Binary, Model};
 
 #[path = "conformance/faults.rs"]
 mod faults;
@@ -87,9 +87,7 @@ fn counting_cases() -> Vec<Counting> {
     // pool. For may-green this is the proof that nothing blocks the OS thread: a blocking
     // driver would show one session in pg_sleep at a time; for compio-tpc, that its one
     // io_uring thread keeps 20 sleeps in flight.
-    let overlapping =
-        |b: &&Binary| b.name().starts_with("tokio-") || [MayGreen, CompioTpc].contains(b);
-    for &binary in TARGETS.iter().filter(overlapping) {
+    for &binary in TARGETS.iter().filter(|b| b.model().overlaps_requests()) {
         cases.push(Counting {
             name: "one_worker_overlaps_20_sleeps_with_pool_20",
             binary,
@@ -212,7 +210,7 @@ fn pool_timeout_is_503(world: &World, binary: Binary) -> Result<()> {
     // compio-tpc splits its pool between its threads: with one session, one thread (the
     // only one here) has it, and the other would answer both 503 if both landed there.
     let mut target_flags = vec![("--pool-size", "1"), ("--pool-timeout-ms", "100")];
-    if binary == Binary::CompioTpc {
+    if binary.model() == Model::ThreadPerCore {
         target_flags.push(("--workers", "1"));
     }
     let target = stack.launch(binary, &flags(&target_flags))?;
@@ -489,7 +487,7 @@ impl Budgeted {
             ("--upstream-url", stack.upstream_url()),
             ("--backend", "upstream".to_string()),
         ];
-        if binary == Binary::SyncPool {
+        if binary.model() == Model::ThreadPool {
             flags.push(("--workers", "50".to_string()));
         }
         let target = Limited::start(stack, binary, (Self::LIMIT, Self::LIMIT), &flags)?;
@@ -513,7 +511,7 @@ impl Budgeted {
             rows: contract::TABLE_ROWS,
             app: Some(shared::sql::application_name(binary).to_string()),
         };
-        let holds = if binary == Binary::SyncPool {
+        let holds = if binary.model() == Model::ThreadPool {
             50
         } else {
             budget
@@ -756,7 +754,7 @@ fn header_and_idle_timeouts_follow_the_flags(world: &World, binary: Binary) -> R
         "an idle keep-alive connection was still open 5 s after its answer (keep-alive timeout 500 ms)"
     );
     let took = started.elapsed();
-    if binary != Binary::SyncPool {
+    if !binary.model().closes_each_connection() {
         ensure!(
             took >= Duration::from_millis(400),
             "the idle connection was closed after {took:?}, before the 500 ms keep-alive timeout"
@@ -792,7 +790,7 @@ fn sigterm_answers_every_request_in_flight_then_exits_0(
     let stack = world.stack()?;
     // sync-pool serves one request per worker: 20 workers, so that all 20 are in flight
     // (a request still in the listen backlog was never accepted, and is reset).
-    let workers = if binary == Binary::SyncPool {
+    let workers = if binary.model() == Model::ThreadPool {
         "20"
     } else {
         "2"
@@ -800,7 +798,7 @@ fn sigterm_answers_every_request_in_flight_then_exits_0(
     // compio-tpc splits its pool between its threads, and the kernel splits the connections
     // by a hash, not evenly: 20 sessions per thread, so that all 20 sleep at once wherever
     // they land.
-    let pool = if binary == Binary::CompioTpc {
+    let pool = if binary.model() == Model::ThreadPerCore {
         "40"
     } else {
         "20"
@@ -1134,7 +1132,11 @@ fn served_in_arrival_order(world: &World, binary: Binary, extra: &[(&str, &str)]
     const WAITERS: usize = 6;
     let stack = world.stack()?;
     // sync-pool needs a free worker per waiter; the others wait without a thread.
-    let workers = if binary == Binary::SyncPool { "8" } else { "1" };
+    let workers = if binary.model() == Model::ThreadPool {
+        "8"
+    } else {
+        "1"
+    };
     let mut target_flags = vec![
         ("--pool-size", "1"),
         ("--workers", workers),
@@ -1460,7 +1462,7 @@ fn main() {
                 the_pool_is_split_across_the_threads,
             ),
         ];
-        let own = if binary == Binary::CompioTpc {
+        let own = if binary.model() == Model::ThreadPerCore {
             &own[..]
         } else {
             &[]

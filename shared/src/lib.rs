@@ -53,7 +53,7 @@ pub mod places;
 pub mod tokio_stack;
 
 pub use config::{
-    Backend, Binary, Config, ConnLimits, DatabaseUrl, DbMode, RequestDefaults, UpstreamUrl,
+    Backend, Binary, Config, ConnLimits, DatabaseUrl, DbMode, Model, RequestDefaults, UpstreamUrl,
 };
 pub use error::AppError;
 pub use render::DbRow;

@@ -106,7 +106,7 @@ fn print_up(up: &Up) {
             target.binary.name(),
             format!("http://{}/test", target.addr),
             format!("http://{}/test", route.listen),
-            target.binary.model()
+            target.binary.describe()
         );
     }
     println!();

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use shared::Binary;
 
 use super::Server;
 use crate::client::{self, Response};
@@ -260,7 +259,7 @@ pub fn other_methods_are_405_with_allow(server: &Server) -> Result<()> {
 /// answer says `Connection: close`.
 fn one_request_per_connection(server: &Server, first: &Response) -> bool {
     match server.binary {
-        Some(binary) => binary == Binary::SyncPool,
+        Some(binary) => binary.model().closes_each_connection(),
         None => first
             .header("connection")
             .is_some_and(|c| c.eq_ignore_ascii_case("close")),

@@ -1,7 +1,7 @@
 //! Cases: what one row measures (a [`Subject`] with its settings and group), and how a preset
 //! expands into them for the chosen targets, the externals beside them, or a remote stack.
 
-use shared::{Backend, Binary, DbMode};
+use shared::{Backend, Binary, DbMode, Model};
 
 use super::external::External;
 use super::fault::FaultKind;
@@ -276,18 +276,19 @@ fn groups_of_every_target(
     cases
 }
 
-/// Every target, then sync-pool again at each worker count (Tsutsumi's thread sweep).
+/// Every target, then each thread-pool target (sync-pool) again at each worker count
+/// (Tsutsumi's thread sweep): its workers are what bound it.
 fn sync_pool_sweep(settings: &Settings, targets: &[Binary], workers: &[u32]) -> Vec<Case> {
     let mut cases = one_per_target(settings, targets);
-    if targets.contains(&Binary::SyncPool) {
+    for &binary in targets.iter().filter(|b| b.model() == Model::ThreadPool) {
         for &w in workers {
             let swept = Settings {
                 sync_workers: Some(w),
                 sessions: settings.sessions.max(w),
                 ..settings.clone()
             };
-            let label = format!("sync-pool w={w}");
-            cases.push(target_case(Binary::SyncPool, swept, label, ""));
+            let label = format!("{binary} w={w}");
+            cases.push(target_case(binary, swept, label, ""));
         }
     }
     cases

@@ -22,7 +22,7 @@ impl Described {
         let (binary, model, flags, concurrency) = match &case.subject {
             Subject::Target(b) => (
                 Some(b.name().to_string()),
-                b.model().to_string(),
+                b.describe().to_string(),
                 s.target_flags(*b)
                     .into_iter()
                     .map(|(f, v)| format!("{f} {v}"))
@@ -34,7 +34,7 @@ impl Described {
                     Some(binary.name().to_string()),
                     format!(
                         "{}; on {}, started by bench up",
-                        binary.model(),
+                        binary.describe(),
                         remote.host
                     ),
                     remote

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use shared::{Backend, Binary, DbMode};
+use shared::{Backend, Binary, DbMode, Model};
 
 use super::fault::{Fault, FaultKind};
 use super::tool::ToolKind;
@@ -174,19 +174,23 @@ pub struct Settings {
 impl Settings {
     /// `--workers` for `binary`, when the scenario sets one.
     pub fn workers(&self, binary: Binary) -> Option<u32> {
-        match binary {
-            Binary::SyncPool => self.sync_workers,
-            Binary::SyncThread => None,
-            _ => self.async_workers,
+        match binary.model() {
+            Model::ThreadPool => self.sync_workers,
+            Model::ThreadPerConnection => None,
+            Model::Tokio | Model::Green | Model::ThreadPerCore => self.async_workers,
         }
     }
 
     /// `--pool-size` for `binary`: the scenario's sessions, or for sync-pool no more than its
     /// workers, which could never use more.
     pub fn pool_size(&self, binary: Binary) -> u32 {
-        match (binary, self.sync_workers) {
-            (Binary::SyncPool, Some(workers)) => workers.min(self.sessions),
-            _ => self.sessions,
+        match binary.model() {
+            Model::ThreadPool => self
+                .sync_workers
+                .map_or(self.sessions, |w| w.min(self.sessions)),
+            Model::ThreadPerConnection | Model::Tokio | Model::Green | Model::ThreadPerCore => {
+                self.sessions
+            }
         }
     }
 
@@ -232,8 +236,8 @@ impl Settings {
     pub fn effective_concurrency(&self, binary: Binary) -> Option<u32> {
         let db = self.queries_the_database();
         let max_threads = 1024;
-        match binary {
-            Binary::SyncPool => {
+        match binary.model() {
+            Model::ThreadPool => {
                 let workers = self.sync_workers.unwrap_or(5);
                 Some(if db {
                     workers.min(self.pool_size(binary))
@@ -241,16 +245,20 @@ impl Settings {
                     workers
                 })
             }
-            Binary::SyncThread => Some(if db {
+            Model::ThreadPerConnection => Some(if db {
                 max_threads.min(self.sessions)
             } else {
                 max_threads
             }),
             // Pipelined: PostgreSQL runs one query at a time on each of the W connections.
-            b if b.pipelines() && self.db_mode == DbMode::Pipelined => {
+            Model::Tokio | Model::Green | Model::ThreadPerCore
+                if binary.pipelines() && self.db_mode == DbMode::Pipelined =>
+            {
                 db.then(|| self.async_worker_count())
             }
-            _ => db.then_some(self.sessions),
+            // Pooled: a request holds a session while it waits; nothing else in the target
+            // limits how many wait at once.
+            Model::Tokio | Model::Green | Model::ThreadPerCore => db.then_some(self.sessions),
         }
     }
 

@@ -171,9 +171,7 @@ fn heatmap_pairs(plan: &SweepPlan, rows: &[Row]) -> Vec<(String, String)> {
     plan.base
         .targets
         .iter()
-        .filter(|b| {
-            b.name().starts_with("tokio-") || [Binary::MayGreen, Binary::CompioTpc].contains(b)
-        })
+        .filter(|b| b.model().overlaps_requests())
         .max_by(|a, b| mean(**a).total_cmp(&mean(**b)))
         .map(|best| vec![(best.name().to_string(), "sync-pool".to_string())])
         .unwrap_or_default()

@@ -67,7 +67,7 @@ impl DescribedTarget {
     ) -> DescribedTarget {
         DescribedTarget {
             name: binary.name().to_string(),
-            model: binary.model().to_string(),
+            model: binary.describe().to_string(),
             direct,
             via_nginx,
             flags,

@@ -1,6 +1,11 @@
-//! The seven targets, and the two choices every target's `/test` and DB layer are built around:
-//! its [`Binary`] (the name is the binary's, the `Server` header and the `application_name`),
-//! the [`Backend`] of `/test`, and the tokio targets' [`DbMode`].
+//! The seven targets and their concurrency [`Model`]s, and the two choices every target's
+//! `/test` and DB layer are built around: its [`Binary`] (the name is the binary's, the `Server`
+//! header and the `application_name`), the [`Backend`] of `/test`, and the tokio targets'
+//! [`DbMode`].
+//!
+//! Everything that depends on a target's model (its bound, its default workers, whether one
+//! worker overlaps requests, the flags it takes) matches [`Binary::model`] or a [`Model`]
+//! method exhaustively, so a new variant of either does not compile until each place decides.
 
 use std::fmt;
 
@@ -46,22 +51,29 @@ impl Binary {
         Binary::ALL.into_iter().find(|b| b.name() == name)
     }
 
-    /// The three async targets on tokio (and tokio-postgres).
-    pub fn is_tokio(self) -> bool {
-        matches!(
-            self,
-            Binary::TokioAxum | Binary::TokioActix | Binary::TokioHyper
-        )
+    /// Its concurrency model: what a request waits on, and how many it overlaps.
+    pub fn model(self) -> Model {
+        match self {
+            Binary::SyncThread => Model::ThreadPerConnection,
+            Binary::SyncPool => Model::ThreadPool,
+            Binary::TokioAxum | Binary::TokioActix | Binary::TokioHyper => Model::Tokio,
+            Binary::MayGreen => Model::Green,
+            Binary::CompioTpc => Model::ThreadPerCore,
+        }
     }
 
-    /// The targets on tokio-postgres, which pipelines concurrent queries on one connection:
-    /// the tokio targets and compio-tpc (tokio-postgres over compio's sockets).
+    /// Whether its PostgreSQL client pipelines concurrent queries on one connection, so that
+    /// `--db-mode pipelined` exists: tokio-postgres, used by the tokio targets and (over
+    /// compio's sockets) by compio-tpc. A property of the client, not of the model.
     pub fn pipelines(self) -> bool {
-        self.is_tokio() || self == Binary::CompioTpc
+        match self {
+            Binary::TokioAxum | Binary::TokioActix | Binary::TokioHyper | Binary::CompioTpc => true,
+            Binary::SyncThread | Binary::SyncPool | Binary::MayGreen => false,
+        }
     }
 
-    /// One line on the concurrency model, for `--help` and reports.
-    pub fn model(self) -> &'static str {
+    /// One line on the target: its model and framework, for `--help` and reports.
+    pub fn describe(self) -> &'static str {
         match self {
             Binary::SyncThread => "one OS thread per connection",
             Binary::SyncPool => "fixed pool of OS threads, one request each, Connection: close",
@@ -75,22 +87,102 @@ impl Binary {
         }
     }
 
-    /// `--workers` when the flag is absent: the CPU count, or 2 × CPU + 1 for sync-pool
-    /// (gunicorn's advice for sync workers).
+    /// `--workers` when the flag is absent (see [`Model::default_workers`]).
     pub fn default_workers(self, cpus: usize) -> usize {
+        self.model().default_workers(cpus)
+    }
+
+    /// `--pool-size` when the flag is absent (see [`Model::default_pool_size`]).
+    pub fn default_pool_size(self, workers: usize) -> usize {
+        self.model().default_pool_size(workers)
+    }
+}
+
+/// A concurrency model: how a target overlaps requests, and so what bounds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Model {
+    /// One OS thread per connection, blocking calls (sync-thread).
+    ThreadPerConnection,
+    /// A fixed pool of OS threads, one request each, blocking calls (sync-pool).
+    ThreadPool,
+    /// Async tasks on a tokio runtime (tokio-axum, tokio-actix, tokio-hyper).
+    Tokio,
+    /// Green threads: coroutines on a few OS threads (may-green).
+    Green,
+    /// Thread per core: a runtime per thread, nothing shared between them (compio-tpc).
+    ThreadPerCore,
+}
+
+impl Model {
+    pub const ALL: [Model; 5] = [
+        Model::ThreadPerConnection,
+        Model::ThreadPool,
+        Model::Tokio,
+        Model::Green,
+        Model::ThreadPerCore,
+    ];
+
+    pub fn name(self) -> &'static str {
         match self {
-            Binary::SyncPool => 2 * cpus + 1,
-            _ => cpus,
+            Model::ThreadPerConnection => "thread per connection",
+            Model::ThreadPool => "thread pool",
+            Model::Tokio => "async (tokio)",
+            Model::Green => "green threads",
+            Model::ThreadPerCore => "thread per core",
         }
     }
 
-    /// `--pool-size` when the flag is absent: 16, or the worker count for sync-pool, whose
-    /// workers can never use more connections than there are of them.
+    /// Whether one worker thread overlaps many requests: its waits (PostgreSQL, the upstream)
+    /// do not block the thread. False where a request holds its OS thread while it waits.
+    pub fn overlaps_requests(self) -> bool {
+        match self {
+            Model::Tokio | Model::Green | Model::ThreadPerCore => true,
+            Model::ThreadPerConnection | Model::ThreadPool => false,
+        }
+    }
+
+    /// Whether it answers one request per connection (`Connection: close`): a pool worker
+    /// serves a connection to its end, so keep-alive would let one client hold a worker.
+    pub fn closes_each_connection(self) -> bool {
+        match self {
+            Model::ThreadPool => true,
+            Model::ThreadPerConnection | Model::Tokio | Model::Green | Model::ThreadPerCore => {
+                false
+            }
+        }
+    }
+
+    /// Whether `--workers` sizes it: every model but thread per connection, which starts a
+    /// thread per connection (up to `--max-threads`).
+    pub fn takes_workers(self) -> bool {
+        match self {
+            Model::ThreadPerConnection => false,
+            Model::ThreadPool | Model::Tokio | Model::Green | Model::ThreadPerCore => true,
+        }
+    }
+
+    /// `--workers` when the flag is absent: the CPU count, or 2 × CPU + 1 for a thread pool
+    /// (gunicorn's advice for sync workers).
+    pub fn default_workers(self, cpus: usize) -> usize {
+        match self {
+            Model::ThreadPool => 2 * cpus + 1,
+            Model::ThreadPerConnection | Model::Tokio | Model::Green | Model::ThreadPerCore => cpus,
+        }
+    }
+
+    /// `--pool-size` when the flag is absent: 16, or the worker count for a thread pool,
+    /// whose workers can never use more connections than there are of them.
     pub fn default_pool_size(self, workers: usize) -> usize {
         match self {
-            Binary::SyncPool => workers,
-            _ => 16,
+            Model::ThreadPool => workers,
+            Model::ThreadPerConnection | Model::Tokio | Model::Green | Model::ThreadPerCore => 16,
         }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -175,5 +267,15 @@ mod tests {
             assert_eq!(Binary::from_name(binary.name()), Some(binary));
         }
         assert_eq!(Binary::from_name("flask"), None);
+    }
+
+    #[test]
+    fn every_model_has_a_target() {
+        for model in Model::ALL {
+            assert!(
+                Binary::ALL.iter().any(|b| b.model() == model),
+                "no target implements {model}"
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 mod binary;
 mod url;
 
-pub use binary::{Backend, Binary, DbMode};
+pub use binary::{Backend, Binary, DbMode, Model};
 pub use url::{decode, DatabaseUrl, UpstreamUrl};
 
 /// The largest delay a request may ask for, in milliseconds.
@@ -241,7 +241,7 @@ impl Config {
         let command = Flags::command()
             .name(binary.name())
             .bin_name(binary.name())
-            .about(format!("{}: {}", binary.name(), binary.model()));
+            .about(format!("{}: {}", binary.name(), binary.describe()));
         let flags = Flags::from_arg_matches(&command.clone().try_get_matches_from(args)?)?;
         if !flags.db_mode.supported_by(binary) {
             return Err(command.clone().error(
@@ -288,9 +288,9 @@ impl Config {
 
     /// A one-line summary for the start-up log.
     pub fn summary(&self) -> String {
-        let max_threads = match self.binary {
-            Binary::SyncThread => format!(" max-threads={}", self.max_threads),
-            _ => String::new(),
+        let max_threads = match self.binary.model() {
+            Model::ThreadPerConnection => format!(" max-threads={}", self.max_threads),
+            Model::ThreadPool | Model::Tokio | Model::Green | Model::ThreadPerCore => String::new(),
         };
         let db = match self.db_mode {
             DbMode::Pool => format!("pool-size={}", self.pool_size),
@@ -309,7 +309,7 @@ impl Config {
             "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}{nofile}{budget}",
             self.binary,
             self.listen,
-            self.binary.model(),
+            self.binary.describe(),
             self.workers,
             self.pool_timeout.as_millis(),
             self.defaults.backend.name(),
