@@ -41,7 +41,7 @@ impl StackArgs {
     }
 
     pub fn binaries(&self) -> Result<Vec<Binary>> {
-        super::parse_targets(&self.targets)
+        super::parse_targets("--targets", &self.targets)
     }
 }
 
@@ -92,7 +92,7 @@ impl LoadArgs {
 
     /// The preset, its settings after the flags, and the load tool (found, or refused).
     pub fn settings(&self) -> Result<(Scenario, Settings, Tool)> {
-        let scenario = preset::find(&self.scenario)?;
+        let scenario = super::find_preset(&self.scenario)?;
         if scenario.extra == preset::Extra::Soak && self.tool.is_some() {
             return Err(UsageError(
                 "the soak preset cannot run with --tool (it loads with its own paced client)"
@@ -127,28 +127,28 @@ pub struct Overrides {
     #[arg(long, value_parser = Endpoint::parse)]
     pub path: Option<Endpoint>,
     /// Concurrent client connections.
-    #[arg(long)]
+    #[arg(long, value_parser = Knob::Connections.flag_parser())]
     pub connections: Option<u32>,
     /// Open loop at this many requests per second (needs --tool oha or hey).
-    #[arg(long)]
+    #[arg(long, value_parser = Knob::Rate.flag_parser())]
     pub rate: Option<u32>,
     /// Measured load per target, e.g. 10s, 1m or 2h.
-    #[arg(long, value_parser = parse_seconds)]
+    #[arg(long, value_parser = parse_duration)]
     pub duration: Option<u32>,
     /// Warm-up before the measured load, e.g. 2s (0 for none).
-    #[arg(long, value_parser = parse_seconds)]
+    #[arg(long, value_parser = parse_warmup)]
     pub warmup: Option<u32>,
     /// Delay per request, in milliseconds (pg_sleep, or nginx's echo_sleep).
-    #[arg(long)]
+    #[arg(long, value_parser = Knob::DelayMs.flag_parser())]
     pub delay_ms: Option<u32>,
     /// What /test does.
     #[arg(long, value_enum)]
     pub backend: Option<shared::Backend>,
     /// DB sessions: every target's --pool-size (sync-pool: at most its workers).
-    #[arg(long)]
+    #[arg(long, value_parser = Knob::PoolSize.flag_parser())]
     pub pool_size: Option<u32>,
     /// --workers of every target that has them (sync-pool and the async and green ones).
-    #[arg(long)]
+    #[arg(long, value_parser = Knob::Workers.flag_parser())]
     pub workers: Option<u32>,
     /// Load the targets directly or through nginx.
     #[arg(long, value_enum)]
@@ -187,10 +187,10 @@ pub struct Overrides {
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub idle_connections: Option<u32>,
     /// Rounds per target; rows keep the median and the min–max.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_ROUNDS))]
     pub rounds: Option<u32>,
     /// The targets' --rows: ids are drawn from 1..=ROWS (pgbench's too).
-    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=i64::from(contract::TABLE_ROWS)))]
     pub rows: Option<i32>,
 }
 
@@ -225,7 +225,7 @@ impl Overrides {
         s.path = self.path.unwrap_or(s.path);
         s.duration_s = self.duration.unwrap_or(s.duration_s);
         s.warmup_s = self.warmup.unwrap_or(s.warmup_s);
-        s.rounds = self.rounds.map_or(s.rounds, |r| r.max(1));
+        s.rounds = self.rounds.unwrap_or(s.rounds);
         s.rows = self.rows.unwrap_or(s.rows);
         s.upstream_keepalive = self
             .upstream_keepalive
@@ -254,6 +254,35 @@ pub enum OnOff {
 impl OnOff {
     pub fn is_on(self) -> bool {
         self == OnOff::On
+    }
+}
+
+/// The most rounds a flag asks for (`--rounds`).
+pub const MAX_ROUNDS: i64 = 1000;
+
+/// The longest load or period a flag gives: two days.
+const MAX_SECONDS: u32 = 48 * 3600;
+
+/// `--duration`: a measured load of 1 s to 48 h.
+pub fn parse_duration(text: &str) -> Result<u32, String> {
+    parse_seconds(text).and_then(|s| within(text, s, 1, MAX_SECONDS))
+}
+
+/// `--warmup`: 0 (none) to an hour.
+pub fn parse_warmup(text: &str) -> Result<u32, String> {
+    parse_seconds(text).and_then(|s| within(text, s, 0, 3600))
+}
+
+/// `--fault-every`: 0 (none) to 48 h.
+pub fn parse_period(text: &str) -> Result<u32, String> {
+    parse_seconds(text).and_then(|s| within(text, s, 0, MAX_SECONDS))
+}
+
+fn within(text: &str, seconds: u32, min: u32, max: u32) -> Result<u32, String> {
+    if (min..=max).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!("{text:?} is not from {min} s to {max} s"))
     }
 }
 

@@ -24,7 +24,7 @@ pub struct ClientArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     delay_ms: u32,
     /// Thread counts of the threads models.
-    #[arg(long, value_delimiter = ',', default_value = "10,20")]
+    #[arg(long, value_delimiter = ',', default_value = "10,20", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     threads: Vec<u32>,
     /// Rounds per model; rows keep the median and the min–max.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]

@@ -65,7 +65,7 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             urls.push(external::parse(side).map_err(UsageError)?);
             sides.push(None);
         } else {
-            let binary = parse_targets(std::slice::from_ref(side))?[0];
+            let binary = parse_targets("compare A/B", std::slice::from_ref(side))?[0];
             targets.push(binary);
             sides.push(Some(binary));
         }

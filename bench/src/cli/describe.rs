@@ -40,7 +40,7 @@ pub fn exec(args: DescribeArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         let (name, urls) = text
             .split_once('=')
             .ok_or_else(|| bad("write NAME=DIRECT_URL[,NGINX_URL]"))?;
-        let binary = parse_targets(&[name.to_string()])?[0];
+        let binary = parse_targets("--target", &[name.to_string()])?[0];
         let (direct, via_nginx) = match urls.split_once(',') {
             Some((direct, via)) => (direct, Some(via.to_string())),
             None => (urls, None),

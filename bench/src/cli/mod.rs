@@ -22,8 +22,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Result};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use shared::Binary;
 
 use crate::stack::{built_targets, Stack};
@@ -73,7 +73,18 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = negative_numbers_are_values(Cli::command());
+    let parsed = command
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(), // --help, --version
+        Err(error) => {
+            eprintln!("bench: {}", one_line(&error));
+            return ExitCode::from(2);
+        }
+    };
     let interrupted = install_interrupt_handler();
     let result = match cli.command {
         Command::Up(args) => up::exec(args, &interrupted),
@@ -98,6 +109,35 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--connections -1` hands `-1` to the flag's parser, which refuses it by the flag's name,
+/// instead of clap taking it for an unknown short flag.
+fn negative_numbers_are_values(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            if arg.get_action().takes_values() {
+                arg.allow_negative_numbers(true)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(negative_numbers_are_values)
+}
+
+/// clap's refusal on one line: its message and any lines that name what was wrong, without
+/// the usage and the pointer to --help.
+fn one_line(error: &clap::Error) -> String {
+    error
+        .render()
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A mistake in how a command was called: exit status 2, like clap's own.
@@ -131,22 +171,29 @@ fn exit_code(failures: usize) -> ExitCode {
     }
 }
 
-/// Parses target names; an unknown one lists the valid names.
-pub fn parse_targets(names: &[String]) -> Result<Vec<Binary>> {
+/// Parses the target names `flag` gave; an unknown one is a [`UsageError`] naming the flag
+/// and listing the valid names.
+pub fn parse_targets(flag: &str, names: &[String]) -> Result<Vec<Binary>> {
     if names.is_empty() {
         return Ok(Binary::ALL.to_vec());
     }
     names
         .iter()
         .map(|name| {
-            Binary::from_name(name.trim()).with_context(|| {
-                format!(
-                    "unknown target {name:?}; valid targets: {}",
+            Binary::from_name(name.trim()).ok_or_else(|| {
+                UsageError(format!(
+                    "{flag}: unknown target {name:?}; valid targets: {}",
                     Binary::ALL.map(Binary::name).join(", ")
-                )
+                ))
+                .into()
             })
         })
         .collect()
+}
+
+/// The preset `--scenario` names; an unknown one is a [`UsageError`].
+pub fn find_preset(name: &str) -> Result<crate::model::preset::Scenario> {
+    crate::model::preset::find(name).map_err(|e| UsageError(format!("--scenario: {e:#}")).into())
 }
 
 /// The targets to run: the ones named, or every built one (the rest are listed as missing).
@@ -163,7 +210,7 @@ fn chosen_targets(stack: &Stack, names: &[String]) -> Result<(Vec<Binary>, Vec<S
         }
         return Ok((built, missing));
     }
-    let chosen = parse_targets(names)?;
+    let chosen = parse_targets("--targets", names)?;
     for binary in &chosen {
         if !built.contains(binary) {
             bail!(

@@ -57,14 +57,14 @@ pub struct RunArgs {
     peers: Option<peers::Chosen>,
     /// The soak preset: a PostgreSQL restart and an upstream outage in every period of this
     /// length, e.g. 10m [default: 10m, or a third of a soak shorter than 30m; 0 for none].
-    #[arg(long, value_name = "DURATION", value_parser = super::args::parse_seconds)]
+    #[arg(long, value_name = "DURATION", value_parser = super::args::parse_period)]
     fault_every: Option<u32>,
 }
 
 pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let (scenario, mut settings, tool) = args.load.settings()?;
     settings.ceiling |= args.ceiling;
-    let names = parse_targets(&args.stack.targets)?;
+    let names = parse_targets("--targets", &args.stack.targets)?;
     let private_db = args.stack.database_url.is_none();
     for case in case::expand(&scenario, &settings, &names) {
         case.settings.check_faults(private_db).map_err(UsageError)?;
@@ -197,7 +197,9 @@ fn baseline_for(scenario: &Scenario, asked: Option<&str>) -> Result<String> {
     let has_pgbench = matches!(scenario.extra, Extra::Leaderboard(_) | Extra::Limits);
     match asked {
         Some("pgbench") if has_pgbench => Ok("pgbench".into()),
-        Some(name) => Ok(parse_targets(&[name.to_string()])?[0].name().to_string()),
+        Some(name) => Ok(parse_targets("--baseline", &[name.to_string()])?[0]
+            .name()
+            .to_string()),
         None if matches!(scenario.extra, Extra::Leaderboard(_)) => Ok("pgbench".into()),
         None => Ok(Binary::SyncPool.name().to_string()),
     }

@@ -13,7 +13,7 @@ use super::args::{LoadArgs, StackArgs};
 use super::{chosen_targets, exit_code, parse_targets, UsageError};
 use crate::measure::tools;
 use crate::model::knob::{self, Vary};
-use crate::model::preset::{self, Extra, Scenario};
+use crate::model::preset::{Extra, Scenario};
 use crate::ops;
 use crate::ops::sweep::{SweepOutcome, SweepPlan};
 use crate::output::folder;
@@ -32,7 +32,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "KNOB=V1,V2,…", value_parser = knob::parse_vary)]
     vary: Vec<Vary>,
     /// The latency objective of the capacity: the highest offered rate with p99 within it.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 100.0, value_parser = slo_ms)]
     slo_p99_ms: f64,
     /// Seed of the order of the targets at each point [default: from the clock].
     #[arg(long)]
@@ -50,7 +50,7 @@ pub struct SweepArgs {
 }
 
 pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
-    let scenario = preset::find(&args.load.scenario)?;
+    let scenario = super::find_preset(&args.load.scenario)?;
     super::not_the_soak(&scenario)?;
     let preset_targets = match scenario.extra {
         Extra::Sweep { targets, .. } => targets,
@@ -66,7 +66,7 @@ pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         .check_faults(args.stack.database_url.is_none())
         .map_err(UsageError)?;
     let tool = tools::locate(settings.tool)?;
-    let baseline = parse_targets(std::slice::from_ref(&args.baseline))?[0]
+    let baseline = parse_targets("--baseline", std::slice::from_ref(&args.baseline))?[0]
         .name()
         .to_string();
     let heatmaps = heatmaps(&args.heatmap)?;
@@ -78,7 +78,7 @@ pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     } else {
         args.stack.targets.clone()
     };
-    parse_targets(&names)?;
+    parse_targets("--targets", &names)?;
     let out = match &args.resume {
         Some(dir) => {
             if !dir.join("results.jsonl").is_file() {
@@ -163,7 +163,7 @@ fn heatmaps(pairs: &[String]) -> Result<Vec<(Binary, Binary)>> {
             let (a, b) = pair
                 .split_once('/')
                 .ok_or_else(|| UsageError(format!("--heatmap {pair:?}: expected A/B")))?;
-            let both = parse_targets(&[a.to_string(), b.to_string()])?;
+            let both = parse_targets("--heatmap", &[a.to_string(), b.to_string()])?;
             Ok((both[0], both[1]))
         })
         .collect()
@@ -213,4 +213,14 @@ fn print_outcome(plan: &SweepPlan, outcome: &SweepOutcome, out: &Path) -> Result
         eprintln!("bench: {bad} row(s) failed or were refused; see report.md");
     }
     Ok(exit_code(bad))
+}
+
+/// `--slo-p99-ms`: milliseconds above 0, at most ten minutes.
+fn slo_ms(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ms) if ms > 0.0 && ms <= 600_000.0 => Ok(ms),
+        _ => Err(format!(
+            "{text:?} is not milliseconds above 0 and at most 600000"
+        )),
+    }
 }

@@ -31,7 +31,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     upstream: Option<SocketAddr>,
     /// With --url: the target's --rows.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = contract::TABLE_ROWS, value_parser = clap::value_parser!(i32).range(1..=i64::from(contract::TABLE_ROWS)))]
     rows: i32,
     /// With --url: the application_name of the server's DB sessions [default: the
     /// --binary's], so that the statement check tells its statements from other clients'.
@@ -42,7 +42,7 @@ pub struct VerifyArgs {
 pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
     if let Some(url) = &args.url {
         let binary = match &args.binary {
-            Some(name) => Some(parse_targets(std::slice::from_ref(name))?[0]),
+            Some(name) => Some(parse_targets("--binary", std::slice::from_ref(name))?[0]),
             None => None,
         };
         let addr =

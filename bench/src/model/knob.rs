@@ -4,6 +4,7 @@
 //! names go through it too.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 
 use anyhow::{bail, Result};
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -61,6 +62,26 @@ impl Knob {
         Knob::ALL.map(Knob::name).join(", ")
     }
 
+    /// The values a numeric knob takes, the same for its `bench run` flag and for `--vary`:
+    /// `None` for the knobs that take a word.
+    pub fn range(self) -> Option<RangeInclusive<u32>> {
+        match self {
+            Knob::DelayMs => Some(0..=shared::config::MAX_DELAY_MS),
+            Knob::Connections => Some(1..=100_000),
+            Knob::PoolSize => Some(1..=10_000),
+            Knob::Workers => Some(1..=1024),
+            Knob::Rate => Some(1..=10_000_000),
+            Knob::Backend | Knob::Via | Knob::DbMode => None,
+        }
+    }
+
+    /// The parser of a numeric knob's `bench run` flag: a whole number in [`Knob::range`],
+    /// refused by clap with the flag's name otherwise.
+    pub fn flag_parser(self) -> clap::builder::RangedI64ValueParser<u32> {
+        let range = self.range().unwrap_or(0..=u32::MAX);
+        clap::value_parser!(u32).range(i64::from(*range.start())..=i64::from(*range.end()))
+    }
+
     /// A value of this knob, checked as `bench run` would check its flag.
     fn parse_value(self, text: &str) -> Result<Value, String> {
         let text = text.trim();
@@ -75,18 +96,18 @@ impl Knob {
             Knob::DbMode => DbMode::from_name(text)
                 .map(|_| Value::Word(text.to_string()))
                 .ok_or_else(|| format!("db-mode: {text:?} is not pool or pipelined")),
-            _ => match text.parse::<u32>() {
-                Ok(n) if n > 0 || self == Knob::DelayMs => Ok(Value::Number(n)),
-                _ => Err(format!(
-                    "{}: {text:?} is not a whole number{}",
-                    self.name(),
-                    if self == Knob::DelayMs {
-                        ""
-                    } else {
-                        " above 0"
-                    }
-                )),
-            },
+            Knob::DelayMs | Knob::Connections | Knob::PoolSize | Knob::Workers | Knob::Rate => {
+                let range = self.range().unwrap_or(0..=u32::MAX);
+                match text.parse::<u32>() {
+                    Ok(n) if range.contains(&n) => Ok(Value::Number(n)),
+                    _ => Err(format!(
+                        "{}: {text:?} is not a whole number from {} to {}",
+                        self.name(),
+                        range.start(),
+                        range.end()
+                    )),
+                }
+            }
         }
     }
 
