@@ -38,8 +38,10 @@ pub struct CompareArgs {
 
 fn positive_ratio(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!("{text:?} is not a ratio above 0, e.g. 0.95")),
+        Ok(r) if r > 0.0 && r <= 1000.0 => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a ratio above 0 (and at most 1000), e.g. 0.95"
+        )),
     }
 }
 

@@ -27,6 +27,78 @@ pub fn bench_with_pid(args: &[&str]) -> (Output, u32) {
     run_within(&mut command, BENCH_LIMIT)
 }
 
+/// A `bench` command line, written as what it asks for:
+/// `Bench::new("run").scenario("quick").targets("tokio-axum").short("1s").out(&dir).output()`.
+/// [`Bench::arg`] and [`Bench::flag`] add any other.
+#[derive(Clone, Debug)]
+pub struct Bench {
+    args: Vec<String>,
+}
+
+impl Bench {
+    /// `bench COMMAND`.
+    pub fn new(command: &str) -> Bench {
+        Bench {
+            args: vec![command.to_string()],
+        }
+    }
+
+    /// A positional argument (compare's A and B, report's folders).
+    pub fn positional(mut self, value: impl AsRef<str>) -> Bench {
+        self.args.push(value.as_ref().to_string());
+        self
+    }
+
+    /// `FLAG VALUE`.
+    pub fn arg(mut self, flag: &str, value: impl AsRef<str>) -> Bench {
+        self.args.push(flag.to_string());
+        self.args.push(value.as_ref().to_string());
+        self
+    }
+
+    /// A flag without a value (`--no-verify`).
+    pub fn flag(mut self, flag: &str) -> Bench {
+        self.args.push(flag.to_string());
+        self
+    }
+
+    pub fn scenario(self, name: &str) -> Bench {
+        self.arg("--scenario", name)
+    }
+
+    /// `--targets`, comma-separated.
+    pub fn targets(self, names: &str) -> Bench {
+        self.arg("--targets", names)
+    }
+
+    /// A short measured load and no warm-up: `--duration D --warmup 0s`.
+    pub fn short(self, duration: &str) -> Bench {
+        self.arg("--duration", duration).arg("--warmup", "0s")
+    }
+
+    pub fn out(self, dir: &Path) -> Bench {
+        self.arg("--out", dir.to_str().expect("a UTF-8 path"))
+    }
+
+    pub fn no_verify(self) -> Bench {
+        self.flag("--no-verify")
+    }
+
+    pub fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// Runs it, as [`bench`].
+    pub fn output(&self) -> Output {
+        bench(&self.args())
+    }
+
+    /// Runs it, as [`bench_with_pid`].
+    pub fn output_with_pid(&self) -> (Output, u32) {
+        bench_with_pid(&self.args())
+    }
+}
+
 /// Runs `command` to its end, as `output()` does, but within `limit`: past it the command is
 /// asked to stop (SIGTERM to its process group: `bench` then stops its stack), killed 15 s
 /// later, and the test fails naming the command, the limit and the last lines it wrote.

@@ -9,12 +9,9 @@
 
 use std::path::Path;
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
-
-use browser::{screenshot, Browser, Loaded};
-use common::{bench, out_dir, read_json, show};
+use super::browser::{screenshot, Browser, Loaded};
+use super::common::{bench, out_dir, read_json, show, Bench};
+use super::lock;
 
 /// Sorts the first table by its second column (a click on its head) and reads that column.
 const SORT_BY_SECOND: &str = "(function () { var t = document.querySelector('table.sortable'); t.tHead.rows[0].cells[1].click(); return Array.prototype.map.call(t.tBodies[0].rows, function (r) { return r.cells[1].textContent; }); })()";
@@ -110,28 +107,18 @@ fn targets_of(results: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn the_report_index_and_diff_pages_load_in_a_real_browser() {
+    let _one_load = lock();
     let root = out_dir("pages");
     let (first, second) = (root.join("quick-1"), root.join("quick-2"));
-    let output = bench(&[
-        "run",
-        "--scenario",
-        "quick",
-        "--out",
-        first.to_str().unwrap(),
-    ]);
+    let output = Bench::new("run").scenario("quick").out(&first).output();
     assert!(output.status.success(), "{}", show(&output));
     // The same preset with sync-pool down to one worker: a regression for diff to find.
-    let output = bench(&[
-        "run",
-        "--scenario",
-        "quick",
-        "--targets",
-        "tokio-axum,sync-pool",
-        "--workers",
-        "1",
-        "--out",
-        second.to_str().unwrap(),
-    ]);
+    let output = Bench::new("run")
+        .scenario("quick")
+        .targets("tokio-axum,sync-pool")
+        .arg("--workers", "1")
+        .out(&second)
+        .output();
     assert!(output.status.success(), "{}", show(&output));
 
     // report.html: the verdict, a chart per SVG file with the targets' names and hover
@@ -178,7 +165,9 @@ fn the_report_index_and_diff_pages_load_in_a_real_browser() {
 
     // index.html over both runs: a line each, linking each report, and a small chart per
     // target and figure.
-    let output = bench(&["report", root.to_str().unwrap()]);
+    let output = Bench::new("report")
+        .positional(root.to_str().unwrap())
+        .output();
     assert!(output.status.success(), "{}", show(&output));
     let index = root.join("index.html");
     let (loaded, _) = assert_loads(&mut browser, &index);
@@ -204,13 +193,11 @@ fn the_report_index_and_diff_pages_load_in_a_real_browser() {
     screenshot(&index, &root.join("index.png"));
 
     // diff.html: sync-pool with one worker is worse, and --fail-on-regression says so.
-    let output = bench(&[
-        "diff",
-        first.to_str().unwrap(),
-        second.to_str().unwrap(),
-        "--fail-on-regression",
-        "20",
-    ]);
+    let output = Bench::new("diff")
+        .positional(first.to_str().unwrap())
+        .positional(second.to_str().unwrap())
+        .arg("--fail-on-regression", "20")
+        .output();
     assert_eq!(output.status.code(), Some(1), "{}", show(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -258,7 +245,10 @@ fn report_and_diff_refuse_what_is_not_a_run_with_one_line_and_status_2() {
         )
         .unwrap();
     }
-    let output = bench(&["diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let output = Bench::new("diff")
+        .positional(a.to_str().unwrap())
+        .positional(b.to_str().unwrap())
+        .output();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{}", show(&output));
     assert!(

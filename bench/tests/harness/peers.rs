@@ -11,23 +11,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod common;
-
+use super::common::{out_dir, read_json, show, Bench};
+use super::lock;
 use bench::stack::{peers, Stack, StackOptions};
-use common::{bench, out_dir, read_json, show};
 use serde_json::Value;
-
-/// The tests' loads never overlap, and each looks for its own gunicorn processes.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn rows(dir: &Path) -> (Value, Vec<Value>) {
     let results = read_json(&dir.join("results.json"));
@@ -76,17 +66,12 @@ fn a_python_peer_is_measured_as_fully_as_a_target() {
     let Some(_) = python_peers() else { return };
     let _guard = lock();
     let dir = out_dir("peer-flask-sync");
-    let output = bench(&[
-        "run",
-        "--scenario",
-        "quick",
-        "--targets",
-        "sync-pool",
-        "--peers",
-        "flask-sync",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let output = Bench::new("run")
+        .scenario("quick")
+        .targets("sync-pool")
+        .arg("--peers", "flask-sync")
+        .out(&dir)
+        .output();
     assert!(output.status.success(), "{}", show(&output));
     let (results, rows) = rows(&dir);
     let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
@@ -264,23 +249,15 @@ fn a_users_python_server_is_measured_with_its_workers_and_its_own_upstream() {
     let out = out_dir("external-python");
     let external = format!("mine=http://{addr}/test");
     let pid = format!("mine={}", server.0.id());
-    let output = bench(&[
-        "run",
-        "--scenario",
-        "quick",
-        "--targets",
-        "sync-pool",
-        "--backend",
-        "upstream",
-        "--database-url",
-        stack.database_url(),
-        "--external",
-        &external,
-        "--external-pid",
-        &pid,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = Bench::new("run")
+        .scenario("quick")
+        .targets("sync-pool")
+        .arg("--backend", "upstream")
+        .arg("--database-url", stack.database_url())
+        .arg("--external", &external)
+        .arg("--external-pid", &pid)
+        .out(&out)
+        .output();
     assert!(output.status.success(), "{}", show(&output));
     let (_, rows) = rows(&out);
     let mine = row(&rows, "mine [external]");

@@ -1,0 +1,307 @@
+use super::*;
+
+/// A reference binary started by this test on a port of its choosing, as a server the harness
+/// did not start.
+struct OwnServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnServer {
+    fn start(binary: Binary, stack: &Stack) -> OwnServer {
+        OwnServer::start_on(binary, stack, stack.database_url())
+    }
+
+    /// Started with `database_url` as its `--database-url` (another role, say).
+    fn start_on(binary: Binary, stack: &Stack, database_url: &str) -> OwnServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let exe = PathBuf::from(env!("CARGO_BIN_EXE_bench"))
+            .parent()
+            .unwrap()
+            .join(binary.name());
+        let child = Command::new(exe)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--database-url", database_url])
+            .args(["--upstream-url", &stack.upstream_url()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while bench::client::get(addr, "/health").is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{binary} did not answer on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        OwnServer {
+            child,
+            url: format!("http://127.0.0.1:{port}/test"),
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The statement check on a database that other clients use: `bench verify` of sync-pool
+/// while tokio-axum (started here) loads the same database at 200 req/s. As a role of its
+/// own, the loader's statements are told apart (pg_stat_statements counts per role) and the
+/// check passes; as the same role, the check cannot count and says so, naming the loader,
+/// instead of blaming sync-pool.
+#[test]
+fn the_statement_check_holds_while_another_client_loads_the_same_database() {
+    use bench::measure::paced::{Pace, Paced};
+    let _guard = lock();
+    let stack = Stack::start(&StackOptions::from_env()).expect("a stack to share");
+    let mut admin = postgres::Client::connect(stack.database_url(), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(
+            "DROP ROLE IF EXISTS loader; CREATE ROLE loader LOGIN; GRANT SELECT ON test TO loader",
+        )
+        .unwrap();
+    let loader_url = stack.database_url().replacen("postgres@", "loader@", 1);
+    let verify_while_loaded = |database_url: &str| {
+        let loader = OwnServer::start_on(Binary::TokioAxum, &stack, database_url);
+        let addr = bench::model::external::address_of(&loader.url).unwrap();
+        let pace = Pace {
+            rate: 200,
+            connections: 8,
+            timeout: Duration::from_secs(10),
+            paths: vec!["/test?delay_ms=1".to_string()],
+        };
+        let load = Paced::start(addr, &pace, std::time::Instant::now(), Vec::new);
+        let output = Bench::new("verify")
+            .targets("sync-pool")
+            .arg("--database-url", stack.database_url())
+            .output();
+        let (threads, _) = load.finish();
+        let answered = threads
+            .iter()
+            .flatten()
+            .filter(|e| e.outcome == ProbeOutcome::Ok);
+        // The load really ran beside the check.
+        assert!(answered.count() > 200, "the loader answered too little");
+        output
+    };
+    let apart = verify_while_loaded(&loader_url);
+    assert!(apart.status.success(), "{}", show(&apart));
+    assert!(
+        String::from_utf8_lossy(&apart.stdout).contains("16/16 checks pass"),
+        "{}",
+        show(&apart)
+    );
+    let mixed = verify_while_loaded(stack.database_url());
+    assert!(!mixed.status.success(), "{}", show(&mixed));
+    let said = show(&mixed);
+    assert!(
+        said.contains("cannot count sync-pool's statements")
+            && said.contains("tokio-axum (")
+            && said.contains("as postgres"),
+        "{said}"
+    );
+    admin
+        .batch_execute("REVOKE SELECT ON test FROM loader; DROP ROLE loader")
+        .unwrap();
+}
+
+/// `--external`: tokio-axum started here, not by the harness, beside the same binary as a
+/// reference. Its row is marked external, its throughput matches the reference's within
+/// noise, and its RSS, threads and CPU are filled only when its pid is given.
+#[test]
+fn an_external_server_is_measured_beside_the_same_binary_as_a_reference() {
+    let _guard = lock();
+    let stack = Stack::start(&StackOptions::from_env()).expect("a stack for the external");
+    let own = OwnServer::start(Binary::TokioAxum, &stack);
+    let external = format!("mine={}", own.url);
+    // `bench verify --url` checks it as a server of unknown make.
+    let output = Bench::new("verify")
+        .arg("--url", &own.url)
+        .arg("--database-url", stack.database_url())
+        .output();
+    assert!(output.status.success(), "{}", show(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("16/16 checks pass"),
+        "{}",
+        show(&output)
+    );
+    let run = |name: &str, extra: &[&str]| -> Vec<Value> {
+        let dir = out_dir(name);
+        let mut args = vec![
+            "run",
+            "--scenario",
+            "quick",
+            "--targets",
+            "tokio-axum",
+            "--database-url",
+            stack.database_url(),
+            "--external",
+            &external,
+            "--out",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let output = bench(&args);
+        assert!(output.status.success(), "{}", show(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("mine [external]"), "{stdout}");
+        let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(
+            report.contains("Servers other than the references"),
+            "{report}"
+        );
+        let svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
+        assert!(
+            svg.contains("mine [external]"),
+            "the chart names the external"
+        );
+        read_json(&dir.join("results.json"))["results"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+
+    let rows = run("external-unobserved", &[]);
+    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    assert_eq!(names, ["tokio-axum", "mine [external]"]);
+    let (reference, mine) = (&rows[0], &rows[1]);
+    assert_eq!(mine["status"], "ok", "{mine}");
+    assert_eq!(mine["external"]["verified"], true, "{mine}");
+    assert_eq!(mine["external"]["url"], own.url.as_str());
+    assert!(reference["external"].is_null());
+    for column in [
+        "rss_peak_mib",
+        "threads_peak",
+        "cpu_ms_per_request",
+        "db_sessions_peak",
+    ] {
+        assert!(mine[column].is_null(), "{column} without a pid: {mine}");
+        assert!(!reference[column].is_null(), "{column} of the reference");
+    }
+    let why = mine["external"]["unobserved"].as_str().unwrap();
+    assert!(why.contains("--external-pid mine=PID"), "{why}");
+    assert!(why.contains("--external-app mine="), "{why}");
+    // The same binary under the same load: both near the bound (8 clients, 5 ms).
+    let (a, b) = (
+        reference["requests_per_sec"].as_f64().unwrap(),
+        mine["requests_per_sec"].as_f64().unwrap(),
+    );
+    assert!(
+        (b / a - 1.0).abs() < 0.25,
+        "external {b:.0} req/s against the reference's {a:.0}"
+    );
+    // Its model is not stated: no bound and no efficiency rather than a wrong one.
+    assert!(
+        mine["bound_rps"].is_null() && mine["efficiency"].is_null(),
+        "{mine}"
+    );
+    assert!(
+        mine["model"].as_str().unwrap().contains("--external-model"),
+        "{mine}"
+    );
+
+    // bench compare takes NAME=URL where it takes a target.
+    let dir = out_dir("external-compare");
+    let output = Bench::new("compare")
+        .positional("tokio-axum")
+        .positional(&external)
+        .scenario("quick")
+        .short("2s")
+        .arg("--database-url", stack.database_url())
+        .out(&dir)
+        .output();
+    assert!(output.status.success(), "{}", show(&output));
+    let comparison = read_json(&dir.join("compare.json"));
+    assert_eq!(comparison["a"], "tokio-axum");
+    assert_eq!(comparison["b"], "mine [external]");
+    let ratio = comparison["ratio"]["median"].as_f64().unwrap();
+    assert!((0.75..1.33).contains(&ratio), "the same binary: {ratio}");
+
+    let pid = own.child.id().to_string();
+    let rows = run(
+        "external-observed",
+        &[
+            "--external-pid",
+            &format!("mine={pid}"),
+            "--external-app",
+            "mine=tokio-axum",
+            "--external-model",
+            "mine=pool:8",
+        ],
+    );
+    let mine = &rows[1];
+    // Stated as the reference's pool of 8: the reference's bound.
+    assert_eq!(mine["bound_rps"], rows[0]["bound_rps"], "{mine}");
+    assert_eq!(mine["external"]["model"], "pool:8");
+    assert_eq!(mine["processes_peak"], 1, "{mine}");
+    assert_eq!(mine["status"], "ok", "{mine}");
+    assert_eq!(mine["external"]["pid"].as_u64().unwrap().to_string(), pid);
+    assert!(mine["rss_peak_mib"].as_f64().unwrap() > 1.0, "{mine}");
+    assert!(mine["threads_peak"].as_u64().unwrap() >= 2, "{mine}");
+    assert!(mine["cpu_ms_per_request"].as_f64().unwrap() > 0.0, "{mine}");
+    assert!(mine["db_sessions_peak"].as_i64().unwrap() >= 1, "{mine}");
+    assert!(mine["external"]["unobserved"].is_null(), "{mine}");
+}
+
+/// A bad --external fails before the stack starts, in one line that names it.
+#[test]
+fn a_bad_external_fails_fast_naming_it() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("gone=http://127.0.0.1:{closed}/test");
+    for (args, code, says) in [
+        (vec!["--external", "mine"], 2, "NAME=VALUE"),
+        (
+            vec!["--external", "mine=ftp://127.0.0.1:21/"],
+            2,
+            "plain HTTP",
+        ),
+        (
+            vec!["--external", "mine=http://127.0.0.1:9/test"],
+            2,
+            "--database-url",
+        ),
+        (
+            vec![
+                "--external",
+                unreachable.as_str(),
+                "--database-url",
+                "postgres://nobody@127.0.0.1:1/none",
+            ],
+            1,
+            "gone=",
+        ),
+        (
+            vec!["--external-pid", "theirs=1", "--no-verify"],
+            2,
+            "no --external is called theirs",
+        ),
+    ] {
+        let mut all = vec!["run", "--scenario", "quick"];
+        all.extend(args.iter().copied());
+        let started = std::time::Instant::now();
+        let output = bench(&all);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{all:?}: {}",
+            show(&output)
+        );
+        assert!(stderr.contains(says), "{all:?}: {stderr}");
+        assert!(!stderr.contains("starting the stack"), "{all:?}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{all:?}");
+    }
+}

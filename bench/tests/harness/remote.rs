@@ -1,0 +1,329 @@
+use super::*;
+
+/// `bench up --listen-host` and `bench run --remote` as two processes over loopback: the code
+/// path of a load host and a stack host. The rows are the remote targets, checked and loaded
+/// from here, with RSS, threads and CPU from the stack host's samples; a description from
+/// another version is refused naming both.
+#[test]
+fn a_stack_from_bench_up_is_measured_with_remote_and_another_version_is_refused() {
+    use std::io::BufRead;
+    let _guard = lock();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args([
+            "up",
+            "--targets",
+            "sync-pool,tokio-axum",
+            "--listen-host",
+            "127.0.0.1",
+        ])
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("bench up starts");
+    let stop = stop_bench_up;
+    let mut lines = std::io::BufReader::new(up.stdout.take().unwrap()).lines();
+    let mut description_url = None;
+    for line in lines.by_ref().take(40) {
+        let line = line.unwrap_or_default();
+        if let Some(url) = line.strip_prefix("From another host: bench run --remote ") {
+            description_url = Some(url.trim().to_string());
+            break;
+        }
+    }
+    let Some(description_url) = description_url else {
+        stop(&mut up);
+        panic!("bench up printed no description URL");
+    };
+
+    let dir = out_dir("remote");
+    let output = Bench::new("run")
+        .arg("--remote", &description_url)
+        .scenario("quick")
+        .out(&dir)
+        .output();
+    let text = get_text(&description_url);
+    stop(&mut up);
+    assert!(output.status.success(), "{}", show(&output));
+    let results = read_json(&dir.join("results.json"));
+    let rows = results["results"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "sync-pool [remote 127.0.0.1]",
+            "tokio-axum [remote 127.0.0.1]"
+        ]
+    );
+    for row in rows {
+        assert_eq!(row["status"], "ok", "{row}");
+        assert_eq!(row["external"]["verified"], true, "{row}");
+        let by = row["external"]["measured_by"].as_str().unwrap();
+        assert!(by.contains("127.0.0.1") && by.contains("/samples"), "{by}");
+        assert!(row["rss_peak_mib"].as_f64().unwrap() > 1.0, "{row}");
+        assert!(row["threads_peak"].as_u64().unwrap() >= 2, "{row}");
+        assert!(row["cpu_ms_per_request"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(
+            row["postgres_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
+            "{row}"
+        );
+        assert!(row["db_sessions_peak"].as_i64().unwrap() >= 1, "{row}");
+    }
+    // sync-pool is the baseline: the remote rows compare as the references do.
+    assert_eq!(rows[0]["relative"], 1.0);
+    assert!(rows[1]["relative"].as_f64().unwrap() > 1.0, "{}", rows[1]);
+    let versions = results["versions"].to_string();
+    assert!(versions.contains("(stack host)"), "{versions}");
+
+    // The same description from another version of the suite.
+    let mut other: Value = serde_json::from_str(&text).unwrap();
+    other["bench_version"] = "0.0.0-other".into();
+    let file = out_dir("remote-other").with_extension("json");
+    std::fs::write(&file, other.to_string()).unwrap();
+    let output = Bench::new("run")
+        .arg("--remote", file.to_str().unwrap())
+        .output();
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("0.0.0-other") && stderr.contains(env!("CARGO_PKG_VERSION")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting the stack"), "{stderr}");
+}
+
+/// Stops a `bench up` as Ctrl-C would (SIGINT: it stops its stack), killed after 30 s.
+fn stop_bench_up(up: &mut std::process::Child) {
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while up.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = up.kill();
+    let _ = up.wait();
+}
+
+/// The body of a `GET http://HOST:PORT/path`.
+fn get_text(url: &str) -> String {
+    let addr = bench::model::external::address_of_any(url).unwrap();
+    let path = url
+        .splitn(4, '/')
+        .nth(3)
+        .map_or("/".into(), |p| format!("/{p}"));
+    bench::client::get(addr, &path).unwrap().text()
+}
+
+/// Two network namespaces joined by a veth pair, on addresses private to the pair: a stack
+/// host and a load host with nothing in common but that link. Deleted (with the processes'
+/// link) on drop.
+struct TwoHosts {
+    stack_ns: String,
+    load_ns: String,
+}
+
+impl TwoHosts {
+    const STACK_ADDR: &'static str = "10.213.0.1";
+    const LOAD_ADDR: &'static str = "10.213.0.2";
+
+    fn create() -> TwoHosts {
+        let tag = std::process::id() % 100_000;
+        let hosts = TwoHosts {
+            stack_ns: format!("rwp-stack-{tag}"),
+            load_ns: format!("rwp-load-{tag}"),
+        };
+        let (stack_if, load_if) = (format!("rwps{tag}"), format!("rwpl{tag}"));
+        let ip = |args: &[&str]| {
+            let output = Command::new("ip").args(args).output().expect("ip runs");
+            assert!(output.status.success(), "ip {args:?}: {}", show(&output));
+        };
+        ip(&["netns", "add", &hosts.stack_ns]);
+        ip(&["netns", "add", &hosts.load_ns]);
+        ip(&[
+            "link",
+            "add",
+            &stack_if,
+            "netns",
+            &hosts.stack_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &load_if,
+            "netns",
+            &hosts.load_ns,
+        ]);
+        for (ns, link, addr) in [
+            (&hosts.stack_ns, &stack_if, TwoHosts::STACK_ADDR),
+            (&hosts.load_ns, &load_if, TwoHosts::LOAD_ADDR),
+        ] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", link]);
+            ip(&["-n", ns, "link", "set", link, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        hosts
+    }
+
+    /// `bench ARGS` in namespace `ns`.
+    fn bench_in(ns: &str, args: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_bench")])
+            .args(args)
+            .env_remove("DATABASE_URL");
+        command
+    }
+}
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        for ns in [&self.stack_ns, &self.load_ns] {
+            let _ = Command::new("ip").args(["netns", "delete", ns]).output();
+        }
+    }
+}
+
+/// The stack host and the load host as two network namespaces over a real (veth) interface:
+/// `bench up --listen-host` in one, `bench run --remote` with a short grinberg load in the
+/// other. The rows are measured over the pair (their host is the stack's address there), the
+/// stack host's samples arrive over it, and its PostgreSQL, exposed off loopback, refuses the
+/// load host without the generated password and takes it with.
+#[test]
+fn a_stack_host_and_a_load_host_in_two_namespaces_measure_over_the_link() {
+    use std::io::BufRead;
+    let _guard = lock();
+    let hosts = TwoHosts::create();
+    let mut up = TwoHosts::bench_in(
+        &hosts.stack_ns,
+        &[
+            "up",
+            "--targets",
+            "sync-pool,tokio-axum",
+            "--listen-host",
+            TwoHosts::STACK_ADDR,
+            "--scenario",
+            "grinberg",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("bench up starts in the stack namespace");
+    // `ip netns exec` runs bench in its own process (exec), so the signal reaches it.
+    let stop = stop_bench_up;
+    let mut lines = std::io::BufReader::new(up.stdout.take().unwrap()).lines();
+    let (mut database_url, mut description_url) = (None, None);
+    for line in lines.by_ref().take(40).map_while(Result::ok) {
+        if let Some(url) = line.strip_prefix("PostgreSQL") {
+            database_url = Some(url.trim().to_string());
+        }
+        if let Some(url) = line.strip_prefix("From another host: bench run --remote ") {
+            description_url = Some(url.trim().to_string());
+            break;
+        }
+    }
+    let (Some(database_url), Some(description_url)) = (database_url, description_url) else {
+        stop(&mut up);
+        panic!("bench up printed no database URL or no description URL");
+    };
+    // The status endpoint, as every server of the stack, is outside the ephemeral range.
+    let port: u16 = description_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let bounds: Vec<u16> = range
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        port < bounds[0] || port > bounds[1],
+        "{description_url} in {range}"
+    );
+    let dir = out_dir("two-hosts");
+    let run = run_within(
+        &mut TwoHosts::bench_in(
+            &hosts.load_ns,
+            &[
+                "run",
+                "--remote",
+                &description_url,
+                "--scenario",
+                "grinberg",
+                "--duration",
+                "3s",
+                "--warmup",
+                "1s",
+                "--out",
+                dir.to_str().unwrap(),
+            ],
+        ),
+        common::BENCH_LIMIT,
+    )
+    .0;
+    // From the load host: the stack's database, with and without its generated password.
+    let psql = |url: &str| {
+        let mut command = Command::new("ip");
+        command
+            .args([
+                "netns",
+                "exec",
+                &hosts.load_ns,
+                "psql",
+                url,
+                "-Atc",
+                "SELECT 1",
+            ])
+            .env("PGCONNECT_TIMEOUT", "5")
+            .env("PGPASSFILE", "/dev/null")
+            .env_remove("PGPASSWORD");
+        run_within(&mut command, Duration::from_secs(30)).0
+    };
+    let with_password = psql(&database_url);
+    let (user, host) = database_url.split_once('@').unwrap();
+    let without = format!("postgres://postgres@{host}");
+    let without_password = psql(&without);
+    stop(&mut up);
+    assert!(
+        user.starts_with("postgres://postgres:") && host.starts_with("10.213.0.1:"),
+        "{database_url}"
+    );
+    assert!(with_password.status.success(), "{}", show(&with_password));
+    assert!(
+        !without_password.status.success(),
+        "{}",
+        show(&without_password)
+    );
+    assert!(
+        String::from_utf8_lossy(&without_password.stderr).contains("password"),
+        "{}",
+        show(&without_password)
+    );
+    let description = read_json(&dir.join("results.json"));
+    assert!(run.status.success(), "{}", show(&run));
+    let rows = description["results"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "sync-pool [remote 10.213.0.1]",
+            "tokio-axum [remote 10.213.0.1]"
+        ]
+    );
+    for row in rows {
+        assert_eq!(row["status"], "ok", "{row}");
+        let by = row["external"]["measured_by"].as_str().unwrap();
+        assert!(by.contains("10.213.0.1") && by.contains("/samples"), "{by}");
+        assert!(
+            row["rss_peak_mib"].as_f64().unwrap() > 1.0,
+            "samples arrived: {row}"
+        );
+        assert!(row["cpu_ms_per_request"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["db_sessions_peak"].as_i64().unwrap() >= 1, "{row}");
+    }
+}
