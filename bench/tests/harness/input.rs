@@ -132,11 +132,19 @@ fn every_numeric_flag_refuses_zero_negative_huge_and_junk_in_one_line() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert_eq!(output.status.code(), Some(2), "{args:?}: {}", show(&output));
             assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-            assert!(stderr.contains(flag), "{args:?} does not name {flag}: {stderr}");
+            assert!(
+                stderr.contains(flag),
+                "{args:?} does not name {flag}: {stderr}"
+            );
         }
     }
     // --vary's numbers follow the same ranges as the flags.
-    for vary in ["connections=0", "workers=-1", "rate=99999999999", "pool-size=junk"] {
+    for vary in [
+        "connections=0",
+        "workers=-1",
+        "rate=99999999999",
+        "pool-size=junk",
+    ] {
         let output = bench(&["sweep", "--scenario", "quick", "--vary", vary]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{vary}: {}", show(&output));
@@ -148,7 +156,10 @@ fn every_numeric_flag_refuses_zero_negative_huge_and_junk_in_one_line() {
         (&["run", "--scenario", "nope"][..], "--scenario"),
         (&["run", "--targets", "flask"][..], "--targets"),
         (&["run", "--baseline", "flask"][..], "--baseline"),
-        (&["verify", "--url", "http://127.0.0.1:9", "--binary", "flask"][..], "--binary"),
+        (
+            &["verify", "--url", "http://127.0.0.1:9", "--binary", "flask"][..],
+            "--binary",
+        ),
     ] {
         let output = bench(args);
         let stderr = String::from_utf8_lossy(&output.stderr);
