@@ -8,12 +8,14 @@
 //! - `remote`: a stack on another host (`stack.json`, the status endpoint);
 //! - `contract`: the checks every target must pass;
 //! - `stack`: the launcher (PostgreSQL, nginx, pgbouncer, targets);
-//! - `observe` and `client`: counting what runs, and a raw HTTP/1.1 client;
+//! - `observe` and `client`: counting what runs, and a raw HTTP/1.1 client; `externals`: the
+//!   servers the harness did not start, from their URLs to addresses;
 //! - `model`: plain values (settings, presets, cases, knobs, faults, rows), no I/O.
 
 pub mod cli;
 pub mod client;
 pub mod contract;
+pub mod externals;
 pub mod measure;
 pub mod model;
 pub mod observe;
@@ -21,3 +23,17 @@ pub mod ops;
 pub mod output;
 pub mod remote;
 pub mod stack;
+
+/// A mistake in how a command was called: exit status 2 and one line, like clap's own. `cli`
+/// refuses flags with it; `ops` refuses what it learns only when it looks (a remote stack's
+/// description).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}

@@ -26,10 +26,7 @@ pub fn run(binary: Binary, serve: impl FnOnce(Config) -> Result<(), String>) -> 
     }
 }
 
-/// The listen backlog of every target (tokio-actix sets it through actix, may-green through
-/// the vendored may_minihttp's `set_backlog`): the clients beyond the connection budget wait here, so it is
-/// the same for every model. The kernel caps it at `net.core.somaxconn` (4096 here).
-pub const BACKLOG: i32 = 4096;
+pub use crate::config::BACKLOG;
 
 /// Sets the listen backlog of a socket that already listens (listen(2) again changes it).
 pub fn set_backlog(fd: std::os::fd::RawFd) -> Result<(), String> {

@@ -10,12 +10,12 @@ use shared::Binary;
 
 use super::UsageError;
 use crate::contract;
-use crate::measure::session::Plan;
 use crate::measure::tools::{self, Tool};
 use crate::model::external::{self, External, ExternalModel, Named};
 use crate::model::fault::{self, Fault};
 use crate::model::knob::{Knob, Value};
-use crate::model::preset::{self, Scenario};
+use crate::model::plan::Plan;
+use crate::model::preset::{self, Preset};
 use crate::model::settings::{Endpoint, Settings, Via};
 use crate::model::tool::ToolKind;
 use crate::stack::StackOptions;
@@ -68,7 +68,7 @@ impl LoadArgs {
     /// The plan of a run or a sweep: the chosen targets (and those not built) and its output.
     pub fn plan(
         &self,
-        scenario: Scenario,
+        scenario: Preset,
         settings: Settings,
         (targets, missing_targets): (Vec<Binary>, Vec<String>),
         baseline: String,
@@ -91,9 +91,9 @@ impl LoadArgs {
     }
 
     /// The preset, its settings after the flags, and the load tool (found, or refused).
-    pub fn settings(&self) -> Result<(Scenario, Settings, Tool)> {
+    pub fn settings(&self) -> Result<(Preset, Settings, Tool)> {
         let scenario = super::find_preset(&self.scenario)?;
-        if scenario.extra == preset::Extra::Soak && self.tool.is_some() {
+        if scenario.shape == preset::Shape::Soak && self.tool.is_some() {
             return Err(UsageError(
                 "the soak preset cannot run with --tool (it loads with its own paced client)"
                     .into(),
@@ -320,30 +320,27 @@ pub struct ExternalObserve {
 }
 
 impl ExternalObserve {
-    /// The externals named by `urls`, with their pids and apps, each reached over HTTP (one
-    /// line naming the one that does not answer). Checking them against the contract needs
-    /// the database they read.
-    pub fn resolve(
+    /// The externals named by `urls`, with their pids and apps (not yet reached: that is
+    /// `ops::prepare::reach`). Checking them against the contract needs the database they
+    /// read.
+    pub fn assemble(
         &self,
         urls: &[Named<String>],
         database_url: Option<&str>,
         verify: bool,
     ) -> Result<Vec<External>> {
-        let observed = external::Observed {
+        let observed = crate::externals::Observed {
             pids: &self.external_pid,
             apps: &self.external_app,
             models: &self.external_model,
         };
-        let externals = external::assemble(urls, &observed).map_err(UsageError)?;
+        let externals = crate::externals::assemble(urls, &observed).map_err(UsageError)?;
         if !externals.is_empty() && verify && database_url.is_none() {
             return Err(UsageError(format!(
                 "--external {}: its rows are checked on the database it reads; give that database as --database-url (`bench up` prints one), or measure it unchecked with --no-verify",
                 externals[0].name
             ))
             .into());
-        }
-        for e in &externals {
-            contract::reach(e).map_err(anyhow::Error::msg)?;
         }
         Ok(externals)
     }

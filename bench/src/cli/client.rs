@@ -9,11 +9,11 @@ use clap::Args;
 
 use super::args::StackArgs;
 use super::{exit_code, UsageError};
-use crate::model::client::{self, ClientPlan};
+use crate::model::client;
+use crate::model::plan::ClientPlan;
 use crate::observe::machine;
 use crate::ops;
 use crate::output::{self, folder};
-use crate::stack::Stack;
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
@@ -42,8 +42,7 @@ pub fn exec(args: ClientArgs) -> Result<ExitCode> {
         rounds: args.rounds,
     };
     let out = folder::out_dir(args.out.as_deref(), "client")?;
-    eprintln!("bench: starting the stack");
-    let stack = Stack::start(&StackArgs::default().stack_options())?;
+    let stack = crate::ops::prepare::stack(&StackArgs::default().stack_options())?;
     eprintln!(
         "bench: client: {} GETs of {} ms per model, {} round(s)",
         plan.requests, plan.delay_ms, plan.rounds

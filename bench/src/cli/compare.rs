@@ -4,18 +4,14 @@
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
-use shared::Binary;
 
 use super::args::{ExternalObserve, LoadArgs, StackArgs};
 use super::{parse_targets, UsageError};
-use crate::measure::session::Plan;
 use crate::model::case::Subject;
-use crate::model::external;
 use crate::ops;
-use crate::output::folder;
-use crate::stack::Stack;
+use crate::ops::compare::CompareRequest;
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
@@ -46,90 +42,30 @@ fn positive_ratio(text: &str) -> Result<f64, String> {
 }
 
 pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
-    let (scenario, mut settings, tool) = args.load.settings()?;
-    super::not_the_soak(&scenario)?;
-    settings
-        .check_faults(args.database_url.is_none())
-        .map_err(UsageError)?;
-    if args.load.overrides.rounds.is_none() {
-        settings.rounds = 3;
-    }
-    if settings.rounds < 3 {
-        bail!("--rounds must be at least 3: one pair says nothing about the noise");
-    }
-    // A side is a target's name, or NAME=URL: a server the harness did not start (`None`
-    // below: the next of the externals, which keep the order of their URLs).
-    let mut urls = Vec::new();
-    let mut targets = Vec::new();
-    let mut sides = Vec::new();
-    for side in [&args.a, &args.b] {
-        if side.contains('=') {
-            urls.push(external::parse(side).map_err(UsageError)?);
-            sides.push(None);
-        } else {
-            let binary = parse_targets("compare A/B", std::slice::from_ref(side))?[0];
-            targets.push(binary);
-            sides.push(Some(binary));
-        }
-    }
-    let mut externals = args
-        .observe
-        .resolve(&urls, args.database_url.as_deref(), !args.load.no_verify)?
-        .into_iter();
-    let mut subject = |side: Option<Binary>| match side {
-        Some(binary) => Subject::Target(binary),
-        None => Subject::External(Box::new(
-            externals.next().expect("one external per NAME=URL"),
-        )),
-    };
-    let (a_side, b_side) = (subject(sides[0]), subject(sides[1]));
-    let (a, b) = (
-        a_side.name().unwrap_or_default().to_string(),
-        b_side.name().unwrap_or_default().to_string(),
-    );
+    let prepared = ops::compare::prepare(request(&args)?)?;
+    let [a, b] = prepared.names();
     if a == b {
         eprintln!("bench: comparing {a} with itself: the ratio shows the noise alone");
     }
-    let out = folder::out_dir(args.load.out.as_deref(), &format!("compare-{a}-{b}"))?;
-    eprintln!("bench: starting the stack");
-    let options = StackArgs {
-        targets: Vec::new(),
-        database_url: args.database_url.clone(),
-    }
-    .stack_options();
-    let stack = Stack::start(&options)?;
-    let plan = Plan {
-        scenario,
-        settings,
-        targets: targets.clone(),
-        externals: Vec::new(),
-        remote_versions: Vec::new(),
-        peer_versions: Vec::new(),
-        missing_targets: Vec::new(),
-        baseline: b.clone(),
-        verify: !args.load.no_verify,
-        out: out.clone(),
-        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        fault_every_s: None,
-    };
     println!("{:<6} {:>12} {:>12} {:>8}", "round", a, b, "A/B");
-    let sides = [a_side, b_side];
-    let comparison =
-        ops::compare::compare(&stack, &plan, sides, tool, interrupted, &|round, pair| {
-            let mark = if pair.client_bound.is_empty() {
-                String::new()
-            } else {
-                format!("  client-bound: {}", pair.client_bound.join(", "))
-            };
-            println!(
-                "{round:<6} {:>12.0} {:>12.0} {:>8}{mark}",
-                pair.a_rps,
-                pair.b_rps,
-                pair.ratio.map_or("–".into(), |r| format!("{r:.3}"))
-            );
-        })?;
+    let comparison = ops::compare::compare(&prepared, interrupted, &|round, pair| {
+        let mark = if pair.client_bound.is_empty() {
+            String::new()
+        } else {
+            format!("  client-bound: {}", pair.client_bound.join(", "))
+        };
+        println!(
+            "{round:<6} {:>12.0} {:>12.0} {:>8}{mark}",
+            pair.a_rps,
+            pair.b_rps,
+            pair.ratio.map_or("–".into(), |r| format!("{r:.3}"))
+        );
+    })?;
     print_summary(&comparison, &a, &b);
-    super::results_line(&out, "report.html (compare.json, report.md, rounds.svg)");
+    super::results_line(
+        &prepared.plan.out,
+        "report.html (compare.json, report.md, rounds.svg)",
+    );
     let [low, high] = comparison.ratio_ci95;
     match args.fail_below {
         Some(floor) if high < floor => {
@@ -140,6 +76,56 @@ pub fn exec(args: CompareArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The flags as a request, every usage error found before anything starts. A side is a
+/// target's name, or NAME=URL: a server the harness did not start.
+fn request(args: &CompareArgs) -> Result<CompareRequest> {
+    let (scenario, mut settings, tool) = args.load.settings()?;
+    super::not_the_soak(&scenario)?;
+    settings
+        .check_faults(args.database_url.is_none())
+        .map_err(UsageError)?;
+    if args.load.overrides.rounds.is_none() {
+        settings.rounds = 3;
+    }
+    if settings.rounds < 3 {
+        return Err(UsageError(
+            "--rounds must be at least 3: one pair says nothing about the noise".into(),
+        )
+        .into());
+    }
+    let urls = [&args.a, &args.b]
+        .into_iter()
+        .filter(|side| side.contains('='))
+        .map(|side| crate::externals::parse(side).map_err(UsageError))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut externals = args
+        .observe
+        .assemble(&urls, args.database_url.as_deref(), !args.load.no_verify)?
+        .into_iter();
+    let mut side = |text: &String| -> Result<Subject> {
+        Ok(if text.contains('=') {
+            Subject::External(Box::new(
+                externals.next().expect("one external per NAME=URL"),
+            ))
+        } else {
+            Subject::Target(parse_targets("compare A/B", std::slice::from_ref(text))?[0])
+        })
+    };
+    Ok(CompareRequest {
+        sides: [side(&args.a)?, side(&args.b)?],
+        scenario,
+        settings,
+        tool,
+        options: StackArgs {
+            targets: Vec::new(),
+            database_url: args.database_url.clone(),
+        }
+        .stack_options(),
+        out: args.load.out.clone(),
+        verify: !args.load.no_verify,
+    })
 }
 
 /// The ratio's spread, the noise, the interval and the client-bound rounds, after the table.

@@ -10,7 +10,6 @@ use anyhow::Result;
 use clap::Args;
 
 use super::{parse_targets, UsageError};
-use crate::model::external;
 use crate::remote;
 
 #[derive(Args, Debug)]
@@ -46,7 +45,7 @@ pub fn exec(args: DescribeArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             None => (urls, None),
         };
         for url in std::iter::once(direct).chain(via_nginx.as_deref()) {
-            external::address_of(url).map_err(|why| bad(&why))?;
+            crate::externals::address_of(url).map_err(|why| bad(&why))?;
         }
         targets.push(remote::DescribedTarget::new(
             binary,

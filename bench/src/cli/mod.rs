@@ -22,11 +22,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use shared::Binary;
-
-use crate::stack::{built_targets, Stack};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -140,17 +138,7 @@ fn one_line(error: &clap::Error) -> String {
         .join(" ")
 }
 
-/// A mistake in how a command was called: exit status 2, like clap's own.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
+pub use crate::UsageError;
 
 /// Ctrl-C and SIGTERM set a flag that long waits poll; the stack then stops on the way out.
 fn install_interrupt_handler() -> Arc<AtomicBool> {
@@ -192,35 +180,8 @@ pub fn parse_targets(flag: &str, names: &[String]) -> Result<Vec<Binary>> {
 }
 
 /// The preset `--scenario` names; an unknown one is a [`UsageError`].
-pub fn find_preset(name: &str) -> Result<crate::model::preset::Scenario> {
+pub fn find_preset(name: &str) -> Result<crate::model::preset::Preset> {
     crate::model::preset::find(name).map_err(|e| UsageError(format!("--scenario: {e:#}")).into())
-}
-
-/// The targets to run: the ones named, or every built one (the rest are listed as missing).
-fn chosen_targets(stack: &Stack, names: &[String]) -> Result<(Vec<Binary>, Vec<String>)> {
-    let built = built_targets(stack.bin_dir());
-    if names.is_empty() {
-        let missing = Binary::ALL
-            .into_iter()
-            .filter(|b| !built.contains(b))
-            .map(|b| b.name().to_string())
-            .collect::<Vec<_>>();
-        if !missing.is_empty() {
-            eprintln!("bench: not built, skipped: {}", missing.join(", "));
-        }
-        return Ok((built, missing));
-    }
-    let chosen = parse_targets("--targets", names)?;
-    for binary in &chosen {
-        if !built.contains(binary) {
-            bail!(
-                "{} is not built in {}: run `cargo build --release --workspace`",
-                binary.name(),
-                stack.bin_dir().display()
-            );
-        }
-    }
-    Ok((chosen, Vec::new()))
 }
 
 /// Where a run's results are, and which files.
@@ -229,8 +190,8 @@ fn results_line(out: &std::path::Path, files: &str) {
 }
 
 /// Refuses the soak preset in a command that measures one target at a time.
-fn not_the_soak(scenario: &crate::model::preset::Scenario) -> Result<()> {
-    if scenario.extra == crate::model::preset::Extra::Soak {
+fn not_the_soak(scenario: &crate::model::preset::Preset) -> Result<()> {
+    if scenario.shape == crate::model::preset::Shape::Soak {
         return Err(UsageError(
             "soak runs every target at once: run `bench run --scenario soak`".into(),
         )

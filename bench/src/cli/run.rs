@@ -9,16 +9,15 @@ use clap::Args;
 use shared::Binary;
 
 use super::args::{ExternalObserve, LoadArgs, StackArgs};
-use super::{chosen_targets, exit_code, parse_targets, UsageError};
-use crate::contract;
+use super::{exit_code, parse_targets, UsageError};
 use crate::model::case;
-use crate::model::external::{self, External, Named};
-use crate::model::preset::{Extra, Scenario};
+use crate::model::external::Named;
+use crate::model::preset::{Preset, Shape};
 use crate::model::settings::Settings;
 use crate::ops;
-use crate::output::{folder, table};
-use crate::remote;
-use crate::stack::{peers, Stack};
+use crate::ops::run::RunRequest;
+use crate::output::table;
+use crate::stack::peers;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -34,7 +33,7 @@ pub struct RunArgs {
     /// NAME=URL with the URL its /test endpoint, e.g. mine=http://127.0.0.1:9000/test. It is
     /// checked against the contract first, on the database it reads (--database-url), unless
     /// --no-verify (then its rows say `unverified`).
-    #[arg(long, value_name = "NAME=URL", value_parser = external::parse)]
+    #[arg(long, value_name = "NAME=URL", value_parser = crate::externals::parse)]
     external: Vec<Named<String>>,
     #[command(flatten)]
     observe: ExternalObserve,
@@ -62,82 +61,26 @@ pub struct RunArgs {
 }
 
 pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
-    let (scenario, mut settings, tool) = args.load.settings()?;
-    settings.ceiling |= args.ceiling;
-    let names = parse_targets("--targets", &args.stack.targets)?;
-    let private_db = args.stack.database_url.is_none();
-    for case in case::expand(&scenario, &settings, &names) {
-        case.settings.check_faults(private_db).map_err(UsageError)?;
-    }
-    check_soak(&args, &scenario, &settings)?;
-    if matches!(scenario.extra, Extra::Sweep { .. }) {
-        bail!(
-            "{0} is a sweep preset: run `bench sweep --scenario {0}`",
-            scenario.name
-        );
-    }
-    let baseline = baseline_for(&scenario, args.baseline.as_deref())?;
-    let (externals, remote_stack) = servers_beside(&args, &settings, &names)?;
-    let out = folder::out_dir(args.load.out.as_deref(), scenario.name)?;
-    eprintln!("bench: starting the stack");
-    let mut options = args.stack.stack_options();
-    if let Some(description) = &remote_stack {
-        // The remote targets' database; this host's upstream nginx only serves the checks.
-        options.database_url = Some(description.database_url.clone());
-    }
-    let stack = Stack::start(&options)?;
-    if !externals.is_empty() && remote_stack.is_none() {
-        // A server of the user's cannot know this port before the run: it may fetch a page
-        // of its own, as long as it reports the same length every time.
-        eprintln!(
-            "bench: the upstream page for the externals' upstream backend: {}",
-            stack.upstream_url()
-        );
-    }
-    let (targets, missing_targets) = if remote_stack.is_some() {
-        (Vec::new(), Vec::new())
-    } else {
-        chosen_targets(&stack, &args.stack.targets)?
-    };
-    say_left_out(&targets, &settings);
-    let running_peers = start_peers(
-        &stack,
-        &settings,
-        args.peers.as_ref().map_or(&[][..], |c| &c.0),
-    )?;
-    let mut plan = args.load.plan(
-        scenario,
-        settings,
-        (targets, missing_targets),
-        baseline,
-        &out,
-    );
-    plan.externals = externals;
-    plan.externals
-        .extend(running_peers.iter().map(|p| p.external.clone()));
-    if !running_peers.is_empty() {
-        plan.peer_versions = peers::versions(&peers::python_dir());
-    }
-    plan.remote_versions = remote_stack.map(|d| d.versions).unwrap_or_default();
-    plan.fault_every_s = args.fault_every.map(f64::from);
-    let load = match plan.scenario.extra {
-        Extra::Soak => crate::measure::soak::CLIENT.to_string(),
+    let prepared = ops::run::prepare(request(&args)?)?;
+    let plan = &prepared.plan;
+    let load = match plan.scenario.shape {
+        Shape::Soak => crate::measure::soak::CLIENT.to_string(),
         _ => plan.settings.tool.to_string(),
     };
     eprintln!(
         "bench: {} ({}), {load} via {}",
         plan.scenario.name, plan.scenario.summary, plan.settings.via
     );
-    let outcome = ops::run::run(&stack, &plan, tool, interrupted)?;
+    let outcome = ops::run::run(&prepared.stack, plan, prepared.tool.clone(), interrupted)?;
     println!("{}", table::table(&outcome.rows, &outcome.meta.baseline));
     super::results_line(
-        &out,
+        &plan.out,
         "report.html (report.md, results.json, results.csv, throughput.svg, latency.svg)",
     );
     if outcome.interrupted {
         bail!(
             "interrupted; the rows measured so far are in {}",
-            out.display()
+            plan.out.display()
         );
     }
     let bad = outcome.rows.iter().filter(|r| !r.is_ok()).count();
@@ -147,10 +90,72 @@ pub fn exec(args: RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     Ok(exit_code(bad))
 }
 
+/// The flags as a request, every usage error found before anything starts.
+fn request(args: &RunArgs) -> Result<RunRequest> {
+    let (scenario, mut settings, tool) = args.load.settings()?;
+    settings.ceiling |= args.ceiling;
+    let targets = parse_targets("--targets", &args.stack.targets)?;
+    let private_db = args.stack.database_url.is_none();
+    for case in case::expand(&scenario, &settings, &targets) {
+        case.settings.check_faults(private_db).map_err(UsageError)?;
+    }
+    check_soak(args, &scenario, &settings)?;
+    if matches!(scenario.shape, Shape::Sweep { .. }) {
+        return Err(UsageError(format!(
+            "{0} is a sweep preset: run `bench sweep --scenario {0}`",
+            scenario.name
+        ))
+        .into());
+    }
+    if args.remote.is_some() {
+        refuse_any("--remote", &remote_refuses(&settings))?;
+    }
+    if args.peers.is_some() && settings.pgbouncer {
+        return Err(UsageError(
+            "--peers cannot run with --pgbouncer: the peers connect to PostgreSQL directly".into(),
+        )
+        .into());
+    }
+    let externals = args.observe.assemble(
+        &args.external,
+        args.stack.database_url.as_deref(),
+        !args.load.no_verify,
+    )?;
+    Ok(RunRequest {
+        baseline: baseline_for(&scenario, args.baseline.as_deref())?,
+        out: args.load.out.clone(),
+        scenario,
+        settings,
+        tool,
+        targets,
+        named: !args.stack.targets.is_empty(),
+        externals,
+        remote: args.remote.clone(),
+        peers: args.peers.as_ref().map_or_else(Vec::new, |c| c.0.clone()),
+        fault_every_s: args.fault_every.map(f64::from),
+        options: args.stack.stack_options(),
+        verify: !args.load.no_verify,
+    })
+}
+
+/// What a remote stack cannot have: its faults and pgbouncer are the stack host's, and this
+/// host neither holds idle connections on it nor pins its targets.
+fn remote_refuses(settings: &Settings) -> [(bool, &'static str); 4] {
+    [
+        (
+            !settings.faults.is_empty(),
+            "--fault (the faults act on this host's stack)",
+        ),
+        (settings.pgbouncer, "--pgbouncer"),
+        (settings.idle_connections > 0, "--idle-connections"),
+        (settings.pin, "--pin"),
+    ]
+}
+
 /// The soak preset loads every target at once with its own paced client and its own faults:
 /// the flags that would change that are refused, and `--fault-every` is for it alone.
-fn check_soak(args: &RunArgs, scenario: &Scenario, settings: &Settings) -> Result<()> {
-    if scenario.extra != Extra::Soak {
+fn check_soak(args: &RunArgs, scenario: &Preset, settings: &Settings) -> Result<()> {
+    if scenario.shape != Shape::Soak {
         if args.fault_every.is_some() {
             return Err(UsageError("--fault-every is for the soak preset".into()).into());
         }
@@ -193,118 +198,14 @@ fn refuse_any(what: &str, flags: &[(bool, &str)]) -> Result<()> {
 /// The name every row's `relative` divides by: the one asked for (a target, or `pgbench` in a
 /// preset with pgbench rows), or the preset's own: pgbench for the leaderboard, else
 /// sync-pool.
-fn baseline_for(scenario: &Scenario, asked: Option<&str>) -> Result<String> {
-    let has_pgbench = matches!(scenario.extra, Extra::Leaderboard(_) | Extra::Limits);
+fn baseline_for(scenario: &Preset, asked: Option<&str>) -> Result<String> {
+    let has_pgbench = matches!(scenario.shape, Shape::Leaderboard(_) | Shape::Limits);
     match asked {
         Some("pgbench") if has_pgbench => Ok("pgbench".into()),
         Some(name) => Ok(parse_targets("--baseline", &[name.to_string()])?[0]
             .name()
             .to_string()),
-        None if matches!(scenario.extra, Extra::Leaderboard(_)) => Ok("pgbench".into()),
+        None if matches!(scenario.shape, Shape::Leaderboard(_)) => Ok("pgbench".into()),
         None => Ok(Binary::SyncPool.name().to_string()),
     }
-}
-
-/// The servers measured beside the targets, or instead of them: the externals (each reached
-/// once), or a remote stack's targets with its description. With `--peers`, their
-/// environment must be ready and pgbouncer off; checked before anything starts.
-fn servers_beside(
-    args: &RunArgs,
-    settings: &Settings,
-    names: &[Binary],
-) -> Result<(Vec<External>, Option<remote::Description>)> {
-    if args.peers.is_some() {
-        if settings.pgbouncer {
-            return Err(UsageError(
-                "--peers cannot run with --pgbouncer: the peers connect to PostgreSQL directly"
-                    .into(),
-            )
-            .into());
-        }
-        peers::ready(&peers::python_dir()).map_err(anyhow::Error::msg)?;
-    }
-    Ok(match &args.remote {
-        Some(source) => {
-            let (description, remotes) = remote_targets(source, settings, names)?;
-            (remotes, Some(description))
-        }
-        None => (
-            args.observe.resolve(
-                &args.external,
-                args.stack.database_url.as_deref(),
-                !args.load.no_verify,
-            )?,
-            None,
-        ),
-    })
-}
-
-/// Says which targets `--db-mode` leaves out (only the tokio targets pipeline).
-fn say_left_out(targets: &[Binary], settings: &Settings) {
-    let pooling: Vec<&str> = targets
-        .iter()
-        .filter(|b| !settings.db_mode.supported_by(**b))
-        .map(|b| b.name())
-        .collect();
-    if !pooling.is_empty() {
-        eprintln!(
-            "bench: --db-mode {} is for the tokio targets; left out: {}",
-            settings.db_mode,
-            pooling.join(", ")
-        );
-    }
-}
-
-/// Starts the Python peers with the preset's settings, each observed as fully as a target.
-fn start_peers(
-    stack: &Stack,
-    settings: &Settings,
-    chosen: &[peers::Peer],
-) -> Result<Vec<peers::RunningPeer>> {
-    if chosen.is_empty() {
-        return Ok(Vec::new());
-    }
-    let dir = peers::python_dir();
-    let mut running = Vec::new();
-    for &peer in chosen {
-        let started = stack.start_peer(peer, settings, &dir)?;
-        eprintln!(
-            "bench: peer {:<17} pid {}, {} ({}), beside {}",
-            peer.name(),
-            started.pid(),
-            started.external.url,
-            started.external.model.map_or(String::new(), |m| m.name()),
-            peer.counterpart().name()
-        );
-        running.push(started);
-    }
-    Ok(running)
-}
-
-/// The targets of a remote stack's description (those of `names`, or all), as servers this
-/// run did not start; refuses what a remote stack cannot have.
-fn remote_targets(
-    source: &str,
-    settings: &Settings,
-    names: &[Binary],
-) -> Result<(remote::Description, Vec<External>)> {
-    let refused = [
-        (
-            !settings.faults.is_empty(),
-            "--fault (the faults act on this host's stack)",
-        ),
-        (settings.pgbouncer, "--pgbouncer"),
-        (settings.idle_connections > 0, "--idle-connections"),
-        (settings.pin, "--pin"),
-    ];
-    refuse_any("--remote", &refused)?;
-    let description =
-        remote::Description::load(source).map_err(|e| UsageError(format!("{e:#}")))?;
-    let remotes = description
-        .externals(source, names)
-        .map_err(|e| UsageError(format!("{e:#}")))?;
-    for remote in &remotes {
-        contract::reach(remote).map_err(anyhow::Error::msg)?;
-    }
-    Ok((description, remotes))
 }

@@ -10,14 +10,14 @@ use clap::Args;
 use shared::Binary;
 
 use super::args::{LoadArgs, StackArgs};
-use super::{chosen_targets, exit_code, parse_targets, UsageError};
+use super::{exit_code, parse_targets, UsageError};
 use crate::measure::tools;
 use crate::model::knob::{self, Vary};
-use crate::model::preset::{Extra, Scenario};
+use crate::model::plan::SweepPlan;
+use crate::model::preset::{Preset, Shape};
 use crate::ops;
-use crate::ops::sweep::{SweepOutcome, SweepPlan};
+use crate::ops::sweep::SweepOutcome;
 use crate::output::folder;
-use crate::stack::Stack;
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -52,8 +52,8 @@ pub struct SweepArgs {
 pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let scenario = super::find_preset(&args.load.scenario)?;
     super::not_the_soak(&scenario)?;
-    let preset_targets = match scenario.extra {
-        Extra::Sweep { targets, .. } => targets,
+    let preset_targets = match scenario.shape {
+        Shape::Sweep { targets, .. } => targets,
         _ => &[][..],
     };
     let varies = varies(&args, &scenario)?;
@@ -78,7 +78,7 @@ pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     } else {
         args.stack.targets.clone()
     };
-    parse_targets("--targets", &names)?;
+    let chosen = parse_targets("--targets", &names)?;
     let out = match &args.resume {
         Some(dir) => {
             if !dir.join("results.jsonl").is_file() {
@@ -93,9 +93,8 @@ pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     });
-    eprintln!("bench: starting the stack");
-    let stack = Stack::start(&args.stack.stack_options())?;
-    let targets = chosen_targets(&stack, &names)?;
+    let stack = ops::prepare::stack(&args.stack.stack_options())?;
+    let targets = ops::prepare::targets(&stack, &chosen, !names.is_empty())?;
     eprintln!(
         "bench: sweep {} ({} points × {} targets, {} s each, {}), seed {seed}",
         scenario.name,
@@ -119,9 +118,9 @@ pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
 /// The knobs to vary: the preset's, each replaced by a `--vary` of the same knob, and any
 /// other `--vary` added (e.g. `--scenario sessions --vary db-mode=pool,pipelined`). A knob
 /// given twice, or both as a flag and in `--vary`, is refused.
-fn varies(args: &SweepArgs, scenario: &Scenario) -> Result<Vec<Vary>> {
-    let preset_vary = match scenario.extra {
-        Extra::Sweep { vary, .. } => vary,
+fn varies(args: &SweepArgs, scenario: &Preset) -> Result<Vec<Vary>> {
+    let preset_vary = match scenario.shape {
+        Shape::Sweep { vary, .. } => vary,
         _ => &[][..],
     };
     knob::check_distinct(&args.vary).map_err(UsageError)?;

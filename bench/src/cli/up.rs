@@ -10,8 +10,9 @@ use clap::Args;
 
 use super::args::{OnOff, StackArgs};
 use super::UsageError;
+use crate::model::plan::UpPlan;
 use crate::ops;
-use crate::ops::up::{Up, UpPlan};
+use crate::ops::up::Up;
 use crate::stack::StackOptions;
 
 #[derive(Args, Debug)]

@@ -11,7 +11,6 @@ use shared::Binary;
 use super::args::StackArgs;
 use super::{exit_code, parse_targets, UsageError};
 use crate::contract::{self, CheckOutcome, Server};
-use crate::model::external;
 use crate::stack::Stack;
 
 #[derive(Args, Debug)]
@@ -45,8 +44,8 @@ pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
             Some(name) => Some(parse_targets("--binary", std::slice::from_ref(name))?[0]),
             None => None,
         };
-        let addr =
-            external::address_of(url).map_err(|why| UsageError(format!("--url {url}: {why}")))?;
+        let addr = crate::externals::address_of(url)
+            .map_err(|why| UsageError(format!("--url {url}: {why}")))?;
         let database_url = args.stack.database_url.clone().context(
             "--url needs --database-url (or DATABASE_URL), to check bodies against rows",
         )?;
@@ -80,8 +79,7 @@ pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
     }
 
     let binaries = args.stack.binaries()?;
-    eprintln!("bench: starting the stack");
-    let stack = Stack::start(&args.stack.stack_options())?;
+    let stack = crate::ops::prepare::stack(&args.stack.stack_options())?;
     let failed = verify_targets(&stack, &binaries)?;
     Ok(exit_code(failed.len()))
 }

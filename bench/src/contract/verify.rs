@@ -147,7 +147,8 @@ pub fn reach(external: &External) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::external::{assemble, parse, Observed};
+    use crate::externals::parse;
+    use crate::externals::{assemble, Observed};
 
     /// Every check's outcome, failing those named.
     fn outcomes(failing: &[&str]) -> Vec<CheckOutcome> {

@@ -4,7 +4,6 @@
 //! measures the rest with one [`Runner`], shows the progress, prints each failure as it
 //! happens, and stops at Ctrl-C (the rows measured so far are kept).
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -17,32 +16,9 @@ use super::Runner;
 use crate::contract;
 use crate::model::case::Case;
 use crate::model::external::External;
-use crate::model::preset::Scenario;
+use crate::model::plan::Plan;
 use crate::model::row::{Row, Status};
-use crate::model::settings::Settings;
 use crate::stack::Stack;
-
-/// What a measuring command runs: the preset and its settings after the flags, the targets,
-/// the servers beside them, and where the results go.
-pub struct Plan {
-    pub scenario: Scenario,
-    pub settings: Settings,
-    pub targets: Vec<Binary>,
-    /// Servers the harness did not start (`--external`), measured beside the targets.
-    pub externals: Vec<External>,
-    /// The versions on a remote stack's host (`--remote`).
-    pub remote_versions: Vec<(String, String)>,
-    /// The Python peers' interpreter and packages (`--peers python`).
-    pub peer_versions: Vec<(String, String)>,
-    pub missing_targets: Vec<String>,
-    /// The name every row's `relative` divides by: a target, or `pgbench`.
-    pub baseline: String,
-    pub verify: bool,
-    pub out: PathBuf,
-    pub progress: bool,
-    /// The soak preset's fault spacing (`--fault-every`), when given.
-    pub fault_every_s: Option<f64>,
-}
 
 /// One measuring session over a stack.
 pub struct Session<'a> {

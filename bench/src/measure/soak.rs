@@ -16,10 +16,10 @@ use anyhow::Result;
 use super::extras::fault::inject;
 use super::paced::{Pace, Paced, Recorder};
 use super::sample::CpuWatch;
-use super::session::Plan;
 use crate::contract;
 use crate::model::case::{self, Subject};
 use crate::model::fault::{Fault, ProbeEvent};
+use crate::model::plan::Plan;
 use crate::model::row::{Round, Row};
 use crate::model::settings::{Endpoint, Settings, Via};
 use crate::model::soak::{

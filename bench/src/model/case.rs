@@ -5,7 +5,7 @@ use shared::{Backend, Binary, DbMode, Model};
 
 use super::external::External;
 use super::fault::FaultKind;
-use super::preset::{Extra, Scenario};
+use super::preset::{Preset, Shape};
 use super::settings::{Endpoint, Settings};
 use super::tool::ToolKind;
 
@@ -118,7 +118,7 @@ pub fn onto_remote(cases: Vec<Case>, remotes: &[External]) -> Vec<Case> {
 }
 
 /// The cases of `scenario` with `settings` (the scenario's, after overrides) for `targets`.
-pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> Vec<Case> {
+pub fn expand(scenario: &Preset, settings: &Settings, targets: &[Binary]) -> Vec<Case> {
     let cases = expand_preset(scenario, settings, targets);
     if settings.ceiling {
         with_ceilings(cases)
@@ -129,7 +129,7 @@ pub fn expand(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> V
 
 /// An nginx `/static` case for each load the cases put on their subjects (tool, connections,
 /// keep-alive): the tool's ceiling here, with nothing else behind nginx. The rows of the
-/// others are then a share of it ([`crate::model::client_limit::set_ceilings`]).
+/// others are then a share of it ([`crate::model::row::ceilings::set_ceilings`]).
 pub fn with_ceilings(mut cases: Vec<Case>) -> Vec<Case> {
     let mut ceilings: Vec<Case> = Vec::new();
     for case in &cases {
@@ -172,14 +172,14 @@ fn nginx_static(settings: &Settings) -> Case {
     }
 }
 
-fn expand_preset(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -> Vec<Case> {
-    match scenario.extra {
-        Extra::None | Extra::Sweep { .. } | Extra::Soak => one_per_target(settings, targets),
-        Extra::SyncPoolSweep(workers) => sync_pool_sweep(settings, targets, workers),
-        Extra::OpenLoop(rates) => open_loop(settings, targets, rates),
-        Extra::Leaderboard(clients) => leaderboard(settings, targets, clients),
+fn expand_preset(scenario: &Preset, settings: &Settings, targets: &[Binary]) -> Vec<Case> {
+    match scenario.shape {
+        Shape::None | Shape::Sweep { .. } | Shape::Soak => one_per_target(settings, targets),
+        Shape::SyncPoolSweep(workers) => sync_pool_sweep(settings, targets, workers),
+        Shape::OpenLoop(rates) => open_loop(settings, targets, rates),
+        Shape::Leaderboard(clients) => leaderboard(settings, targets, clients),
         // A `--fault` on the command line replaces the preset's.
-        Extra::Faults(faults) if settings.faults.is_empty() => {
+        Shape::Faults(faults) if settings.faults.is_empty() => {
             let groups = faults.iter().map(|fault| {
                 let backend = match fault.kind {
                     FaultKind::UpstreamStop => Backend::Upstream,
@@ -194,7 +194,7 @@ fn expand_preset(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -
             });
             groups_of_every_target(groups, targets, " ")
         }
-        Extra::Connections(counts) if settings.idle_connections == 0 => {
+        Shape::Connections(counts) if settings.idle_connections == 0 => {
             let groups = counts.iter().map(|&n| {
                 let held = Settings {
                     idle_connections: n,
@@ -204,8 +204,8 @@ fn expand_preset(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -
             });
             groups_of_every_target(groups, targets, ", ")
         }
-        Extra::Faults(_) | Extra::Connections(_) => one_per_target(settings, targets),
-        Extra::SlowClients => {
+        Shape::Faults(_) | Shape::Connections(_) => one_per_target(settings, targets),
+        Shape::SlowClients => {
             let k = settings.slow_clients;
             let groups = [
                 ("no slow clients".to_string(), 0),
@@ -221,7 +221,7 @@ fn expand_preset(scenario: &Scenario, settings: &Settings, targets: &[Binary]) -
             });
             groups_of_every_target(groups, targets, ", ")
         }
-        Extra::Limits => {
+        Shape::Limits => {
             let pgbench = Case {
                 label: "pgbench".into(),
                 subject: Subject::Pgbench,
@@ -399,12 +399,12 @@ mod tests {
     #[test]
     fn sweep_presets_parse_and_flip_map_has_twelve_points() {
         for scenario in all() {
-            if let Extra::Sweep { vary, .. } = scenario.extra {
+            if let Shape::Sweep { vary, .. } = scenario.shape {
                 let varies: Vec<_> = vary.iter().map(|v| parse_vary(v).unwrap()).collect();
                 assert!(!varies.is_empty(), "{}", scenario.name);
             }
         }
-        let Extra::Sweep { vary, targets } = find("flip-map").unwrap().extra else {
+        let Shape::Sweep { vary, targets } = find("flip-map").unwrap().shape else {
             panic!("flip-map is a sweep");
         };
         let varies: Vec<_> = vary.iter().map(|v| parse_vary(v).unwrap()).collect();

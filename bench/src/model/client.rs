@@ -40,15 +40,6 @@ impl Model {
     }
 }
 
-/// What `bench client` measures.
-#[derive(Clone, Debug, Serialize)]
-pub struct ClientPlan {
-    pub requests: u32,
-    pub delay_ms: u32,
-    pub models: Vec<Model>,
-    pub rounds: u32,
-}
-
 /// One model's result: the median round's wall time, and the spread.
 #[derive(Clone, Debug, Serialize)]
 pub struct ClientRow {

@@ -4,7 +4,7 @@
 //! their subject, the [`tool`]'s
 //! measurement and the extras' figures [`beside`] the load, whether the client was the
 //! limit ([`client_limit`]), the [`capacity`] of a rate sweep,
-//! the [`meta`] of a run, `bench client`'s [`client`] rows, `bench compare`'s
+//! the [`meta`] of a run, every command's [`plan`], `bench client`'s [`client`] rows, `bench compare`'s
 //! [`comparison`], and what `bench diff` finds between two runs ([`diff`])).
 
 pub mod beside;
@@ -19,6 +19,7 @@ pub mod external;
 pub mod fault;
 pub mod knob;
 pub mod meta;
+pub mod plan;
 pub mod preset;
 pub mod row;
 pub mod settings;

@@ -16,17 +16,17 @@ use super::tool::ToolKind;
 
 /// One preset: defaults plus how it expands.
 #[derive(Clone)]
-pub struct Scenario {
+pub struct Preset {
     pub name: &'static str,
     pub source: &'static str,
     pub summary: &'static str,
     pub settings: Settings,
-    pub extra: Extra,
+    pub shape: Shape,
 }
 
 /// What a preset measures beyond one row per target.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Extra {
+pub enum Shape {
     None,
     /// sync-pool again at each of these worker counts (Tsutsumi's thread sweep).
     SyncPoolSweep(&'static [u32]),
@@ -89,9 +89,9 @@ const PRESET_FAULTS: &[Fault] = &[
     Fault::new(FaultKind::UpstreamStop, Some(5.0), 5.0),
 ];
 
-pub fn all() -> Vec<Scenario> {
+pub fn all() -> Vec<Preset> {
     vec![
-        Scenario {
+        Preset {
             name: "quick",
             source: "CI-sized check of the whole pipeline",
             summary: "c=8, 5 ms delay, 8 sessions, 3 s per target",
@@ -105,9 +105,9 @@ pub fn all() -> Vec<Scenario> {
                 async_workers: Some(2),
                 ..BASE
             },
-            extra: Extra::None,
+            shape: Shape::None,
         },
-        Scenario {
+        Preset {
             name: "grinberg",
             source: "Grinberg 2020, \"Ignore all web performance benchmarks\"",
             summary: "c=100, 20 ms delay, 100 DB sessions, sync 19 workers, async 6",
@@ -115,9 +115,9 @@ pub fn all() -> Vec<Scenario> {
                 delay_ms: 20,
                 ..BASE
             },
-            extra: Extra::None,
+            shape: Shape::None,
         },
-        Scenario {
+        Preset {
             name: "better-async",
             source: "Grinberg 2020, the configuration that favours async",
             summary: "c=400, 40 ms delay, 100 DB sessions",
@@ -126,9 +126,9 @@ pub fn all() -> Vec<Scenario> {
                 delay_ms: 40,
                 ..BASE
             },
-            extra: Extra::None,
+            shape: Shape::None,
         },
-        Scenario {
+        Preset {
             name: "better-sync",
             source: "Grinberg 2020, the configuration that favours sync",
             summary: "c=19, 10 ms delay, 19 DB sessions",
@@ -138,9 +138,9 @@ pub fn all() -> Vec<Scenario> {
                 sessions: 19,
                 ..BASE
             },
-            extra: Extra::None,
+            shape: Shape::None,
         },
-        Scenario {
+        Preset {
             name: "paterson",
             source: "Paterson 2020, \"Async Python is not faster\"",
             summary: "no delay, c=100, no client keep-alive, nginx without upstream keep-alive, 20 sessions",
@@ -151,9 +151,9 @@ pub fn all() -> Vec<Scenario> {
                 upstream_keepalive: false,
                 ..BASE
             },
-            extra: Extra::None,
+            shape: Shape::None,
         },
-        Scenario {
+        Preset {
             name: "tsutsumi",
             source: "Tsutsumi 2017, \"Aiohttp vs multithreaded Flask\"",
             summary: "upstream backend, echo_sleep 100 ms, c=400, plus sync-pool at 10..1000 workers",
@@ -166,9 +166,9 @@ pub fn all() -> Vec<Scenario> {
                 sync_workers: Some(19),
                 ..BASE
             },
-            extra: Extra::SyncPoolSweep(&[10, 20, 50, 100, 200, 400, 800, 1000]),
+            shape: Shape::SyncPoolSweep(&[10, 20, 50, 100, 200, 400, 800, 1000]),
         },
-        Scenario {
+        Preset {
             name: "gasc",
             source: "Gasc 2015, API-Hour benchmarks",
             summary: "/json and db, open loop at 4000 req/s and at 10 req/s (oha)",
@@ -179,9 +179,9 @@ pub fn all() -> Vec<Scenario> {
                 tool: ToolKind::Oha,
                 ..BASE
             },
-            extra: Extra::OpenLoop(&[4000, 10]),
+            shape: Shape::OpenLoop(&[4000, 10]),
         },
-        Scenario {
+        Preset {
             name: "flip-map",
             source: "Grinberg 2020: the configuration decides the verdict, so draw the whole map",
             summary: "sweep: delay 0, 10, 20, 40 ms × clients 19, 100, 400, 100 sessions; sync-pool (19 workers), sync-thread, tokio-axum, may-green; 5 s per point",
@@ -190,7 +190,7 @@ pub fn all() -> Vec<Scenario> {
                 warmup_s: 1,
                 ..BASE
             },
-            extra: Extra::Sweep {
+            shape: Shape::Sweep {
                 vary: &["delay-ms=0,10,20,40", "connections=19,100,400"],
                 targets: &[
                     Binary::SyncPool,
@@ -200,7 +200,7 @@ pub fn all() -> Vec<Scenario> {
                 ],
             },
         },
-        Scenario {
+        Preset {
             name: "capacity",
             source: "open-loop capacity at a latency objective (wrk2/HttpArena style), at Grinberg's settings",
             summary: "sweep: grinberg (20 ms, 100 sessions) in open loop at 250 to 6000 req/s with oha; every target; capacity at p99 ≤ 100 ms",
@@ -211,12 +211,12 @@ pub fn all() -> Vec<Scenario> {
                 tool: ToolKind::Oha,
                 ..BASE
             },
-            extra: Extra::Sweep {
+            shape: Shape::Sweep {
                 vary: &["rate=250,500,1000,2000,3000,4000,5000,6000"],
                 targets: &[],
             },
         },
-        Scenario {
+        Preset {
             name: "sessions",
             source: "Grinberg 2020: where the pool, not the model, is the bound",
             summary: "sweep: grinberg with pool-size 5, 10, 19, 50, 100; every target",
@@ -226,12 +226,12 @@ pub fn all() -> Vec<Scenario> {
                 warmup_s: 1,
                 ..BASE
             },
-            extra: Extra::Sweep {
+            shape: Shape::Sweep {
                 vary: &["pool-size=5,10,19,50,100"],
                 targets: &[],
             },
         },
-        Scenario {
+        Preset {
             name: "leaderboard",
             source: "TechEmpower single query: one pipelined connection per worker beside a pool",
             summary: "no delay, direct, clients 16, 64, 256; each tokio target pooled (16 sessions) and pipelined (one connection per worker), pgbench with as many clients",
@@ -242,9 +242,9 @@ pub fn all() -> Vec<Scenario> {
                 ceiling: true,
                 ..BASE
             },
-            extra: Extra::Leaderboard(&[16, 64, 256]),
+            shape: Shape::Leaderboard(&[16, 64, 256]),
         },
-        Scenario {
+        Preset {
             name: "tails",
             source: "tails under saturation: does a model serve its connections evenly at zero delay?",
             summary: "no delay, direct, c=100, 16 sessions, workers at the CPU count (sync-pool 19); wrk with one thread per connection, counting each connection's answers",
@@ -255,9 +255,9 @@ pub fn all() -> Vec<Scenario> {
                 per_connection: true,
                 ..BASE
             },
-            extra: Extra::None,
+            shape: Shape::None,
         },
-        Scenario {
+        Preset {
             name: "faults",
             source: "TechEmpower #8790: what a database restart or an upstream outage costs each model",
             summary: "grinberg's load for 15 s, with a PostgreSQL restart at 5 s, then PostgreSQL stopped 5 s, then the upstream nginx stopped 5 s (upstream backend); every target; a probe at 100 req/s draws the timeline",
@@ -266,9 +266,9 @@ pub fn all() -> Vec<Scenario> {
                 duration_s: 15,
                 ..BASE
             },
-            extra: Extra::Faults(PRESET_FAULTS),
+            shape: Shape::Faults(PRESET_FAULTS),
         },
-        Scenario {
+        Preset {
             name: "soak",
             source: "hours, not seconds: what creeps, leaks or stays broken under a steady load with faults",
             summary: "every target at once for 30 min (--duration 2h works), each at 300 req/s from its own paced client on 16 connections, 20 ms delay (a quarter via the upstream), a PostgreSQL restart and an upstream outage every 10 min (--fault-every); samples every 5 s; direct",
@@ -283,9 +283,9 @@ pub fn all() -> Vec<Scenario> {
                 via: Via::Direct,
                 ..BASE
             },
-            extra: Extra::Soak,
+            shape: Shape::Soak,
         },
-        Scenario {
+        Preset {
             name: "connections",
             source: "\"asyncio scales better memory-wise\": what an idle connection costs each model",
             summary: "1,000 then 10,000 idle keep-alive connections held on each target (idle timeout off): memory and threads per connection, /health on a fresh connection, and grinberg's load beside them against the same load alone; direct",
@@ -296,9 +296,9 @@ pub fn all() -> Vec<Scenario> {
                 via: Via::Direct,
                 ..BASE
             },
-            extra: Extra::Connections(&[1000, 10_000]),
+            shape: Shape::Connections(&[1000, 10_000]),
         },
-        Scenario {
+        Preset {
             name: "slow-clients",
             source: "the articles' \"remote requests with long response times\": smartphone users beside the load",
             summary: "grinberg's load (c=100, 20 ms, 100 sessions), direct, without and with 200 slow clients that take a second to send each request and read the answer slowly",
@@ -308,14 +308,14 @@ pub fn all() -> Vec<Scenario> {
                 slow_clients: 200,
                 ..BASE
             },
-            extra: Extra::SlowClients,
+            shape: Shape::SlowClients,
         },
-        Scenario {
+        Preset {
             name: "limits",
             source: "the physical limits under every other row",
             summary: "pgbench with the targets' statement and client count; nginx `return 200` with each load tool (its ceiling here)",
             settings: BASE,
-            extra: Extra::Limits,
+            shape: Shape::Limits,
         },
     ]
 }
@@ -324,7 +324,7 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|s| s.name).collect()
 }
 
-pub fn find(name: &str) -> Result<Scenario> {
+pub fn find(name: &str) -> Result<Preset> {
     match all().into_iter().find(|s| s.name == name) {
         Some(scenario) => Ok(scenario),
         None => bail!(

@@ -5,6 +5,16 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+/// Open or closed loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoopKind {
+    /// The tool sends the next request when an answer comes (wrk, ab).
+    Closed,
+    /// The tool sends at a fixed rate, whatever the answers (oha `-q`).
+    Open,
+}
+
 /// Request timeout for every tool, in seconds.
 pub const TIMEOUT_S: u32 = 10;
 

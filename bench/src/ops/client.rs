@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::model::client::{ClientPlan, ClientRow, Model};
+use crate::model::client::{ClientRow, Model};
+use crate::model::plan::ClientPlan;
 use crate::model::row::Spread;
 use crate::observe::procfs::MemorySampler;
 use anyhow::{Context, Result};

@@ -2,28 +2,112 @@
 //! process (an external server is the same process throughout), through one measuring
 //! session; the ratio per pair and its spread, and the noise between rounds.
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{bail, Result};
 
-use crate::measure::session::{Plan, Session};
+use crate::measure::session::Session;
 use crate::measure::tools::Tool;
 use crate::model::case::{Case, Subject};
 use crate::model::comparison::{bootstrap_ratio, Comparison, RoundPair};
+use crate::model::external::External;
 use crate::model::meta::Meta;
+use crate::model::plan::{Plan, StackOptions};
+use crate::model::preset::Preset;
 use crate::model::row::{Row, Spread, Status};
 use crate::model::settings::Settings;
 use crate::output;
 use crate::stack::Stack;
 
+/// What `bench compare` was asked for, checked, before anything starts (cli/compare.rs fills
+/// it from the flags).
+pub struct CompareRequest {
+    /// A and B: targets, or servers the harness did not start (not yet reached).
+    pub sides: [Subject; 2],
+    pub scenario: Preset,
+    pub settings: Settings,
+    pub tool: Tool,
+    pub options: StackOptions,
+    /// `--out` [default: a new folder in results/, made once the servers answered].
+    pub out: Option<PathBuf>,
+    pub verify: bool,
+}
+
+/// A comparison ready to measure: its sides, its plan, and the stack.
+pub struct Prepared {
+    pub sides: [Subject; 2],
+    pub plan: Plan,
+    pub tool: Tool,
+    pub stack: Stack,
+}
+
+impl Prepared {
+    /// A's and B's names.
+    pub fn names(&self) -> [String; 2] {
+        self.sides
+            .each_ref()
+            .map(|side| side.name().unwrap_or_default().to_string())
+    }
+}
+
+/// Reaches the externals among the sides, makes the results folder, starts the stack and
+/// makes the plan (the baseline is B).
+pub fn prepare(request: CompareRequest) -> Result<Prepared> {
+    let externals: Vec<External> = request
+        .sides
+        .iter()
+        .filter_map(|side| match side {
+            Subject::External(external) => Some((**external).clone()),
+            _ => None,
+        })
+        .collect();
+    super::prepare::reach(&externals)?;
+    let targets = request
+        .sides
+        .iter()
+        .filter_map(|side| match side {
+            Subject::Target(binary) => Some(*binary),
+            _ => None,
+        })
+        .collect();
+    let sides = request.sides;
+    let [a, b] = sides
+        .each_ref()
+        .map(|side| side.name().unwrap_or_default().to_string());
+    let out = output::folder::out_dir(request.out.as_deref(), &format!("compare-{a}-{b}"))?;
+    let stack = super::prepare::stack(&request.options)?;
+    let plan = Plan {
+        scenario: request.scenario,
+        settings: request.settings,
+        targets,
+        externals: Vec::new(),
+        remote_versions: Vec::new(),
+        peer_versions: Vec::new(),
+        missing_targets: Vec::new(),
+        baseline: b,
+        verify: request.verify,
+        out,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        fault_every_s: None,
+    };
+    Ok(Prepared {
+        sides,
+        plan,
+        tool: request.tool,
+        stack,
+    })
+}
+
+/// The rounds, A then B in each, with `on_pair` called as each pair ends; compare.json and
+/// the report written.
 pub fn compare(
-    stack: &Stack,
-    plan: &Plan,
-    sides: [Subject; 2],
-    tool: Tool,
+    prepared: &Prepared,
     interrupted: &AtomicBool,
     on_pair: &dyn Fn(usize, &RoundPair),
 ) -> Result<Comparison> {
+    let (stack, plan, tool) = (&prepared.stack, &prepared.plan, prepared.tool.clone());
+    let sides = prepared.sides.clone();
     let started = super::now();
     let rounds = plan.settings.rounds as usize;
     // The externals among the sides are verified in place: their labels say so.

@@ -6,19 +6,22 @@
 //! - `compare`: two subjects in turn, round by round, and their ratio;
 //! - `sweep`: every target at every point of a grid of knobs;
 //! - `client`: the client side, N GETs per client model;
-//! - `up`: a stack kept up for any load tool, with its description and status endpoint.
+//! - `up`: a stack kept up for any load tool, with its description and status endpoint;
+//! - `prepare`: what run, compare, sweep, verify and client share before their work (the
+//!   stack, the targets built, the externals reached).
 
 pub mod client;
 pub mod compare;
+pub mod prepare;
 pub mod run;
 pub mod sweep;
 pub mod up;
 
 use std::process::Command;
 
-use crate::measure::session::Plan;
 use crate::measure::tools::{self, Tool};
 use crate::model::meta::{Meta, SUITE};
+use crate::model::plan::Plan;
 use crate::observe::machine;
 use crate::stack::Stack;
 

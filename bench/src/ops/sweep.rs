@@ -19,25 +19,15 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 use shared::Binary;
 
-use crate::measure::session::{Plan, Session};
+use crate::measure::session::Session;
 use crate::measure::tools::Tool;
 use crate::model::capacity::{capacities, Capacity};
 use crate::model::case::{Case, Subject};
-use crate::model::knob::{order, points, Point, Vary};
+use crate::model::knob::{order, points, Point};
+use crate::model::plan::SweepPlan;
 use crate::model::row::{set_relative, Row};
 use crate::output::sweep::{read_jsonl, write_sweep, SweepFiles};
 use crate::stack::Stack;
-
-/// What to sweep: a run's plan (its settings are every point's base), and the sweep's own.
-pub struct SweepPlan {
-    pub base: Plan,
-    pub varies: Vec<Vary>,
-    pub seed: u64,
-    pub slo_p99_ms: f64,
-    /// Pairs for heatmaps, besides the default (best async or green target / sync-pool).
-    pub heatmaps: Vec<(Binary, Binary)>,
-    pub resume: bool,
-}
 
 /// The outcome of a sweep.
 pub struct SweepOutcome {

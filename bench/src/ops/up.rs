@@ -2,29 +2,17 @@
 //! for any load tool; with `--listen-host`, described in `stack.json` and on a status
 //! endpoint (with samples of its processes) for `bench run --remote` on another host.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use shared::Binary;
 
 use crate::measure::tools::{self, ToolKind};
+use crate::model::plan::UpPlan;
 use crate::model::preset;
 use crate::remote::{self, DescribedTarget, Description, StatusServer};
 use crate::stack::{Nginx, ProxyRoute};
-use crate::stack::{Stack, StackOptions, Target};
-
-/// What `bench up` asks for.
-pub struct UpPlan {
-    pub options: StackOptions,
-    pub binaries: Vec<Binary>,
-    /// Flags for every target (`--name value`), over the preset's.
-    pub flags: Vec<(String, String)>,
-    /// Start the targets with this preset's flags first.
-    pub scenario: Option<String>,
-    pub upstream_keepalive: bool,
-    pub host: IpAddr,
-}
+use crate::stack::{Stack, Target};
 
 /// A stack that is up: stop it by dropping it.
 pub struct Up {

@@ -5,8 +5,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::chart::bar_chart;
-use crate::model::client::{ClientPlan, ClientRow};
+use crate::model::client::ClientRow;
 use crate::model::meta::{Machine, SUITE};
+use crate::model::plan::ClientPlan;
 
 /// The table of `bench client`, as markdown.
 pub fn client_table(rows: &[ClientRow]) -> String {

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use super::table::{on_off, table};
 use super::Section;
-use crate::model::client_limit;
 use crate::model::meta::{Meta, SUITE};
+use crate::model::row::ceilings;
 use crate::model::row::Row;
 use crate::model::settings::Endpoint;
 
@@ -113,7 +113,7 @@ fn load_paragraph(meta: &Meta) -> String {
 /// The rows the client capped and why, and the tools' ceilings measured in the run.
 fn client_limits(rows: &[Row]) -> String {
     let mut out = String::new();
-    let notes = client_limit::notes(rows);
+    let notes = ceilings::notes(rows);
     if !notes.is_empty() {
         out +=
             "Client-bound rows (their throughput is the load tool's as much as the server's):\n\n";
@@ -122,7 +122,7 @@ fn client_limits(rows: &[Row]) -> String {
         }
         out += "\n";
     }
-    let ceilings = client_limit::ceiling_lines(rows);
+    let ceilings = ceilings::ceiling_lines(rows);
     if !ceilings.is_empty() {
         out += "The load tools' ceilings, nginx's `/static` page alone:\n\n";
         for line in ceilings {

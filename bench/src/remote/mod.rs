@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use shared::Binary;
 
-use crate::model::external::{address_of, address_of_any, External, RemoteSide};
+use crate::externals::{address_of, address_of_any};
+use crate::model::external::{External, RemoteSide};
 use crate::model::meta::SUITE;
 
 pub use status::{fetch_samples, memory_of, ProcessSample, Samples, StatusServer, Watched};

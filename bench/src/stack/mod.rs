@@ -29,18 +29,7 @@ pub use self::pgbouncer::Pgbouncer;
 pub use self::postgres::Postgres;
 pub use self::target::Target;
 
-/// How to bring the stack up.
-#[derive(Clone, Debug, Default)]
-pub struct StackOptions {
-    /// Use this database instead of a private cluster.
-    pub database_url: Option<String>,
-    /// Where the target binaries are (default: beside this executable).
-    pub bin_dir: Option<PathBuf>,
-    /// Where run folders go (default: `target/stack`).
-    pub root: Option<PathBuf>,
-    /// The address targets and proxies listen on (default: 127.0.0.1).
-    pub listen_host: Option<IpAddr>,
-}
+pub use crate::model::plan::StackOptions;
 
 impl StackOptions {
     /// Defaults, with `DATABASE_URL`, `BENCH_BIN_DIR` and `BENCH_STACK_DIR` from the environment.

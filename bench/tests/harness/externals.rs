@@ -72,7 +72,7 @@ fn the_statement_check_holds_while_another_client_loads_the_same_database() {
     let loader_url = stack.database_url().replacen("postgres@", "loader@", 1);
     let verify_while_loaded = |database_url: &str| {
         let loader = OwnServer::start_on(Binary::TokioAxum, &stack, database_url);
-        let addr = bench::model::external::address_of(&loader.url).unwrap();
+        let addr = bench::externals::address_of(&loader.url).unwrap();
         let pace = Pace {
             rate: 200,
             connections: 8,

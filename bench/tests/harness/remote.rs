@@ -106,7 +106,7 @@ fn stop_bench_up(up: &mut std::process::Child) {
 
 /// The body of a `GET http://HOST:PORT/path`.
 fn get_text(url: &str) -> String {
-    let addr = bench::model::external::address_of_any(url).unwrap();
+    let addr = bench::externals::address_of_any(url).unwrap();
     let path = url
         .splitn(4, '/')
         .nth(3)

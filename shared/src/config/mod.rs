@@ -17,6 +17,11 @@ mod url;
 pub use binary::{Backend, Binary, DbMode, Model};
 pub use url::{decode, DatabaseUrl, UpstreamUrl};
 
+/// The listen backlog of every target (tokio-actix sets it through actix, may-green through
+/// the vendored may_minihttp's `set_backlog`): the clients beyond the connection budget wait here, so it is
+/// the same for every model. The kernel caps it at `net.core.somaxconn` (4096 here).
+pub const BACKLOG: i32 = 4096;
+
 /// The largest delay a request may ask for, in milliseconds.
 pub const MAX_DELAY_MS: u32 = 10_000;
 
@@ -303,7 +308,7 @@ impl Config {
             .descriptors
             .map_or(String::new(), |n| format!(" nofile={n}"));
         let budget = self.connection_budget().map_or(String::new(), |budget| {
-            format!(" connections<={budget} backlog={}", crate::start::BACKLOG)
+            format!(" connections<={budget} backlog={}", BACKLOG)
         });
         format!(
             "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}{nofile}{budget}",

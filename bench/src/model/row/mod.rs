@@ -10,6 +10,7 @@ use super::client_limit::ClientCost;
 use super::described::Described;
 use super::knob::Point;
 use super::settings::{bound_rps, Settings};
+pub use super::tool::LoopKind;
 use super::tool::{Measurement, ToolCost};
 
 /// How a row ended.
@@ -32,16 +33,6 @@ impl Status {
             Status::Refused => "refused",
         }
     }
-}
-
-/// Open or closed loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LoopKind {
-    /// The tool sends the next request when an answer comes (wrk, ab).
-    Closed,
-    /// The tool sends at a fixed rate, whatever the answers (oha `-q`).
-    Open,
 }
 
 /// One result row of `results.json`. The field names are the documented ones
@@ -423,5 +414,6 @@ impl ExternalRow {
     }
 }
 
+pub mod ceilings;
 #[cfg(test)]
 mod tests;

@@ -29,7 +29,9 @@ fn round(rps_times_ten: u64) -> Round {
 
 #[test]
 fn an_external_is_bounded_only_by_the_model_its_user_states() {
-    use crate::model::external::{assemble, parse, parse_model, Observed};
+    use crate::externals::parse;
+    use crate::externals::{assemble, Observed};
+    use crate::model::external::parse_model;
     let urls = [parse("gunicorn=http://127.0.0.1:9000/test").unwrap()];
     let external = |models: &[_]| {
         let observed = Observed {
