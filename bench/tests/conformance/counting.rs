@@ -19,9 +19,10 @@ pub(crate) const SLEEP_300: &str = "/test?delay_ms=300";
 
 const FETCH_300: &str = "/test?backend=upstream&delay_ms=300";
 
-pub(crate) fn counting_cases() -> Vec<Counting> {
+/// The blocking models' rules: a request holds its OS thread while it waits.
+fn blocking_cases() -> Vec<Counting> {
     use Binary::*;
-    let mut cases = vec![
+    vec![
         // sync-pool: a worker serves one request at a time, whatever the pool allows.
         Counting {
             name: "sync_pool_never_runs_more_queries_than_workers",
@@ -64,7 +65,11 @@ pub(crate) fn counting_cases() -> Vec<Counting> {
             requests: 20,
             expected_peak: 20,
         },
-    ];
+    ]
+}
+
+pub(crate) fn counting_cases() -> Vec<Counting> {
+    let mut cases = blocking_cases();
     // Async, green and thread per core: one worker thread overlaps every request, up to the
     // pool. For may-green this is the proof that nothing blocks the OS thread: a blocking
     // driver would show one session in pg_sleep at a time; for compio-tpc, that its one

@@ -177,6 +177,120 @@ fn trial(
     })
 }
 
+/// Every target's own tests, each starting its own instance with the flags it needs.
+const SPECIAL: &[(&str, TargetTest)] = &[
+    (
+        "a_panicking_handler_is_a_500_and_the_target_lives",
+        faults::a_panicking_handler_is_a_500_and_the_target_lives,
+    ),
+    (
+        "a_flapping_upstream_never_kills_the_target",
+        faults::a_flapping_upstream_never_kills_the_target,
+    ),
+    (
+        "the_descriptor_limit_is_raised_to_the_hard_limit",
+        descriptors::the_descriptor_limit_is_raised_to_the_hard_limit,
+    ),
+    (
+        "a_spent_descriptor_budget_queues_clients_and_answers_every_one",
+        descriptors::a_spent_descriptor_budget_queues_clients_and_answers_every_one,
+    ),
+    (
+        "clients_that_hang_up_mid_fetch_leave_no_5xx_for_the_next",
+        descriptors::clients_that_hang_up_mid_fetch_leave_no_5xx_for_the_next,
+    ),
+    (
+        "out_of_descriptors_for_a_fetch_is_503_not_502",
+        descriptors::out_of_descriptors_for_a_fetch_is_503_not_502,
+    ),
+    (
+        "a_taken_port_is_one_line_and_exit_status_1",
+        lifecycle::a_taken_port_is_one_line_and_exit_status_1,
+    ),
+    (
+        "repeated_connection_storms_reach_a_steady_state",
+        memory::repeated_connection_storms_reach_a_steady_state,
+    ),
+    ("pool_timeout_is_503", database::pool_timeout_is_503),
+    (
+        "db_unreachable_is_a_fast_503_while_health_stays_200",
+        database::db_unreachable_is_a_fast_503_while_health_stays_200,
+    ),
+    (
+        "header_and_idle_timeouts_follow_the_flags",
+        http::header_and_idle_timeouts_follow_the_flags,
+    ),
+    (
+        "sigterm_answers_every_request_in_flight_then_exits_0",
+        lifecycle::sigterm_answers_every_request_in_flight_then_exits_0,
+    ),
+    (
+        "a_second_signal_exits_at_once",
+        lifecycle::a_second_signal_exits_at_once,
+    ),
+    (
+        "upstream_failures_are_502_and_504",
+        http::upstream_failures_are_502_and_504,
+    ),
+    (
+        "recovers_after_the_database_restarts",
+        database::recovers_after_the_database_restarts,
+    ),
+    (
+        "db_waiters_are_served_in_arrival_order",
+        database::db_waiters_are_served_in_arrival_order,
+    ),
+];
+
+/// The tests of the targets whose PostgreSQL client pipelines (`Binary::pipelines`).
+const PIPELINED: &[(&str, TargetTest)] = &[
+    (
+        "pipelined_connections_are_replaced_when_killed",
+        database::pipelined_connections_are_replaced_when_killed,
+    ),
+    (
+        "pipelined_recovers_after_the_database_restarts",
+        database::pipelined_recovers_after_the_database_restarts,
+    ),
+    (
+        "pipelined_waiters_are_served_in_arrival_order",
+        database::pipelined_waiters_are_served_in_arrival_order,
+    ),
+];
+
+/// The thread-per-core model's: a thread-per-core target splits its pool between its threads.
+const PER_CORE: &[(&str, TargetTest)] = &[(
+    "the_pool_is_split_across_the_threads",
+    thread_per_core::the_pool_is_split_across_the_threads,
+)];
+
+/// compio's own: io_uring.
+const IO_URING: &[(&str, TargetTest)] = &[
+    (
+        "an_io_uring_per_worker_while_it_serves",
+        thread_per_core::an_io_uring_per_worker_while_it_serves,
+    ),
+    (
+        "refuses_to_start_without_io_uring",
+        thread_per_core::refuses_to_start_without_io_uring,
+    ),
+];
+
+/// The tests of `binary` beyond the contract's checks.
+fn tests_of(binary: Binary) -> Vec<(&'static str, TargetTest)> {
+    let pipelined = if binary.pipelines() { PIPELINED } else { &[] };
+    let per_core = match binary.model() {
+        Model::ThreadPerCore => PER_CORE,
+        Model::ThreadPerConnection | Model::ThreadPool | Model::Tokio | Model::Green => &[],
+    };
+    let io_uring = if binary == Binary::CompioTpc {
+        IO_URING
+    } else {
+        &[]
+    };
+    [SPECIAL, pipelined, per_core, io_uring].concat()
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     // Sessions are counted per application_name: one test at a time.
@@ -195,120 +309,7 @@ fn main() {
                 move |w| run_check(w, binary, check),
             ));
         }
-        // Each starts its own instance with the flags it needs.
-        let special: [(&str, TargetTest); 16] = [
-            (
-                "a_panicking_handler_is_a_500_and_the_target_lives",
-                faults::a_panicking_handler_is_a_500_and_the_target_lives,
-            ),
-            (
-                "a_flapping_upstream_never_kills_the_target",
-                faults::a_flapping_upstream_never_kills_the_target,
-            ),
-            (
-                "the_descriptor_limit_is_raised_to_the_hard_limit",
-                descriptors::the_descriptor_limit_is_raised_to_the_hard_limit,
-            ),
-            (
-                "a_spent_descriptor_budget_queues_clients_and_answers_every_one",
-                descriptors::a_spent_descriptor_budget_queues_clients_and_answers_every_one,
-            ),
-            (
-                "clients_that_hang_up_mid_fetch_leave_no_5xx_for_the_next",
-                descriptors::clients_that_hang_up_mid_fetch_leave_no_5xx_for_the_next,
-            ),
-            (
-                "out_of_descriptors_for_a_fetch_is_503_not_502",
-                descriptors::out_of_descriptors_for_a_fetch_is_503_not_502,
-            ),
-            (
-                "a_taken_port_is_one_line_and_exit_status_1",
-                lifecycle::a_taken_port_is_one_line_and_exit_status_1,
-            ),
-            (
-                "repeated_connection_storms_reach_a_steady_state",
-                memory::repeated_connection_storms_reach_a_steady_state,
-            ),
-            ("pool_timeout_is_503", database::pool_timeout_is_503),
-            (
-                "db_unreachable_is_a_fast_503_while_health_stays_200",
-                database::db_unreachable_is_a_fast_503_while_health_stays_200,
-            ),
-            (
-                "header_and_idle_timeouts_follow_the_flags",
-                http::header_and_idle_timeouts_follow_the_flags,
-            ),
-            (
-                "sigterm_answers_every_request_in_flight_then_exits_0",
-                lifecycle::sigterm_answers_every_request_in_flight_then_exits_0,
-            ),
-            (
-                "a_second_signal_exits_at_once",
-                lifecycle::a_second_signal_exits_at_once,
-            ),
-            (
-                "upstream_failures_are_502_and_504",
-                http::upstream_failures_are_502_and_504,
-            ),
-            (
-                "recovers_after_the_database_restarts",
-                database::recovers_after_the_database_restarts,
-            ),
-            (
-                "db_waiters_are_served_in_arrival_order",
-                database::db_waiters_are_served_in_arrival_order,
-            ),
-        ];
-        let pipelined: [(&str, TargetTest); 3] = [
-            (
-                "pipelined_connections_are_replaced_when_killed",
-                database::pipelined_connections_are_replaced_when_killed,
-            ),
-            (
-                "pipelined_recovers_after_the_database_restarts",
-                database::pipelined_recovers_after_the_database_restarts,
-            ),
-            (
-                "pipelined_waiters_are_served_in_arrival_order",
-                database::pipelined_waiters_are_served_in_arrival_order,
-            ),
-        ];
-        let pipelined = if binary.pipelines() {
-            &pipelined[..]
-        } else {
-            &[]
-        };
-        // The model's: a thread-per-core target splits its pool between its threads.
-        let per_core: [(&str, TargetTest); 1] = [(
-            "the_pool_is_split_across_the_threads",
-            thread_per_core::the_pool_is_split_across_the_threads,
-        )];
-        let per_core = match binary.model() {
-            Model::ThreadPerCore => &per_core[..],
-            Model::ThreadPerConnection | Model::ThreadPool | Model::Tokio | Model::Green => &[],
-        };
-        // compio's own: io_uring.
-        let io_uring: [(&str, TargetTest); 2] = [
-            (
-                "an_io_uring_per_worker_while_it_serves",
-                thread_per_core::an_io_uring_per_worker_while_it_serves,
-            ),
-            (
-                "refuses_to_start_without_io_uring",
-                thread_per_core::refuses_to_start_without_io_uring,
-            ),
-        ];
-        let io_uring = if binary == Binary::CompioTpc {
-            &io_uring[..]
-        } else {
-            &[]
-        };
-        for &(name, test) in special
-            .iter()
-            .chain(pipelined)
-            .chain(per_core)
-            .chain(io_uring)
-        {
+        for (name, test) in tests_of(binary) {
             trials.push(trial(&world, format!("{binary}::{name}"), move |w| {
                 test(w, binary)
             }));

@@ -114,69 +114,53 @@ fn the_statement_check_holds_while_another_client_loads_the_same_database() {
         .unwrap();
 }
 
-/// `--external`: tokio-axum started here, not by the harness, beside the same binary as a
-/// reference. Its row is marked external, its throughput matches the reference's within
-/// noise, and its RSS, threads and CPU are filled only when its pid is given.
-#[test]
-fn an_external_server_is_measured_beside_the_same_binary_as_a_reference() {
-    let _guard = lock();
-    let stack = Stack::start(&StackOptions::from_env()).expect("a stack for the external");
-    let own = OwnServer::start(Binary::TokioAxum, &stack);
-    let external = format!("mine={}", own.url);
-    // `bench verify --url` checks it as a server of unknown make.
-    let output = Bench::new("verify")
-        .arg("--url", &own.url)
-        .arg("--database-url", stack.database_url())
-        .output();
+/// `bench run` of tokio-axum with `external` beside it (and `extra` flags): the rows, after
+/// checking that the table, the report and the chart name the external.
+fn run_beside(database_url: &str, external: &str, name: &str, extra: &[&str]) -> Vec<Value> {
+    let dir = out_dir(name);
+    let mut args = vec![
+        "run",
+        "--scenario",
+        "quick",
+        "--targets",
+        "tokio-axum",
+        "--database-url",
+        database_url,
+        "--external",
+        external,
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let output = bench(&args);
     assert!(output.status.success(), "{}", show(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("mine [external]"), "{stdout}");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
-        String::from_utf8_lossy(&output.stdout).contains("16/16 checks pass"),
-        "{}",
-        show(&output)
+        report.contains("Servers other than the references"),
+        "{report}"
     );
-    let run = |name: &str, extra: &[&str]| -> Vec<Value> {
-        let dir = out_dir(name);
-        let mut args = vec![
-            "run",
-            "--scenario",
-            "quick",
-            "--targets",
-            "tokio-axum",
-            "--database-url",
-            stack.database_url(),
-            "--external",
-            &external,
-            "--out",
-            dir.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let output = bench(&args);
-        assert!(output.status.success(), "{}", show(&output));
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(stdout.contains("mine [external]"), "{stdout}");
-        let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
-        assert!(
-            report.contains("Servers other than the references"),
-            "{report}"
-        );
-        let svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
-        assert!(
-            svg.contains("mine [external]"),
-            "the chart names the external"
-        );
-        read_json(&dir.join("results.json"))["results"]
-            .as_array()
-            .unwrap()
-            .clone()
-    };
+    let svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
+    assert!(
+        svg.contains("mine [external]"),
+        "the chart names the external"
+    );
+    read_json(&dir.join("results.json"))["results"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
 
-    let rows = run("external-unobserved", &[]);
+/// The external's row beside the reference's, without its pid: measured and verified, its
+/// process columns empty (and why), its throughput the reference's, no bound without a model.
+fn assert_unobserved(rows: &[Value], url: &str) {
     let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
     assert_eq!(names, ["tokio-axum", "mine [external]"]);
     let (reference, mine) = (&rows[0], &rows[1]);
     assert_eq!(mine["status"], "ok", "{mine}");
     assert_eq!(mine["external"]["verified"], true, "{mine}");
-    assert_eq!(mine["external"]["url"], own.url.as_str());
+    assert_eq!(mine["external"]["url"], url);
     assert!(reference["external"].is_null());
     for column in [
         "rss_peak_mib",
@@ -208,6 +192,31 @@ fn an_external_server_is_measured_beside_the_same_binary_as_a_reference() {
         mine["model"].as_str().unwrap().contains("--external-model"),
         "{mine}"
     );
+}
+
+/// `--external`: tokio-axum started here, not by the harness, beside the same binary as a
+/// reference. Its row is marked external, its throughput matches the reference's within
+/// noise, and its RSS, threads and CPU are filled only when its pid is given.
+#[test]
+fn an_external_server_is_measured_beside_the_same_binary_as_a_reference() {
+    let _guard = lock();
+    let stack = Stack::start(&StackOptions::from_env()).expect("a stack for the external");
+    let own = OwnServer::start(Binary::TokioAxum, &stack);
+    let external = format!("mine={}", own.url);
+    // `bench verify --url` checks it as a server of unknown make.
+    let output = Bench::new("verify")
+        .arg("--url", &own.url)
+        .arg("--database-url", stack.database_url())
+        .output();
+    assert!(output.status.success(), "{}", show(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("16/16 checks pass"),
+        "{}",
+        show(&output)
+    );
+
+    let run = |name: &str, extra: &[&str]| run_beside(stack.database_url(), &external, name, extra);
+    assert_unobserved(&run("external-unobserved", &[]), &own.url);
 
     // bench compare takes NAME=URL where it takes a target.
     let dir = out_dir("external-compare");

@@ -183,6 +183,64 @@ impl Drop for TwoHosts {
     }
 }
 
+/// `SELECT 1` with psql from the namespace, at `url`, with no password but the URL's.
+fn psql_in(namespace: &str, url: &str) -> Output {
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", namespace, "psql", url, "-Atc", "SELECT 1"])
+        .env("PGCONNECT_TIMEOUT", "5")
+        .env("PGPASSFILE", "/dev/null")
+        .env_remove("PGPASSWORD");
+    run_within(&mut command, Duration::from_secs(30)).0
+}
+
+/// The port of `url` is outside the kernel's ephemeral range.
+fn assert_outside_the_ephemeral_range(description_url: &str) {
+    let port: u16 = description_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let bounds: Vec<u16> = range
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        port < bounds[0] || port > bounds[1],
+        "{description_url} in {range}"
+    );
+}
+
+/// The rows of a run over the link: both remote targets, measured, with the stack host's
+/// samples in their process columns.
+fn assert_measured_remotely(description: &Value) {
+    let rows = description["results"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "sync-pool [remote 10.213.0.1]",
+            "tokio-axum [remote 10.213.0.1]"
+        ]
+    );
+    for row in rows {
+        assert_eq!(row["status"], "ok", "{row}");
+        let by = row["external"]["measured_by"].as_str().unwrap();
+        assert!(by.contains("10.213.0.1") && by.contains("/samples"), "{by}");
+        assert!(
+            row["rss_peak_mib"].as_f64().unwrap() > 1.0,
+            "samples arrived: {row}"
+        );
+        assert!(row["cpu_ms_per_request"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["db_sessions_peak"].as_i64().unwrap() >= 1, "{row}");
+    }
+}
+
 /// The stack host and the load host as two network namespaces over a real (veth) interface:
 /// `bench up --listen-host` in one, `bench run --remote` with a short grinberg load in the
 /// other. The rows are measured over the pair (their host is the stack's address there), the
@@ -227,24 +285,7 @@ fn a_stack_host_and_a_load_host_in_two_namespaces_measure_over_the_link() {
         panic!("bench up printed no database URL or no description URL");
     };
     // The status endpoint, as every server of the stack, is outside the ephemeral range.
-    let port: u16 = description_url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
-    let bounds: Vec<u16> = range
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    assert!(
-        port < bounds[0] || port > bounds[1],
-        "{description_url} in {range}"
-    );
+    assert_outside_the_ephemeral_range(&description_url);
     let dir = out_dir("two-hosts");
     let run = run_within(
         &mut TwoHosts::bench_in(
@@ -267,23 +308,7 @@ fn a_stack_host_and_a_load_host_in_two_namespaces_measure_over_the_link() {
     )
     .0;
     // From the load host: the stack's database, with and without its generated password.
-    let psql = |url: &str| {
-        let mut command = Command::new("ip");
-        command
-            .args([
-                "netns",
-                "exec",
-                &hosts.load_ns,
-                "psql",
-                url,
-                "-Atc",
-                "SELECT 1",
-            ])
-            .env("PGCONNECT_TIMEOUT", "5")
-            .env("PGPASSFILE", "/dev/null")
-            .env_remove("PGPASSWORD");
-        run_within(&mut command, Duration::from_secs(30)).0
-    };
+    let psql = |url: &str| psql_in(&hosts.load_ns, url);
     let with_password = psql(&database_url);
     let (user, host) = database_url.split_once('@').unwrap();
     let without = format!("postgres://postgres@{host}");
@@ -306,24 +331,5 @@ fn a_stack_host_and_a_load_host_in_two_namespaces_measure_over_the_link() {
     );
     let description = read_json(&dir.join("results.json"));
     assert!(run.status.success(), "{}", show(&run));
-    let rows = description["results"].as_array().unwrap();
-    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        [
-            "sync-pool [remote 10.213.0.1]",
-            "tokio-axum [remote 10.213.0.1]"
-        ]
-    );
-    for row in rows {
-        assert_eq!(row["status"], "ok", "{row}");
-        let by = row["external"]["measured_by"].as_str().unwrap();
-        assert!(by.contains("10.213.0.1") && by.contains("/samples"), "{by}");
-        assert!(
-            row["rss_peak_mib"].as_f64().unwrap() > 1.0,
-            "samples arrived: {row}"
-        );
-        assert!(row["cpu_ms_per_request"].as_f64().unwrap() > 0.0, "{row}");
-        assert!(row["db_sessions_peak"].as_i64().unwrap() >= 1, "{row}");
-    }
+    assert_measured_remotely(&description);
 }

@@ -105,6 +105,30 @@ fn targets_of(results: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// A figure per SVG file of `dir` in the page, each with every target's name and values on
+/// hover.
+fn assert_a_figure_per_chart(dir: &Path, dom: &str, targets: &[String]) {
+    let svgs = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "svg")
+        })
+        .count();
+    let figures: Vec<&str> = dom.split("<figure").skip(1).collect();
+    assert_eq!(figures.len(), svgs, "a figure per chart file");
+    for figure in &figures {
+        assert!(figure.contains("<svg"), "an empty figure");
+        for target in targets {
+            assert!(figure.contains(target.as_str()), "a chart lacks {target}");
+        }
+        assert!(figure.contains("<title>"), "a chart has no values on hover");
+    }
+}
+
 #[test]
 fn the_report_index_and_diff_pages_load_in_a_real_browser() {
     let _one_load = lock();
@@ -141,25 +165,7 @@ fn the_report_index_and_diff_pages_load_in_a_real_browser() {
             "{target}: {rows:?}"
         );
     }
-    let svgs = std::fs::read_dir(&first)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "svg")
-        })
-        .count();
-    let figures: Vec<&str> = loaded.dom.split("<figure").skip(1).collect();
-    assert_eq!(figures.len(), svgs, "a figure per chart file");
-    for figure in &figures {
-        assert!(figure.contains("<svg"), "an empty figure");
-        for target in &targets {
-            assert!(figure.contains(target.as_str()), "a chart lacks {target}");
-        }
-        assert!(figure.contains("<title>"), "a chart has no values on hover");
-    }
+    assert_a_figure_per_chart(&first, &loaded.dom, &targets);
     assert!(loaded.dom.contains("bench run --scenario quick --out"));
     screenshot(&page, &first.join("report.png"));
 

@@ -19,6 +19,93 @@ fn documented_row_fields() -> Vec<String> {
     fields
 }
 
+/// One row of the quick run: measured, within its bound and pool, its latencies from the
+/// 5 ms delay up, its spectrum whole, and the client far from the limit.
+fn assert_quick_row(row: &Value) {
+    let name = row["target"].as_str().unwrap();
+    assert_eq!(row["status"], "ok", "{name}: {row}");
+    assert_eq!(row["loop"], "closed");
+    let rps = row["requests_per_sec"].as_f64().unwrap();
+    assert!(rps > 0.0, "{name}: no throughput");
+    let bound = row["bound_rps"]
+        .as_f64()
+        .expect("a bound: the delay is 5 ms");
+    let efficiency = row["efficiency"].as_f64().unwrap();
+    assert!(
+        efficiency > 0.0 && efficiency <= 1.1,
+        "{name}: efficiency {efficiency} ({rps} of {bound})"
+    );
+    assert!((efficiency - rps / bound).abs() < 1e-9);
+    let pool = row["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|f| {
+            f.as_str()?
+                .strip_prefix("--pool-size ")?
+                .parse::<i64>()
+                .ok()
+        })
+        .expect("the row names its pool size");
+    let peak = row["db_sessions_peak"].as_i64().unwrap();
+    assert!(
+        (1..=pool).contains(&peak),
+        "{name}: {peak} sessions, pool {pool}"
+    );
+    assert_eq!(row["errors"]["total"], 0, "{name}: {}", row["errors"]);
+    assert!(row["rss_peak_mib"].as_f64().unwrap() > 0.5, "{name}");
+    assert!(row["cpu_ms_per_request"].as_f64().unwrap() > 0.0, "{name}");
+    assert!(
+        row["postgres_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
+        "{name}"
+    );
+    assert!(
+        row["nginx_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
+        "{name}"
+    );
+    let p50 = row["p50_ms"].as_f64().unwrap();
+    let p999 = row["p999_ms"].as_f64().unwrap();
+    let max = row["max_ms"].as_f64().unwrap();
+    // Each request sleeps 5 ms in PostgreSQL: no response can be faster.
+    assert!(
+        p50 >= 5.0 && p50 <= p999 && p999 <= max,
+        "{name}: {p50} {p999} {max}"
+    );
+    // What the client cost: wrk's CPU, its share of its cores, Little's law. Eight
+    // connections at a 5 ms delay are far from what wrk can do: not client-bound.
+    assert!(
+        row["tool_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
+        "{name}"
+    );
+    let share = row["tool_cpu_share"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 0.8, "{name}: tool share {share}");
+    let implied = row["implied_concurrency"].as_f64().unwrap();
+    assert!(
+        (0.8 * 8.0..=8.8).contains(&implied),
+        "{name}: implied {implied}"
+    );
+    assert_eq!(
+        row["client_bound"], false,
+        "{name}: {}",
+        row["client_bound_reason"]
+    );
+    // The whole spectrum, from the fastest to the slowest, in order.
+    let spectrum: Vec<(f64, f64)> = row["latency_spectrum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+        .collect();
+    assert_eq!(spectrum.first().unwrap().0, 0.0, "{name}");
+    assert_eq!(*spectrum.last().unwrap(), (100.0, max), "{name}");
+    assert!(
+        spectrum.windows(2).all(|w| w[0].1 <= w[1].1),
+        "{name}: {spectrum:?}"
+    );
+    let mean = row["mean_ms"].as_f64().unwrap();
+    assert!(mean >= 5.0 && mean <= max, "{name}: mean {mean}");
+}
+
 #[test]
 fn quick_run_measures_every_target_within_its_bound_and_pool() {
     let _guard = lock();
@@ -53,88 +140,7 @@ fn quick_run_measures_every_target_within_its_bound_and_pool() {
     assert_eq!(names, expected);
 
     for row in rows {
-        let name = row["target"].as_str().unwrap();
-        assert_eq!(row["status"], "ok", "{name}: {row}");
-        assert_eq!(row["loop"], "closed");
-        let rps = row["requests_per_sec"].as_f64().unwrap();
-        assert!(rps > 0.0, "{name}: no throughput");
-        let bound = row["bound_rps"]
-            .as_f64()
-            .expect("a bound: the delay is 5 ms");
-        let efficiency = row["efficiency"].as_f64().unwrap();
-        assert!(
-            efficiency > 0.0 && efficiency <= 1.1,
-            "{name}: efficiency {efficiency} ({rps} of {bound})"
-        );
-        assert!((efficiency - rps / bound).abs() < 1e-9);
-        let pool = row["flags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find_map(|f| {
-                f.as_str()?
-                    .strip_prefix("--pool-size ")?
-                    .parse::<i64>()
-                    .ok()
-            })
-            .expect("the row names its pool size");
-        let peak = row["db_sessions_peak"].as_i64().unwrap();
-        assert!(
-            (1..=pool).contains(&peak),
-            "{name}: {peak} sessions, pool {pool}"
-        );
-        assert_eq!(row["errors"]["total"], 0, "{name}: {}", row["errors"]);
-        assert!(row["rss_peak_mib"].as_f64().unwrap() > 0.5, "{name}");
-        assert!(row["cpu_ms_per_request"].as_f64().unwrap() > 0.0, "{name}");
-        assert!(
-            row["postgres_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
-            "{name}"
-        );
-        assert!(
-            row["nginx_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
-            "{name}"
-        );
-        let p50 = row["p50_ms"].as_f64().unwrap();
-        let p999 = row["p999_ms"].as_f64().unwrap();
-        let max = row["max_ms"].as_f64().unwrap();
-        // Each request sleeps 5 ms in PostgreSQL: no response can be faster.
-        assert!(
-            p50 >= 5.0 && p50 <= p999 && p999 <= max,
-            "{name}: {p50} {p999} {max}"
-        );
-        // What the client cost: wrk's CPU, its share of its cores, Little's law. Eight
-        // connections at a 5 ms delay are far from what wrk can do: not client-bound.
-        assert!(
-            row["tool_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
-            "{name}"
-        );
-        let share = row["tool_cpu_share"].as_f64().unwrap();
-        assert!(share > 0.0 && share < 0.8, "{name}: tool share {share}");
-        let implied = row["implied_concurrency"].as_f64().unwrap();
-        assert!(
-            (0.8 * 8.0..=8.8).contains(&implied),
-            "{name}: implied {implied}"
-        );
-        assert_eq!(
-            row["client_bound"], false,
-            "{name}: {}",
-            row["client_bound_reason"]
-        );
-        // The whole spectrum, from the fastest to the slowest, in order.
-        let spectrum: Vec<(f64, f64)> = row["latency_spectrum"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
-            .collect();
-        assert_eq!(spectrum.first().unwrap().0, 0.0, "{name}");
-        assert_eq!(*spectrum.last().unwrap(), (100.0, max), "{name}");
-        assert!(
-            spectrum.windows(2).all(|w| w[0].1 <= w[1].1),
-            "{name}: {spectrum:?}"
-        );
-        let mean = row["mean_ms"].as_f64().unwrap();
-        assert!(mean >= 5.0 && mean <= max, "{name}: mean {mean}");
+        assert_quick_row(row);
     }
     // sync-pool is the baseline: its own relative is 1, and 4 workers make its bound 800/s.
     if let Some(pool) = rows.iter().find(|r| r["target"] == "sync-pool") {
