@@ -182,6 +182,19 @@ fn every_target_may_open_65536_descriptors() {
             "{binary}: ulimits"
         );
     }
+    // On a host whose hard limit is lower, scripts/compose-test merges low-nofile.yaml: it
+    // must lower every target's.
+    let text = std::fs::read_to_string(root().join("scripts/compose/low-nofile.yaml"))
+        .expect("scripts/compose/low-nofile.yaml");
+    let mut low: Value = serde_norway::from_str(&text).expect("low-nofile.yaml parses");
+    low.apply_merge().expect("its merge keys apply");
+    for binary in workspace_targets() {
+        assert_eq!(
+            low["services"][binary.name()]["ulimits"]["nofile"]["hard"].as_u64(),
+            Some(20000),
+            "scripts/compose/low-nofile.yaml lacks {binary}"
+        );
+    }
 }
 
 #[test]

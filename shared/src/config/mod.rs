@@ -249,11 +249,18 @@ impl Config {
             .about(format!("{}: {}", binary.name(), binary.describe()));
         let flags = Flags::from_arg_matches(&command.clone().try_get_matches_from(args)?)?;
         if !flags.db_mode.supported_by(binary) {
+            let pipelining: Vec<&str> = Binary::ALL
+                .iter()
+                .filter(|b| b.pipelines())
+                .map(|b| b.name())
+                .collect();
             return Err(command.clone().error(
                 clap::error::ErrorKind::ValueValidation,
                 format!(
-                    "invalid value '{}' for '--db-mode <DB_MODE>': {} only pools its DB connections; pipelined is for tokio-axum, tokio-actix, tokio-hyper and compio-tpc",
-                    flags.db_mode, binary
+                    "invalid value '{}' for '--db-mode <DB_MODE>': {} only pools its DB connections; pipelined is for {}",
+                    flags.db_mode,
+                    binary,
+                    pipelining.join(", ")
                 ),
             ));
         }
