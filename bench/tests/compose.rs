@@ -32,6 +32,13 @@ fn services(compose: &Value) -> &serde_norway::Mapping {
         .expect("a services mapping")
 }
 
+/// The service of a target, or a failure naming the one compose.yaml lacks.
+fn target_service(services: &serde_norway::Mapping, binary: Binary) -> &Value {
+    services.get(binary.name()).unwrap_or_else(|| {
+        panic!("compose.yaml has no service for {binary} (ARCHITECTURE.md, Adding a target)")
+    })
+}
+
 #[test]
 fn servers_holds_a_folder_per_target_and_nothing_else() {
     let mut folders: Vec<String> = std::fs::read_dir(root().join("servers"))
@@ -75,7 +82,7 @@ fn every_target_has_a_service_with_contract_variables_only() {
     let compose = compose();
     let services = services(&compose);
     for binary in workspace_targets() {
-        let service = &services[binary.name()];
+        let service = target_service(services, binary);
         assert!(
             service.is_mapping(),
             "no service {} in compose.yaml",
@@ -175,7 +182,7 @@ fn every_target_may_open_65536_descriptors() {
     let compose = compose();
     let services = services(&compose);
     for binary in workspace_targets() {
-        let nofile = &services[binary.name()]["ulimits"]["nofile"];
+        let nofile = &target_service(services, binary)["ulimits"]["nofile"];
         assert_eq!(
             (nofile["soft"].as_u64(), nofile["hard"].as_u64()),
             (Some(65536), Some(65536)),
@@ -369,7 +376,10 @@ fn the_describe_service_serves_a_description_of_every_target() {
         .map(|t| t.name.as_str())
         .collect();
     let expected: Vec<&str> = workspace_targets().iter().map(|b| b.name()).collect();
-    assert_eq!(names, expected);
+    assert_eq!(
+        names, expected,
+        "the describe service's --target lines are not one per target"
+    );
     for target in &description.targets {
         let direct = published(&services[target.name.as_str()], "8000")
             .unwrap_or_else(|| panic!("{} publishes no port", target.name));
