@@ -125,6 +125,7 @@ fn request(args: &CompareArgs) -> Result<CompareRequest> {
         .stack_options(),
         out: args.load.out.clone(),
         verify: !args.load.no_verify,
+        accept_unchecked: args.load.accept_unchecked,
     })
 }
 

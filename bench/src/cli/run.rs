@@ -135,6 +135,7 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
         fault_every_s: args.fault_every.map(f64::from),
         options: args.stack.stack_options(),
         verify: !args.load.no_verify,
+        accept_unchecked: args.load.accept_unchecked,
     })
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 
-use super::Server;
+use super::{CannotCheck, Server};
 use crate::client::{self, Response};
 use crate::observe::Observer;
 
@@ -430,7 +430,11 @@ pub fn upstream_backend_reports_status_and_length(server: &Server) -> Result<()>
 
 pub fn nginx_passes_the_same_bodies(server: &Server) -> Result<()> {
     let Some(proxied) = server.proxied else {
-        return Ok(());
+        return Err(CannotCheck(format!(
+            "no nginx in front of {} to compare its bodies through",
+            server.name
+        ))
+        .into());
     };
     for target in [
         "/test?id=42",

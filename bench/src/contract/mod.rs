@@ -2,8 +2,10 @@
 //! refuses a target that fails one) and the conformance suite.
 //!
 //! Each check takes a [`Server`]: a running target, the database it reads, and optionally the
-//! nginx port in front of it. A check returns `Err` with a message that says what was expected
-//! and what came back.
+//! nginx port in front of it. A check has three outcomes ([`Outcome`]): it passes; it fails,
+//! with a message that says what was expected and what came back; or it cannot check, when
+//! the harness could not tell (its `Err` is a [`CannotCheck`] saying why). No check passes
+//! without having made its requests.
 //!
 //! Concurrency is proved by counting sessions in `pg_stat_activity` and requests in flight at
 //! nginx ([`burst_with_peaks`]), never by timing. Where a check looks at time, it is a lower
@@ -28,7 +30,7 @@ use checks::*;
 use statements::one_statement_per_request;
 
 pub use burst::{burst, burst_with_peaks, statuses, BurstPeaks};
-pub use verify::{check_external, judge, reach, refused_targets};
+pub use verify::{check_external, check_targets, judge, reach, Checked};
 
 /// What a check runs against.
 #[derive(Clone, Debug)]
@@ -162,12 +164,59 @@ pub const CHECKS: &[Check] = &[
     },
 ];
 
+/// Why a check could not be made: the harness could not tell whether the server keeps the
+/// rule (another client under its database role, no nginx in front of it). Not the server's
+/// failure: a check returns it as its `Err`, and [`CheckOutcome::outcome`] tells it apart.
+#[derive(Debug)]
+pub struct CannotCheck(pub String);
+
+impl std::fmt::Display for CannotCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CannotCheck {}
+
+/// The three outcomes of a check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    /// The server broke the rule: what was expected and what came back.
+    Fail(String),
+    /// The harness could not tell, and why.
+    CannotCheck(String),
+}
+
+impl Outcome {
+    /// The word a report prints for it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail(_) => "FAIL",
+            Outcome::CannotCheck(_) => "CANNOT CHECK",
+        }
+    }
+}
+
 /// The result of one check.
 #[derive(Debug)]
 pub struct CheckOutcome {
     pub check: &'static str,
     pub kind: Kind,
     pub result: Result<()>,
+}
+
+impl CheckOutcome {
+    pub fn outcome(&self) -> Outcome {
+        match &self.result {
+            Ok(()) => Outcome::Pass,
+            Err(e) => match e.downcast_ref::<CannotCheck>() {
+                Some(why) => Outcome::CannotCheck(why.0.clone()),
+                None => Outcome::Fail(format!("{e:#}")),
+            },
+        }
+    }
 }
 
 /// Runs every check against `server`, in order.

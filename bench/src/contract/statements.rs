@@ -1,23 +1,125 @@
 //! One statement per request (docs/contract.md, "The db backend"), counted in
-//! `pg_stat_statements`, which keeps no count per session: on a database other clients use, only
-//! the roles of the server's own sessions are counted, when no other client used them
-//! meanwhile; otherwise the check says it cannot count, and names the other clients.
+//! `pg_stat_statements`, which keeps every client's statements by role and query, those of
+//! clients that came and went included, but none per session. So the count judges only what
+//! it can tell is the server's:
+//!
+//! - the statements of the roles the server's sessions use; other roles' are other clients',
+//!   never counted and never blamed;
+//! - under the server's roles, when a session of another application was seen meanwhile
+//!   (`pg_stat_activity`, watched every 2 ms on a thread, so that a client that connects,
+//!   runs and leaves is seen too) and the count is not one per request, the check says it
+//!   cannot count ([`CannotCheck`]), naming that client and the statements the server's
+//!   sessions were never seen running, instead of failing the server.
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, Result};
 
-use super::Server;
+use super::{CannotCheck, Server};
 use crate::client;
-use crate::observe::postgres::{OtherClient, StatementCalls};
+use crate::observe::postgres::{Client, QueryCalls};
 use crate::observe::Observer;
+
+/// What the sessions of the database showed while the requests ran: the server's roles and
+/// the queries its sessions ran, and the other clients.
+#[derive(Default)]
+struct Seen {
+    roles: BTreeSet<(i64, String)>,
+    queries: BTreeSet<i64>,
+    others: BTreeSet<(String, i64, String)>,
+}
+
+impl Seen {
+    fn add(&mut self, clients: Vec<Client>, app: Option<&str>) {
+        for c in clients {
+            if Some(c.application_name.as_str()) == app {
+                self.roles.insert((c.role_id, c.role));
+                self.queries.insert(c.query_id);
+            } else {
+                self.others.insert((c.application_name, c.role_id, c.role));
+            }
+        }
+    }
+
+    fn role_ids(&self) -> Vec<i64> {
+        self.roles.iter().map(|(id, _)| *id).collect()
+    }
+}
+
+/// `pg_stat_activity` every 2 ms on a thread of its own, until finished.
+struct Watch {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Result<Seen>>,
+}
+
+impl Watch {
+    fn start(database_url: &str, app: Option<&str>) -> Result<Watch> {
+        let mut observer = Observer::connect(database_url)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let app = app.map(str::to_string);
+        let handle = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let mut seen = Seen::default();
+                // Bounded: the check's requests take seconds at most.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    seen.add(observer.clients()?, app.as_deref());
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                seen.add(observer.clients()?, app.as_deref());
+                Ok(seen)
+            }
+        });
+        Ok(Watch { stop, handle })
+    }
+
+    fn finish(self) -> Result<Seen> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the pg_stat_activity watch panicked"))?
+    }
+}
 
 pub fn one_statement_per_request(server: &Server) -> Result<()> {
     let mut observer = Observer::connect(&server.database_url)?;
     if !observer.has_statement_stats() {
         bail!("pg_stat_statements is not installed in this database: CREATE EXTENSION pg_stat_statements (and preload it)");
     }
-    let missing = server.rows.saturating_add(1);
+    let requests = requests(server.rows);
+    let expected: i64 = requests.iter().filter(|(_, db)| *db).count() as i64;
+    let app = server.app.as_deref();
+    let watch = Watch::start(&server.database_url, app)?;
+    let before = observer.statement_calls()?;
+    for (target, _) in &requests {
+        client::get(server.direct, target)?;
+    }
+    // The server records a call when the statement's portal closes, which can be just after
+    // the client has its rows: wait for the count to settle (the server's roles are those of
+    // its sessions now, the watch's are complete only at its end).
+    let mut now = Seen::default();
+    now.add(observer.clients()?, app);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut ran = observer.statement_calls()?.since(&before);
+    while own(&ran, &now).iter().map(|q| q.calls).sum::<i64>() < expected
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        ran = observer.statement_calls()?.since(&before);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    ran = observer.statement_calls()?.since(&before);
+    let seen = watch.finish()?;
+    judge(&server.name, expected, &ran, &seen)
+}
+
+/// The requests of the check, each with whether it reads the database.
+fn requests(rows: i32) -> Vec<(String, bool)> {
     let mut requests: Vec<(String, bool)> = Vec::new();
     for i in 1..=10 {
         requests.push((format!("/test?id={i}"), true));
@@ -28,7 +130,8 @@ pub fn one_statement_per_request(server: &Server) -> Result<()> {
     for _ in 0..3 {
         requests.push(("/test".to_string(), true));
     }
-    if missing > server.rows {
+    let missing = rows.saturating_add(1);
+    if missing > rows {
         requests.push((format!("/test?id={missing}"), true));
     }
     // No statement for these.
@@ -41,100 +144,168 @@ pub fn one_statement_per_request(server: &Server) -> Result<()> {
     ] {
         requests.push((target.to_string(), false));
     }
-    let expected: i64 = requests.iter().filter(|(_, db)| *db).count() as i64;
-    let since = observer.clock()?;
-    let before = observer.statement_calls()?;
-    for (target, _) in &requests {
-        client::get(server.direct, target)?;
+    requests
+}
+
+/// The statements under the server's roles (all of them when its sessions were not seen).
+fn own<'a>(ran: &'a [QueryCalls], seen: &Seen) -> Vec<&'a QueryCalls> {
+    let roles = seen.role_ids();
+    ran.iter()
+        .filter(|q| roles.is_empty() || roles.contains(&q.role_id))
+        .collect()
+}
+
+/// The verdict on what ran: pass, fail (the server's own statements are not one per request),
+/// or cannot count (another client under the server's role may have made up the difference).
+fn judge(name: &str, expected: i64, ran: &[QueryCalls], seen: &Seen) -> Result<()> {
+    let roles = seen.role_ids();
+    let own = own(ran, seen);
+    let counted: i64 = own.iter().map(|q| q.calls).sum();
+    if counted == expected {
+        return Ok(());
     }
-    let app = server.app.as_deref();
-    // The server records a call when the statement's portal closes, which can be just after
-    // the client has its rows: wait for the count to settle.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let after = observer.statement_calls()?;
-        let others = observer.others_since(&since, app)?;
-        let counted = own_statements(&mut observer, app, &others, &before, &after)?;
-        if counted.is_none_or(|(delta, _)| delta >= expected) || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let after = observer.statement_calls()?;
-    let others = observer.others_since(&since, app)?;
-    let Some((delta, counted)) = own_statements(&mut observer, app, &others, &before, &after)?
-    else {
-        bail!(
-            "cannot count {}'s statements: other clients of the database ran statements meanwhile as the same role ({}), and pg_stat_statements counts per role, not per session ({} statements in all for {expected} requests); check it when the database is quiet, or give the other clients a role of their own",
-            server.name,
-            list(&others),
-            after.since(&before, None)
-        );
+    let elsewhere: Vec<&QueryCalls> = ran.iter().filter(|q| !own.contains(q)).collect();
+    let note = match elsewhere.is_empty() {
+        true => String::new(),
+        false => format!(
+            "; not counted, other roles' (other clients'): {}",
+            list(&elsewhere)
+        ),
     };
-    ensure!(
-        delta == expected,
-        "{expected} requests that read the DB ran {delta} statements ({}); the contract allows exactly one each; {}",
-        counted.what(),
-        match others.is_empty() {
-            true => "no other client ran statements meanwhile".to_string(),
-            false => format!("other clients meanwhile: {}", list(&others)),
+    let by_role = match roles.is_empty() {
+        true => {
+            "in the database (its sessions were not seen: give its application_name)".to_string()
         }
-    );
-    Ok(())
-}
-
-/// Whose statements a count covers.
-enum Counted {
-    /// Every client's in the database: no other client ran any meanwhile, or the server's
-    /// sessions cannot be told apart (no application_name known).
-    All,
-    /// Only the roles of the server's sessions, which no other client used meanwhile.
-    Roles(Vec<String>),
-}
-
-impl Counted {
-    fn what(&self) -> String {
-        match self {
-            Counted::All => "pg_stat_statements calls in the database".to_string(),
-            Counted::Roles(roles) => format!(
-                "pg_stat_statements calls of its role {}, which no other client used",
-                roles.join(", ")
-            ),
-        }
-    }
-}
-
-/// The statements the server (its sessions' application_name `app`) ran between `before`
-/// and `after`, and whose they are: all of the database's when no other client ran any
-/// (`others`), or when the server's sessions cannot be told apart; else those of its roles,
-/// if no other client used them. `None` when one did: the count cannot be the server's.
-fn own_statements(
-    observer: &mut Observer,
-    app: Option<&str>,
-    others: &[OtherClient],
-    before: &StatementCalls,
-    after: &StatementCalls,
-) -> Result<Option<(i64, Counted)>> {
-    let Some(app) = app.filter(|_| !others.is_empty()) else {
-        return Ok(Some((after.since(before, None), Counted::All)));
+        false => format!("of its role {}", names(seen)),
     };
-    let roles = observer.roles_of(app)?;
-    let ids: Vec<i64> = roles.iter().map(|(id, _)| *id).collect();
-    if ids.is_empty() || others.iter().any(|o| ids.contains(&o.role_id)) {
-        return Ok(None);
-    }
-    let names = roles.into_iter().map(|(_, name)| name).collect();
-    Ok(Some((
-        after.since(before, Some(&ids)),
-        Counted::Roles(names),
-    )))
-}
-
-fn list(others: &[OtherClient]) -> String {
-    others
+    let same_role: Vec<String> = seen
+        .others
         .iter()
-        .map(|o| o.to_string())
+        .filter(|(_, role_id, _)| roles.is_empty() || roles.contains(role_id))
+        .map(|(app, _, role)| format!("{app} as {role}"))
+        .collect();
+    let several_roles = ran.iter().map(|q| q.role_id).collect::<BTreeSet<_>>().len() > 1;
+    if !same_role.is_empty() || roles.is_empty() && several_roles {
+        // The statements its sessions were never seen running are the likelier other client's.
+        let unseen: Vec<&QueryCalls> = own
+            .iter()
+            .copied()
+            .filter(|q| !seen.queries.contains(&q.query_id))
+            .collect();
+        let suspects = if unseen.is_empty() { &own } else { &unseen };
+        let clients = match same_role.is_empty() {
+            true => String::new(),
+            false => format!(
+                "; other clients under the same role meanwhile: {}",
+                same_role.join(", ")
+            ),
+        };
+        return Err(CannotCheck(format!(
+            "cannot count {name}'s statements: {counted} statements {by_role} for {expected} requests, and some may be another client's ({}){clients}{note}; pg_stat_statements counts per role, not per session: give the server a role of its own, or check it when the database is quiet",
+            list(suspects)
+        ))
+        .into());
+    }
+    bail!(
+        "{expected} requests that read the DB ran {counted} statements {by_role} ({}); the contract allows exactly one each; no other client used its role meanwhile{note}",
+        list(&own)
+    )
+}
+
+fn names(seen: &Seen) -> String {
+    seen.roles
+        .iter()
+        .map(|(_, name)| name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn list(calls: &[&QueryCalls]) -> String {
+    let mut sorted = calls.to_vec();
+    sorted.sort_by_key(|q| std::cmp::Reverse(q.calls));
+    let shown: Vec<String> = sorted.iter().take(4).map(|q| q.to_string()).collect();
+    let more = sorted.len().saturating_sub(4);
+    match more {
+        0 => shown.join(", "),
+        _ => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(role_id: i64, query_id: i64, calls: i64) -> QueryCalls {
+        QueryCalls {
+            role_id,
+            role: format!("role{role_id}"),
+            query_id,
+            query: format!("query {query_id}"),
+            calls,
+        }
+    }
+
+    fn seen(roles: &[i64], queries: &[i64], others: &[i64]) -> Seen {
+        Seen {
+            roles: roles.iter().map(|r| (*r, format!("role{r}"))).collect(),
+            queries: queries.iter().copied().collect(),
+            others: others
+                .iter()
+                .map(|r| ("psql".to_string(), *r, format!("role{r}")))
+                .collect(),
+        }
+    }
+
+    fn outcome(ran: &[QueryCalls], seen: &Seen) -> &'static str {
+        match judge("t", 18, ran, seen) {
+            Ok(()) => "pass",
+            Err(e) if e.downcast_ref::<CannotCheck>().is_some() => "cannot",
+            Err(_) => "fail",
+        }
+    }
+
+    #[test]
+    fn other_roles_are_never_counted_nor_blamed() {
+        // A client under role 2, seen or not, beside the server under role 1.
+        let ran = [calls(1, 7, 18), calls(2, 9, 40)];
+        assert_eq!(outcome(&ran, &seen(&[1], &[7], &[2])), "pass");
+        assert_eq!(outcome(&ran, &seen(&[1], &[7], &[])), "pass");
+    }
+
+    #[test]
+    fn a_second_statement_of_the_server_is_a_failure() {
+        // Its own role, no other client under it: whether seen or not, both are its own.
+        let ran = [calls(1, 7, 18), calls(1, 8, 18)];
+        assert_eq!(outcome(&ran, &seen(&[1], &[8], &[])), "fail");
+        assert_eq!(outcome(&ran, &seen(&[1], &[8], &[2])), "fail");
+        // One statement per request, but only 17 ran: a failure too.
+        assert_eq!(outcome(&[calls(1, 7, 17)], &seen(&[1], &[7], &[])), "fail");
+    }
+
+    #[test]
+    fn another_client_under_the_same_role_makes_the_count_impossible() {
+        // A psql loop under the server's role: `SELECT $1`, which its sessions never ran.
+        let ran = [calls(1, 7, 18), calls(1, 5, 20)];
+        let both = seen(&[1], &[7], &[1]);
+        assert_eq!(outcome(&ran, &both), "cannot");
+        let message = format!("{:#}", judge("t", 18, &ran, &both).unwrap_err());
+        assert!(
+            message.contains("`query 5` ×20")
+                && !message.contains("query 7")
+                && message.contains("psql as role1")
+                && message.contains("role of its own"),
+            "{message}"
+        );
+        // The same role, one statement per request: nothing to doubt.
+        assert_eq!(outcome(&[calls(1, 7, 18)], &both), "pass");
+    }
+
+    #[test]
+    fn without_its_sessions_several_roles_cannot_be_counted() {
+        let ran = [calls(1, 7, 18), calls(2, 5, 3)];
+        assert_eq!(outcome(&ran, &seen(&[], &[], &[])), "cannot");
+        // One role alone: the count is the database's.
+        assert_eq!(outcome(&[calls(1, 7, 18)], &seen(&[], &[], &[])), "pass");
+        assert_eq!(outcome(&[calls(1, 7, 36)], &seen(&[], &[], &[])), "fail");
+    }
 }

@@ -11,37 +11,64 @@ use std::time::Duration;
 use anyhow::Result;
 use shared::Binary;
 
-use super::{run_all, run_on_stack, CheckOutcome, Kind, Server, TABLE_ROWS};
+use super::{run_all, run_on_stack, CheckOutcome, Kind, Outcome, Server, TABLE_ROWS};
 use crate::model::external::External;
 use crate::stack::Stack;
 
-/// Runs the contract checks on `targets`; returns each failing target with its first failure.
-pub fn refused_targets(stack: &Stack, targets: &[Binary]) -> Result<Vec<(Binary, String)>> {
-    let mut refused = Vec::new();
+/// What the checks make of a server that is measured: the conformance rules it breaks, and
+/// the checks that could not be made (each `check: why`), which its row lists.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checked {
+    pub breaks: Vec<String>,
+    pub unchecked: Vec<String>,
+}
+
+/// Runs the contract checks on `targets`: each is refused (with why) or measured (with the
+/// checks that could not be made). A target must keep every rule; a check it could not be
+/// given refuses it when the measurement rests on it, unless `accept_unchecked`.
+pub fn check_targets(
+    stack: &Stack,
+    targets: &[Binary],
+    accept_unchecked: bool,
+) -> Result<Vec<(Binary, Result<Checked, String>)>> {
+    let mut verdicts = Vec::new();
     for &binary in targets {
         let outcomes = run_on_stack(stack, binary)?;
-        if let Some(why) = tally(binary.name(), "", &outcomes) {
-            refused.push((binary, why));
-        }
+        let (verdict, summary) = judge(&outcomes, true, accept_unchecked);
+        eprintln!("bench: verify {:<12} {summary}", binary.name());
+        verdicts.push((binary, verdict));
     }
-    Ok(refused)
+    Ok(verdicts)
 }
 
 /// Runs the contract checks on an external server against the stack's database and
-/// upstream. `Err`: why it is refused (its first failure of a rule the measurement rests
-/// on); `Ok`: the conformance rules it breaks, each as `check: what came back`.
-pub fn check_external(stack: &Stack, external: &External) -> Result<Vec<String>, String> {
+/// upstream, through an nginx of the stack when it has none of its own (as `bench run` loads
+/// it). `Err`: why it is refused; `Ok`: the rules it breaks and the checks not made.
+pub fn check_external(
+    stack: &Stack,
+    external: &External,
+    accept_unchecked: bool,
+) -> Result<Checked, String> {
+    let remote_nginx = external.remote.as_ref().and_then(|r| r.via_nginx);
+    let local_proxy = match remote_nginx {
+        Some(_) => None,
+        None => Some(
+            stack
+                .proxy(&[(external.name.clone(), external.addr)], true, 1)
+                .map_err(|e| format!("cannot start nginx in front of {}: {e:#}", external.name))?,
+        ),
+    };
     let server = Server {
         binary: external.binary,
         name: external.name.clone(),
         direct: external.addr,
-        proxied: external.remote.as_ref().and_then(|r| r.via_nginx),
+        proxied: remote_nginx.or_else(|| local_proxy.as_ref().map(|(_, routes)| routes[0].listen)),
         database_url: stack.database_url().to_string(),
         upstream: Some(stack.upstream_addr),
         rows: TABLE_ROWS,
         app: external.app.clone(),
     };
-    let (verdict, summary) = judge(&run_all(&server));
+    let (verdict, summary) = judge(&run_all(&server), false, accept_unchecked);
     eprintln!(
         "bench: verify {:<12} {summary} ({})",
         external.name, external.url
@@ -49,62 +76,81 @@ pub fn check_external(stack: &Stack, external: &External) -> Result<Vec<String>,
     verdict
 }
 
-/// An external's outcomes judged: refused at its first failure of a rule the measurement
-/// rests on, else measured with the conformance rules it breaks; and the tally in words.
-pub fn judge(outcomes: &[CheckOutcome]) -> (Result<Vec<String>, String>, String) {
+/// Outcomes judged: refused at the first failure of a rule the measurement rests on (of any
+/// rule, for a reference, `strict`), or at the first such check that could not be made
+/// unless `accept_unchecked`; else measured with the conformance rules it breaks and the
+/// checks not made. And the tally in words.
+pub fn judge(
+    outcomes: &[CheckOutcome],
+    strict: bool,
+    accept_unchecked: bool,
+) -> (Result<Checked, String>, String) {
     let (measured, conformance): (Vec<&CheckOutcome>, Vec<&CheckOutcome>) =
         outcomes.iter().partition(|o| o.kind == Kind::Measured);
-    let (failed, breaks) = (broken(&measured), broken(&conformance));
-    let summary = format!(
+    let (failed, breaks) = (failures(&measured), failures(&conformance));
+    let (unmade, unmade_conformance) = (unchecked(&measured), unchecked(&conformance));
+    let mut summary = format!(
         "{}/{} checks the measurement rests on pass, {}/{} conformance rules kept",
-        measured.len() - failed.len(),
+        measured.len() - failed.len() - unmade.len(),
         measured.len(),
-        conformance.len() - breaks.len(),
+        conformance.len() - breaks.len() - unmade_conformance.len(),
         conformance.len(),
     );
-    let verdict = match failed.first() {
-        Some(first) => Err(format!(
+    let not_made = unmade.len() + unmade_conformance.len();
+    if not_made > 0 {
+        summary += &format!(", {not_made} could not be checked");
+    }
+    let refusal = if let Some(first) = failed.first() {
+        Some(format!(
             "failed the contract check {first}, which the measurement rests on (measure it anyway with --no-verify)"
-        )),
-        None => Ok(breaks),
+        ))
+    } else if let Some(first) = breaks.first().filter(|_| strict) {
+        Some(format!("failed the contract check {first}"))
+    } else {
+        unmade.first().filter(|_| !accept_unchecked).map(|first| {
+            format!(
+                "could not check {first}, which the measurement rests on (measure it anyway with --accept-unchecked)"
+            )
+        })
+    };
+    let verdict = match refusal {
+        Some(why) => Err(why),
+        None => Ok(Checked {
+            breaks,
+            unchecked: unmade.into_iter().chain(unmade_conformance).collect(),
+        }),
     };
     (verdict, summary)
 }
 
 /// Each failed check as `check: what came back`, its first line cut at 160 characters.
-fn broken(outcomes: &[&CheckOutcome]) -> Vec<String> {
+fn failures(outcomes: &[&CheckOutcome]) -> Vec<String> {
     outcomes
         .iter()
-        .filter_map(|o| {
-            let e = o.result.as_ref().err()?;
-            let text = format!("{e:#}");
-            let first = text.lines().next().unwrap_or_default().trim_end();
-            let cut: String = first.chars().take(160).collect();
-            let more = if cut.len() < first.len() { "…" } else { "" };
-            Some(format!("{}: {cut}{more}", o.check))
+        .filter_map(|o| match o.outcome() {
+            Outcome::Fail(text) => Some(format!("{}: {}", o.check, first_line(&text))),
+            Outcome::Pass | Outcome::CannotCheck(_) => None,
         })
         .collect()
 }
 
-/// Prints how many checks `name` passed; returns its first failure as the reason to refuse it.
-fn tally(name: &str, note: &str, outcomes: &[CheckOutcome]) -> Option<String> {
-    let failures: Vec<String> = outcomes
+/// Each check that could not be made, as `check: why`.
+fn unchecked(outcomes: &[&CheckOutcome]) -> Vec<String> {
+    outcomes
         .iter()
-        .filter_map(|o| {
-            o.result
-                .as_ref()
-                .err()
-                .map(|e| format!("{}: {e:#}", o.check))
+        .filter_map(|o| match o.outcome() {
+            Outcome::CannotCheck(why) => Some(format!("{}: {}", o.check, first_line(&why))),
+            Outcome::Pass | Outcome::Fail(_) => None,
         })
-        .collect();
-    eprintln!(
-        "bench: verify {name:<12} {}/{} checks pass{note}",
-        outcomes.len() - failures.len(),
-        outcomes.len()
-    );
-    failures
-        .first()
-        .map(|first| format!("failed the contract check {first}"))
+        .collect()
+}
+
+/// The first line of `text`, cut at 160 characters.
+fn first_line(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default().trim_end();
+    let cut: String = first.chars().take(160).collect();
+    let more = if cut.len() < first.len() { "…" } else { "" };
+    format!("{cut}{more}")
 }
 
 /// Fails fast, with one line naming it, when nothing answers HTTP at its address: not
@@ -150,8 +196,8 @@ mod tests {
     use crate::externals::parse;
     use crate::externals::{assemble, Observed};
 
-    /// Every check's outcome, failing those named.
-    fn outcomes(failing: &[&str]) -> Vec<CheckOutcome> {
+    /// Every check's outcome: failing those named in `failing`, not made those in `unmade`.
+    fn outcomes_with(failing: &[&str], unmade: &[&str]) -> Vec<CheckOutcome> {
         super::super::CHECKS
             .iter()
             .map(|c| CheckOutcome {
@@ -162,6 +208,8 @@ mod tests {
                         "a 9 KiB header: expected 431, got 400 Bad Request with body {}\nmore",
                         "a".repeat(400)
                     ))
+                } else if unmade.contains(&c.name) {
+                    Err(super::super::CannotCheck("another client under its role".into()).into())
                 } else {
                     Ok(())
                 },
@@ -169,14 +217,22 @@ mod tests {
             .collect()
     }
 
+    fn outcomes(failing: &[&str]) -> Vec<CheckOutcome> {
+        outcomes_with(failing, &[])
+    }
+
     #[test]
     fn an_external_breaking_only_conformance_rules_is_measured_with_them_listed() {
-        let (verdict, summary) = judge(&outcomes(&[
-            "heads_over_8_kib_are_431",
-            "other_methods_are_405_with_allow",
-            "headers_follow_the_contract",
-        ]));
-        let breaks = verdict.unwrap();
+        let (verdict, summary) = judge(
+            &outcomes(&[
+                "heads_over_8_kib_are_431",
+                "other_methods_are_405_with_allow",
+                "headers_follow_the_contract",
+            ]),
+            false,
+            false,
+        );
+        let breaks = verdict.unwrap().breaks;
         assert_eq!(breaks.len(), 3, "{breaks:?}");
         assert!(breaks[0].starts_with("headers_follow_the_contract: "));
         // One line each, cut short.
@@ -187,7 +243,13 @@ mod tests {
             summary,
             "7/7 checks the measurement rests on pass, 6/9 conformance rules kept"
         );
-        assert_eq!(judge(&outcomes(&[])).0, Ok(Vec::new()));
+        assert_eq!(
+            judge(&outcomes(&[]), false, false).0,
+            Ok(Checked::default())
+        );
+        // A reference must keep them all.
+        let (strict, _) = judge(&outcomes(&["heads_over_8_kib_are_431"]), true, false);
+        assert!(strict.unwrap_err().contains("heads_over_8_kib_are_431"));
     }
 
     #[test]
@@ -200,10 +262,68 @@ mod tests {
             "one_statement_per_request",
             "nginx_passes_the_same_bodies",
         ] {
-            let (verdict, summary) = judge(&outcomes(&[rule, "heads_over_8_kib_are_431"]));
+            let (verdict, summary) =
+                judge(&outcomes(&[rule, "heads_over_8_kib_are_431"]), false, true);
             let why = verdict.unwrap_err();
             assert!(why.contains(rule) && why.contains("--no-verify"), "{why}");
             assert!(summary.starts_with("6/7"), "{summary}");
+        }
+    }
+
+    /// Three outcomes: a check that could not be made is neither a pass nor a failure. On a
+    /// rule the measurement rests on it refuses, unless accepted; then the row lists it.
+    #[test]
+    fn a_check_not_made_is_counted_apart_and_refuses_unless_accepted() {
+        let unmade = outcomes_with(
+            &[],
+            &["one_statement_per_request", "headers_follow_the_contract"],
+        );
+        let words: Vec<&str> = unmade.iter().map(|o| o.outcome().word()).collect();
+        assert_eq!(words.iter().filter(|w| **w == "CANNOT CHECK").count(), 2);
+        assert!(!words.contains(&"FAIL"));
+        let (verdict, summary) = judge(&unmade, false, false);
+        let why = verdict.unwrap_err();
+        assert!(
+            why.starts_with("could not check one_statement_per_request: another client")
+                && why.contains("--accept-unchecked"),
+            "{why}"
+        );
+        assert_eq!(
+            summary,
+            "6/7 checks the measurement rests on pass, 8/9 conformance rules kept, 2 could not be checked"
+        );
+        let (verdict, _) = judge(&unmade, true, true);
+        let checked = verdict.unwrap();
+        assert!(checked.breaks.is_empty());
+        assert_eq!(checked.unchecked.len(), 2, "{checked:?}");
+        assert!(checked.unchecked[0].starts_with("one_statement_per_request: "));
+    }
+
+    /// No check passes without having made its requests: against a server that is not there
+    /// (nothing listens, no database, no nginx), each one fails or says it could not check.
+    #[test]
+    fn no_check_passes_without_a_request() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let server = Server {
+            binary: None,
+            name: "nothing".into(),
+            direct: closed,
+            proxied: None,
+            database_url: format!("postgres://nobody@{closed}/nothing"),
+            upstream: None,
+            rows: TABLE_ROWS,
+            app: None,
+        };
+        for outcome in run_all(&server) {
+            assert_ne!(
+                outcome.outcome(),
+                Outcome::Pass,
+                "{} passed unrun",
+                outcome.check
+            );
         }
     }
 

@@ -26,6 +26,8 @@ pub struct Session<'a> {
     bar: ProgressBar,
     /// Subjects refused by the contract checks, by name, with why.
     refused: Vec<(String, String)>,
+    /// The checks that could not be made of the subjects measured anyway, by name.
+    unchecked: Vec<(String, Vec<String>)>,
     interrupted: bool,
 }
 
@@ -43,17 +45,22 @@ impl<'a> Session<'a> {
         interrupted: &'a AtomicBool,
         rounds: u64,
     ) -> Result<Session<'a>> {
-        let mut refused = Vec::new();
+        let (mut refused, mut unchecked) = (Vec::new(), Vec::new());
         if plan.verify {
-            for (binary, why) in contract::refused_targets(stack, targets)? {
-                refused.push((binary.name().to_string(), why));
+            for (binary, verdict) in contract::check_targets(stack, targets, plan.accept_unchecked)?
+            {
+                match verdict {
+                    Err(why) => refused.push((binary.name().to_string(), why)),
+                    Ok(checked) => unchecked.push((binary.name().to_string(), checked.unchecked)),
+                }
             }
             for external in externals {
-                match contract::check_external(stack, external) {
+                match contract::check_external(stack, external, plan.accept_unchecked) {
                     Err(why) => refused.push((external.name.clone(), why)),
-                    Ok(breaks) => {
+                    Ok(checked) => {
                         external.verified = true;
-                        external.breaks = breaks;
+                        external.breaks = checked.breaks;
+                        unchecked.push((external.name.clone(), checked.unchecked));
                     }
                 }
             }
@@ -72,6 +79,7 @@ impl<'a> Session<'a> {
             runner,
             bar,
             refused,
+            unchecked,
             interrupted: false,
         })
     }
@@ -98,7 +106,10 @@ impl<'a> Session<'a> {
             return Some(Row::refused(case, why));
         }
         match self.runner.measure(case) {
-            Ok(row) => {
+            Ok(mut row) => {
+                if let Some((_, checks)) = self.unchecked.iter().find(|(n, _)| n == name) {
+                    row.unchecked = checks.clone();
+                }
                 if row.status == Status::Failed {
                     self.println(&format!(
                         "bench: {}{at} failed: {}",

@@ -41,8 +41,11 @@ pub const CLIENT: &str = "paced";
 pub fn run(stack: &Stack, plan: &Plan, every_s: f64, interrupted: &AtomicBool) -> Result<Vec<Row>> {
     let s = &plan.settings;
     let cases = case::expand(&plan.scenario, s, &plan.targets);
-    let refused = if plan.verify {
-        contract::refused_targets(stack, &plan.targets)?
+    let refused: Vec<(shared::Binary, String)> = if plan.verify {
+        contract::check_targets(stack, &plan.targets, plan.accept_unchecked)?
+            .into_iter()
+            .filter_map(|(binary, verdict)| verdict.err().map(|why| (binary, why)))
+            .collect()
     } else {
         Vec::new()
     };

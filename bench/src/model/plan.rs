@@ -31,6 +31,9 @@ pub struct Plan {
     /// The name every row's `relative` divides by: a target, or `pgbench`.
     pub baseline: String,
     pub verify: bool,
+    /// Measure a server whose checks the measurement rests on could not be made
+    /// (`--accept-unchecked`); its row lists them.
+    pub accept_unchecked: bool,
     pub out: PathBuf,
     pub progress: bool,
     /// The soak preset's fault spacing (`--fault-every`), when given.

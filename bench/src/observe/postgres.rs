@@ -75,66 +75,56 @@ impl Observer {
     }
 
     /// Executions of every statement but the observers' own in this database, so far, by
-    /// role (`pg_stat_statements` keeps no count per session).
+    /// role and query (`pg_stat_statements` keeps no count per session, but it keeps every
+    /// client's, those that came and went included).
     pub fn statement_calls(&mut self) -> Result<StatementCalls> {
         let rows = self.client.query(
             &format!(
-                "{TAG} SELECT userid::bigint, coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
-                   WHERE query NOT LIKE '/* bench-observer */%'
-                     AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-                   GROUP BY userid"
+                "{TAG} SELECT s.userid::bigint, coalesce(r.rolname::text, s.userid::text),
+                        s.queryid, left(regexp_replace(min(s.query), '\\s+', ' ', 'g'), 80),
+                        sum(s.calls)::bigint
+                   FROM pg_stat_statements s LEFT JOIN pg_roles r ON r.oid = s.userid
+                  WHERE s.query NOT LIKE '/* bench-observer */%'
+                    AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  GROUP BY 1, 2, 3"
             ),
             &[],
         )?;
         Ok(StatementCalls(
-            rows.iter().map(|row| (row.get(0), row.get(1))).collect(),
+            rows.iter()
+                .map(|row| QueryCalls {
+                    role_id: row.get(0),
+                    role: row.get(1),
+                    query_id: row.get::<_, Option<i64>>(2).unwrap_or(0),
+                    query: row.get(3),
+                    calls: row.get(4),
+                })
+                .collect(),
         ))
     }
 
-    /// The server's clock now, as text, to ask later what started after it.
-    pub fn clock(&mut self) -> Result<String> {
-        let row = self
-            .client
-            .query_one(&format!("{TAG} SELECT clock_timestamp()::text"), &[])?;
-        Ok(row.get(0))
-    }
-
-    /// The roles (oid, name) of the sessions of `application_name`.
-    pub fn roles_of(&mut self, application_name: &str) -> Result<Vec<(i64, String)>> {
-        let rows = self.client.query(
-            &format!(
-                "{TAG} SELECT DISTINCT usesysid::bigint, usename::text FROM pg_stat_activity
-                   WHERE application_name = $1 AND usesysid IS NOT NULL"
-            ),
-            &[&application_name],
-        )?;
-        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
-    }
-
-    /// The other clients of this database that ran a statement since `since` (or are running
-    /// one): every session but the observers' and those of `except`, by application and
-    /// role.
-    pub fn others_since(&mut self, since: &str, except: Option<&str>) -> Result<Vec<OtherClient>> {
+    /// Every client session of this database now but the observers': its application, its
+    /// role and the query it runs or ran last (`pg_stat_activity.query_id`, PostgreSQL 14
+    /// and later; 0 when unknown).
+    pub fn clients(&mut self) -> Result<Vec<Client>> {
         let rows = self.client.query(
             &format!(
                 "{TAG} SELECT coalesce(nullif(application_name, ''), 'no application_name'),
-                        usename::text, usesysid::bigint, count(*)
+                        usesysid::bigint, usename::text, coalesce(query_id, 0)
                    FROM pg_stat_activity
                   WHERE datname = current_database() AND backend_type = 'client backend'
                     AND pid <> pg_backend_pid() AND application_name <> 'bench-observer'
-                    AND application_name IS DISTINCT FROM $2
-                    AND (state = 'active' OR query_start >= $1::text::timestamptz)
-                  GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1"
+                    AND usesysid IS NOT NULL"
             ),
-            &[&since, &except],
+            &[],
         )?;
         Ok(rows
             .iter()
-            .map(|row| OtherClient {
+            .map(|row| Client {
                 application_name: row.get(0),
-                role: row.get(1),
-                role_id: row.get(2),
-                sessions: row.get(3),
+                role_id: row.get(1),
+                role: row.get(2),
+                query_id: row.get(3),
             })
             .collect())
     }
@@ -162,43 +152,54 @@ impl Observer {
     }
 }
 
-/// Statement executions by role (its oid), from `pg_stat_statements`.
+/// One statement's executions by one role, from `pg_stat_statements`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryCalls {
+    pub role_id: i64,
+    pub role: String,
+    pub query_id: i64,
+    /// The normalised text, cut at 80 characters.
+    pub query: String,
+    pub calls: i64,
+}
+
+impl std::fmt::Display for QueryCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` ×{} as {}", self.query, self.calls, self.role)
+    }
+}
+
+/// Statement executions by role and query, from `pg_stat_statements`.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct StatementCalls(pub Vec<(i64, i64)>);
+pub struct StatementCalls(pub Vec<QueryCalls>);
 
 impl StatementCalls {
-    /// The calls since `before`: of every role, or of `roles` only.
-    pub fn since(&self, before: &StatementCalls, roles: Option<&[i64]>) -> i64 {
-        let sum = |calls: &StatementCalls| -> i64 {
-            calls
-                .0
-                .iter()
-                .filter(|(role, _)| roles.is_none_or(|r| r.contains(role)))
-                .map(|(_, n)| n)
-                .sum()
-        };
-        sum(self) - sum(before)
+    /// The statements that ran since `before`, each with its new calls.
+    pub fn since(&self, before: &StatementCalls) -> Vec<QueryCalls> {
+        self.0
+            .iter()
+            .filter_map(|now| {
+                let was = before
+                    .0
+                    .iter()
+                    .find(|b| b.role_id == now.role_id && b.query_id == now.query_id)
+                    .map_or(0, |b| b.calls);
+                (now.calls > was).then(|| QueryCalls {
+                    calls: now.calls - was,
+                    ..now.clone()
+                })
+            })
+            .collect()
     }
 }
 
-/// Another client of the database, seen running statements.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OtherClient {
+/// A client session of the database, as `pg_stat_activity` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Client {
     pub application_name: String,
-    pub role: String,
     pub role_id: i64,
-    pub sessions: i64,
-}
-
-impl std::fmt::Display for OtherClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = if self.sessions == 1 { "" } else { "s" };
-        write!(
-            f,
-            "{} ({} session{s} as {})",
-            self.application_name, self.sessions, self.role
-        )
-    }
+    pub role: String,
+    pub query_id: i64,
 }
 
 /// The peaks a [`Sampler`] saw.

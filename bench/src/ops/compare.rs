@@ -32,6 +32,7 @@ pub struct CompareRequest {
     /// `--out` [default: a new folder in results/, made once the servers answered].
     pub out: Option<PathBuf>,
     pub verify: bool,
+    pub accept_unchecked: bool,
 }
 
 /// A comparison ready to measure: its sides, its plan, and the stack.
@@ -87,6 +88,7 @@ pub fn prepare(request: CompareRequest) -> Result<Prepared> {
         missing_targets: Vec::new(),
         baseline: b,
         verify: request.verify,
+        accept_unchecked: request.accept_unchecked,
         out,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         fault_every_s: None,

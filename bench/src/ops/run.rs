@@ -51,6 +51,7 @@ pub struct RunRequest {
     /// `--out` [default: a new folder in results/, made once the servers answered].
     pub out: Option<PathBuf>,
     pub verify: bool,
+    pub accept_unchecked: bool,
 }
 
 /// A run ready to measure. Fields drop in order: the peers stop before the stack.
@@ -113,6 +114,7 @@ pub fn prepare(request: RunRequest) -> Result<Prepared> {
         missing_targets,
         baseline: request.baseline,
         verify: request.verify,
+        accept_unchecked: request.accept_unchecked,
         out,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         fault_every_s: request.fault_every_s,

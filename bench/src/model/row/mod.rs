@@ -94,6 +94,10 @@ pub struct Row {
     /// A sweep's point: the knob values of this row (absent outside sweeps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<Point>,
+    /// The contract checks that could not be made of its server (`--accept-unchecked`), each
+    /// `check: why` (absent when every check was made).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<String>,
 }
 
 /// What a row of an external server says about it.
@@ -309,6 +313,7 @@ impl Row {
             efficiency: bound.filter(|_| m.seconds > 0.0).map(|b| spread.median / b),
             relative: None,
             point: None,
+            unchecked: Vec::new(),
             external: ExternalRow::of(&case.subject, s),
             connection_requests: ConnectionRequests::of(&m.per_connection),
             beside: chosen.beside.clone(),
