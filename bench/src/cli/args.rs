@@ -313,7 +313,7 @@ pub fn parse_seconds(text: &str) -> Result<u32, String> {
 pub struct ExternalObserve {
     /// An external server's process on this machine (NAME=PID): fills its RSS, threads and
     /// CPU columns, which are empty otherwise.
-    #[arg(long, value_name = "NAME=PID", value_parser = external::parse_pid)]
+    #[arg(long, value_name = "NAME=PID", value_parser = external::parse_pid, num_args = 1..)]
     pub external_pid: Vec<Named<u32>>,
     /// An external server's application_name in pg_stat_activity (NAME=APP): fills its DB
     /// sessions column.

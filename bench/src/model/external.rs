@@ -143,8 +143,23 @@ pub(crate) fn split_named(
 }
 
 /// Parses `--external-pid NAME=PID`.
+/// One pid per name: a multi-process server is watched from its parent, whose descendants are
+/// counted with it, so several pids (as `$(pgrep my-server)` gives) are refused saying so.
 pub fn parse_pid(text: &str) -> Result<Named<u32>, String> {
+    const ONE: &str = "give one: the parent's (the master of a multi-process server, e.g. `pgrep -o my-server`); its descendants are counted with it";
+    if !text.contains('=') && text.trim().parse::<u32>().is_ok() {
+        return Err(format!(
+            "--external-pid {text:?}: a second process id; {ONE}"
+        ));
+    }
     let (name, pid) = split_named("--external-pid", text, "mine=12345")?;
+    let several: Vec<&str> = pid.split_whitespace().collect();
+    if several.len() > 1 && several.iter().all(|p| p.parse::<u32>().is_ok()) {
+        return Err(format!(
+            "--external-pid {name}=…: several process ids ({}); {ONE}",
+            several.join(" ")
+        ));
+    }
     let pid = pid
         .parse::<u32>()
         .map_err(|_| format!("--external-pid {text:?}: {pid:?} is not a process id"))?;
@@ -242,5 +257,31 @@ impl External {
         } else {
             format!("{} [{mark}, unverified]", self.name)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pid_per_name_and_several_say_give_the_parents() {
+        assert_eq!(parse_pid("mine=42").unwrap().value, 42);
+        // `--external-pid "mine=$(pgrep my-server)"`: the pids on lines.
+        let several = parse_pid("mine=13332\n13341\n13342").unwrap_err();
+        assert!(
+            several.contains("several process ids (13332 13341 13342)")
+                && several.contains("the parent's"),
+            "{several}"
+        );
+        // `--external-pid mine=$(pgrep my-server)` unquoted: the next pid is a value of its own.
+        let second = parse_pid("13341").unwrap_err();
+        assert!(
+            second.contains("a second process id") && second.contains("pgrep -o"),
+            "{second}"
+        );
+        assert!(parse_pid("mine=x")
+            .unwrap_err()
+            .contains("is not a process id"));
     }
 }

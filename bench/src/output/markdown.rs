@@ -110,9 +110,23 @@ fn load_paragraph(meta: &Meta) -> String {
     )
 }
 
-/// The rows the client capped and why, and the tools' ceilings measured in the run.
+/// The rows the client capped and why, the rows too short for their latencies, and the
+/// tools' ceilings measured in the run.
 fn client_limits(rows: &[Row]) -> String {
     let mut out = String::new();
+    let short: Vec<&Row> = rows.iter().filter(|r| r.short_run.is_some()).collect();
+    if !short.is_empty() {
+        out += "Rows marked short (the measured load was too short for their latencies; lengthen the run with `--duration`):\n\n";
+        for r in short {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                r.target,
+                r.short_run.as_deref().unwrap_or("")
+            );
+        }
+        out += "\n";
+    }
     let notes = ceilings::notes(rows);
     if !notes.is_empty() {
         out +=

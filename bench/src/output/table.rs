@@ -61,6 +61,7 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
         } else {
             ""
         };
+        let short = if r.short_run.is_some() { " short" } else { "" };
         let c = &r.client;
         let busy = c
             .tool_cpu_share
@@ -68,7 +69,7 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
             .map(|(cpu, wait)| format!("{:.0}%+{:.0}%", cpu * 100.0, wait * 100.0));
         let _ = writeln!(
             out,
-            "| {} | {:.0}{spread}{saturated}{client_bound} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0}{spread}{saturated}{client_bound}{short} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.target,
             r.requests_per_sec,
             match r.relative {

@@ -98,6 +98,47 @@ pub struct Row {
     /// `check: why` (absent when every check was made).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unchecked: Vec<String>,
+    /// Why the measured load was too short for its latencies (absent when it was not): see
+    /// [`short_run`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_run: Option<String>,
+}
+
+/// The share of the measured load a median or mean latency may take before the row is too
+/// short to say much: a request that takes a tenth of the run is one of few per connection.
+pub const SHORT_RUN_SHARE: f64 = 0.1;
+
+/// The fewest answers per connection of a closed loop that say something about the spread.
+pub const SHORT_RUN_PER_CONNECTION: f64 = 10.0;
+
+/// Why a measured load was too short for what it measured: its P50 or mean latency over
+/// [`SHORT_RUN_SHARE`] of its length, or (closed loop) fewer than
+/// [`SHORT_RUN_PER_CONNECTION`] answers per connection. `None` when it was long enough.
+pub fn short_run(m: &Measurement, loop_kind: LoopKind, connections: u32) -> Option<String> {
+    if m.seconds <= 0.0 {
+        return None;
+    }
+    let run_ms = m.seconds * 1000.0;
+    let slow = [("P50", m.p50_ms), ("mean", m.mean_ms)]
+        .into_iter()
+        .find_map(|(what, ms)| {
+            ms.filter(|ms| *ms > SHORT_RUN_SHARE * run_ms)
+                .map(|ms| (what, ms))
+        });
+    if let Some((what, ms)) = slow {
+        return Some(format!(
+            "its {what} latency ({ms:.0} ms) is over {:.0}% of the {:.0} s measured: lengthen the run (--duration)",
+            SHORT_RUN_SHARE * 100.0,
+            m.seconds
+        ));
+    }
+    let answered = (m.ok_responses + m.errors.non_2xx) as f64;
+    let per_connection = answered / f64::from(connections.max(1));
+    (loop_kind == LoopKind::Closed && per_connection < SHORT_RUN_PER_CONNECTION).then(|| {
+        format!(
+            "{per_connection:.1} answers per connection, under {SHORT_RUN_PER_CONNECTION:.0}: lengthen the run (--duration)"
+        )
+    })
 }
 
 /// What a row of an external server says about it.
@@ -314,6 +355,7 @@ impl Row {
             relative: None,
             point: None,
             unchecked: Vec::new(),
+            short_run: short_run(m, loop_kind, s.connections).filter(|_| status == Status::Ok),
             external: ExternalRow::of(&case.subject, s),
             connection_requests: ConnectionRequests::of(&m.per_connection),
             beside: chosen.beside.clone(),

@@ -220,3 +220,30 @@ fn failures_and_empty_runs_are_failed_rows_and_relative_skips_them() {
     assert_eq!(rows[2].relative, None);
     assert_eq!(rows[3].relative, None);
 }
+
+/// A run too short for its latencies is marked: tsutsumi's sync-pool at 10 workers had a P50
+/// of 4.4 s in a 5 s run; a closed loop with a handful of answers per connection says little.
+#[test]
+fn a_run_too_short_for_its_latencies_is_marked() {
+    use super::{short_run, LoopKind};
+    let m = |seconds: f64, p50: f64, ok: u64| crate::model::tool::Measurement {
+        seconds,
+        p50_ms: Some(p50),
+        mean_ms: Some(p50),
+        ok_responses: ok,
+        ..Default::default()
+    };
+    let tsutsumi = short_run(&m(5.0, 4400.0, 110), LoopKind::Closed, 400).unwrap();
+    assert!(
+        tsutsumi.contains("P50 latency (4400 ms)") && tsutsumi.contains("--duration"),
+        "{tsutsumi}"
+    );
+    let few = short_run(&m(10.0, 20.0, 2000), LoopKind::Closed, 400).unwrap();
+    assert!(few.starts_with("5.0 answers per connection"), "{few}");
+    assert_eq!(
+        short_run(&m(10.0, 20.0, 45000), LoopKind::Closed, 100),
+        None
+    );
+    // An open loop has no connections to count answers on.
+    assert_eq!(short_run(&m(10.0, 20.0, 2000), LoopKind::Open, 400), None);
+}

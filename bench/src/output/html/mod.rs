@@ -48,14 +48,52 @@ pub fn write_report(dir: &Path, page: &Page) -> Result<()> {
     body += "<section class=\"report\">\n";
     body += &markdown::to_html(page.markdown);
     body += "</section>\n";
+    let (command, first) = reproduce(page.command);
+    let first = match first {
+        Some(note) => format!("<p>{}</p>\n", escape(&note)),
+        None => String::new(),
+    };
     let _ = writeln!(
         body,
-        "<section class=\"reproduce\"><h2>Reproduce</h2>\n<pre><code>{}</code></pre>\n<p>The files beside this page: <a href=\"results.json\">results.json</a>, <a href=\"results.csv\">results.csv</a>, <a href=\"report.md\">report.md</a>.</p></section>",
-        escape(page.command)
+        "<section class=\"reproduce\"><h2>Reproduce</h2>\n{first}<pre><code>{}</code></pre>\n<p>The files beside this page: <a href=\"results.json\">results.json</a>, <a href=\"results.csv\">results.csv</a>, <a href=\"report.md\">report.md</a>.</p></section>",
+        escape(&command)
     );
     let path = dir.join("report.html");
     std::fs::write(&path, document(page.title, &body))
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The command to show under "Reproduce", and what must be running before it: a run with
+/// servers the harness did not start needs them up at their URLs first (and a stack of
+/// `bench up` for `--remote`), and the pids it named were that run's, so they are shown as
+/// `PID`, to be the new process's.
+pub fn reproduce(command: &str) -> (String, Option<String>) {
+    let words: Vec<&str> = command.split(' ').collect();
+    let mut shown = Vec::new();
+    let mut pid_next = false;
+    for word in &words {
+        if pid_next && !word.starts_with("--") {
+            let name = word.split_once('=').map_or("", |(name, _)| name);
+            shown.push(format!("{name}=PID"));
+            continue;
+        }
+        pid_next = *word == "--external-pid";
+        shown.push(word.to_string());
+    }
+    let mut first = Vec::new();
+    if words.contains(&"--external") {
+        first.push("start the servers named by --external at their URLs, against the database given by --database-url".to_string());
+    }
+    if words.contains(&"--external-pid") {
+        first.push("give --external-pid the pid of each as it runs now (the parent's, for a multi-process server)".to_string());
+    }
+    if words.contains(&"--remote") {
+        first.push(
+            "have `bench up --listen-host` serve the stack the --remote URL describes".to_string(),
+        );
+    }
+    let note = (!first.is_empty()).then(|| format!("First, {}.", first.join("; ")));
+    (shown.join(" "), note)
 }
 
 /// A whole page: the style, the body, the sorting script.
@@ -241,5 +279,26 @@ mod tests {
             "nothing fetched"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_reproduce_line_says_what_must_run_first_and_leaves_out_the_pid() {
+        let (shown, first) = reproduce(
+            "bench run --scenario quick --external mine=http://127.0.0.1:9000/test --external-pid mine=13332 --database-url postgres://x",
+        );
+        assert_eq!(
+            shown,
+            "bench run --scenario quick --external mine=http://127.0.0.1:9000/test --external-pid mine=PID --database-url postgres://x"
+        );
+        let first = first.unwrap();
+        assert!(
+            first.contains("start the servers named by --external")
+                && first.contains("the parent's"),
+            "{first}"
+        );
+        assert_eq!(
+            reproduce("bench run --scenario quick"),
+            ("bench run --scenario quick".into(), None)
+        );
     }
 }
