@@ -307,7 +307,8 @@ impl<'a> Runner<'a> {
         let mut round = Round {
             measurement: Measurement::default(),
             sessions_peak,
-            rss_peak_mib: usage.map(|u| u.memory_mib),
+            rss_peak_mib: usage.map(|u| u.rss_mib),
+            pss_peak_mib: usage.and_then(|u| u.pss_mib),
             threads_peak: usage.map(|u| u.threads),
             processes_peak: usage.map(|u| u.processes),
             cpu_s,

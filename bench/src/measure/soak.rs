@@ -193,7 +193,7 @@ fn sample_until(
                 }
                 SoakSample {
                     t_s,
-                    rss_mib: usage.map(|u| u.memory_mib),
+                    rss_mib: usage.map(|u| u.rss_mib),
                     threads: usage.map(|u| u.threads),
                     fds: procfs::open_fds(pid),
                     sessions: sessions.and_then(|s| s.ok()).map(|s| s.total),

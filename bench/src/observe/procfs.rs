@@ -145,10 +145,13 @@ fn port_connections_in(table: &str, port: u16) -> (u64, u64) {
 /// What a process and its descendants hold at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Usage {
-    /// MiB: one process's resident memory (`VmRSS`); for several, the sum of their
-    /// proportional shares (`Pss`), so that pages a master shares with its forked workers
-    /// count once.
-    pub memory_mib: f64,
+    /// MiB: resident memory (`VmRSS`), summed over the processes: a page that a master
+    /// shares with its forked workers counts in each.
+    pub rss_mib: f64,
+    /// MiB: proportional resident memory (`Pss`), summed over the processes: a shared page
+    /// counts once, split between its sharers. `None` where it cannot be read (a remote
+    /// stack's samples).
+    pub pss_mib: Option<f64>,
     pub threads: u64,
     pub processes: u64,
 }
@@ -157,7 +160,11 @@ impl Usage {
     /// The larger of each figure (a peak over samples).
     pub fn max(self, other: Usage) -> Usage {
         Usage {
-            memory_mib: self.memory_mib.max(other.memory_mib),
+            rss_mib: self.rss_mib.max(other.rss_mib),
+            pss_mib: match (self.pss_mib, other.pss_mib) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
             threads: self.threads.max(other.threads),
             processes: self.processes.max(other.processes),
         }
@@ -178,9 +185,10 @@ fn pss_kib(pid: u32) -> Option<u64> {
 
 /// The memory and threads of `pid` alone, as one process.
 pub fn usage(pid: u32) -> Option<Usage> {
-    let (memory_mib, threads) = rss_and_threads(pid)?;
+    let (rss_mib, threads) = rss_and_threads(pid)?;
     Some(Usage {
-        memory_mib,
+        rss_mib,
+        pss_mib: pss_kib(pid).map(|kib| kib as f64 / 1024.0),
         threads,
         processes: 1,
     })
@@ -192,13 +200,17 @@ pub fn tree_usage(pid: u32) -> Option<Usage> {
     if members.len() == 1 {
         return usage(pid);
     }
-    let mut usage = Usage::default();
+    let mut usage = Usage {
+        pss_mib: Some(0.0),
+        ..Usage::default()
+    };
     for &member in &members {
         // A worker that exits between the listing and the read is left out.
-        let (Some((_, threads)), Some(pss)) = (rss_and_threads(member), pss_kib(member)) else {
+        let (Some((rss, threads)), Some(pss)) = (rss_and_threads(member), pss_kib(member)) else {
             continue;
         };
-        usage.memory_mib += pss as f64 / 1024.0;
+        usage.rss_mib += rss;
+        usage.pss_mib = usage.pss_mib.map(|sum| sum + pss as f64 / 1024.0);
         usage.threads += threads;
         usage.processes += 1;
     }
@@ -556,10 +568,13 @@ Rss:                  16 kB
         assert_eq!(members[0], pid);
         let usage = tree_usage(pid).expect("usage");
         assert_eq!((usage.processes, usage.threads), (4, 4), "{usage:?}");
-        assert!(usage.memory_mib > 0.0, "{usage:?}");
+        assert!(
+            usage.rss_mib > 0.0 && usage.pss_mib.is_some_and(|p| p > 0.0),
+            "{usage:?}"
+        );
         // One process alone is its RSS, as for a target.
         let me = tree_usage(std::process::id()).unwrap();
-        assert!(me.processes >= 1 && me.memory_mib > 0.0);
+        assert!(me.processes >= 1 && me.rss_mib > 0.0);
         assert!(cpu_seconds(pid, true).is_some());
         for member in members.iter().rev() {
             // SAFETY: kill has no memory preconditions; these are the test's own processes.

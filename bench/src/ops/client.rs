@@ -171,7 +171,7 @@ pub fn measure_models(upstream: SocketAddr, plan: &ClientPlan) -> Result<Vec<Cli
         }
         let peak_connections = connections.finish();
         let peak = memory.finish();
-        let (rss_peak_mib, threads_peak) = (peak.memory_mib, peak.threads);
+        let (rss_peak_mib, threads_peak) = (peak.rss_mib, peak.threads);
         let spread = Spread::of(&walls);
         let bound_s = model.bound(plan.requests, delay).as_secs_f64();
         rows.push(ClientRow {

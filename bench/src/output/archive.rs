@@ -103,12 +103,16 @@ pub fn read(dir: &Path) -> Result<Folder> {
     });
     let rows = match kind {
         Kind::Client => Vec::new(),
-        _ => serde_json::from_value(json["results"].clone()).with_context(|| {
-            format!(
-                "{}: its results are not rows of this bench version",
-                path.display()
-            )
-        })?,
+        _ => serde_json::from_value::<Vec<crate::model::row::Row>>(json["results"].clone())
+            .with_context(|| {
+                format!(
+                    "{}: its results are not rows of this bench version",
+                    path.display()
+                )
+            })?
+            .into_iter()
+            .map(crate::model::row::Row::with_label)
+            .collect(),
     };
     let text_of = |key: &str| json[key].as_str().map(str::to_string);
     Ok(Folder {

@@ -4,7 +4,7 @@
 use super::table::opt;
 use crate::model::row::{LoopKind, Row};
 
-const CSV_COLUMNS: &str = "target,binary,group,status,tool,loop,path,backend,delay_ms,connections,rate,via,upstream_keepalive,client_keepalive,sessions,flags,ok_responses,seconds,requests_per_sec,requests_per_sec_min,requests_per_sec_max,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,mean_ms,errors_total,errors_connect,errors_read,errors_write,errors_timeout,errors_non_2xx,errors_other,achieved_rate,saturated,db_sessions_peak,threads_peak,rss_peak_mib,cpu_ms_per_request,postgres_cpu_ms_per_request,nginx_cpu_ms_per_request,tool_cpu_ms_per_request,tool_cpu_share,tool_wait_share,implied_concurrency,client_bound,client_bound_reason,of_tool_ceiling,bound_rps,efficiency,relative,failure";
+const CSV_COLUMNS: &str = "target,kind,label,binary,group,status,tool,loop,path,backend,delay_ms,connections,rate,via,upstream_keepalive,client_keepalive,sessions,flags,ok_responses,seconds,requests_per_sec,requests_per_sec_min,requests_per_sec_max,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,mean_ms,errors_total,errors_connect,errors_read,errors_write,errors_timeout,errors_non_2xx,errors_other,achieved_rate,saturated,db_sessions_peak,threads_peak,processes_peak,rss_peak_mib,pss_peak_mib,cpu_ms_per_request,postgres_cpu_ms_per_request,nginx_cpu_ms_per_request,tool_cpu_ms_per_request,tool_cpu_share,tool_wait_share,implied_concurrency,client_bound,client_bound_reason,of_tool_ceiling,bound_rps,efficiency,relative,failure";
 
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
@@ -22,6 +22,8 @@ pub fn csv(rows: &[Row]) -> String {
         let m = &r.measurement;
         let e = &m.errors;
         let fields = [
+            csv_field(&r.given),
+            r.kind.clone(),
             csv_field(&r.target),
             r.binary.as_deref().unwrap_or("").to_string(),
             csv_field(&r.group),
@@ -63,7 +65,9 @@ pub fn csv(rows: &[Row]) -> String {
             r.saturated.map_or(String::new(), |v| v.to_string()),
             r.db_sessions_peak.map_or(String::new(), |v| v.to_string()),
             r.threads_peak.map_or(String::new(), |v| v.to_string()),
+            r.processes_peak.map_or(String::new(), |v| v.to_string()),
             opt(r.rss_peak_mib, 1),
+            opt(r.pss_peak_mib, 1),
             opt(r.cpu_ms_per_request, 4),
             opt(r.postgres_cpu_ms_per_request, 4),
             opt(r.nginx_cpu_ms_per_request, 4),

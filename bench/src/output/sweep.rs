@@ -52,11 +52,13 @@ pub fn read_jsonl(dir: &Path) -> Result<Vec<Row>> {
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, line)| {
-            serde_json::from_str(line)
+            serde_json::from_str::<Row>(line)
+                .map(Row::with_label)
                 .with_context(|| format!("{} line {}: not a row", path.display(), i + 1))
         })
         .collect()
 }
+
 /// Writes `results.json`, `results.csv`, the charts and `report.md`; returns the charts.
 pub fn write_sweep(
     files: &SweepFiles,

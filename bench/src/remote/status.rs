@@ -178,7 +178,8 @@ pub fn fetch_samples(status: SocketAddr) -> Result<Samples> {
 pub fn memory_of(status: SocketAddr, name: &str) -> Option<procfs::Usage> {
     let sample = *fetch_samples(status).ok()?.get(name)?;
     Some(procfs::Usage {
-        memory_mib: sample.rss_mib,
+        rss_mib: sample.rss_mib,
+        pss_mib: None,
         threads: sample.threads,
         processes: 1,
     })

@@ -157,9 +157,15 @@ fn run_beside(database_url: &str, external: &str, name: &str, extra: &[&str]) ->
 /// The external's row beside the reference's, without its pid: measured and verified, its
 /// process columns empty (and why), its throughput the reference's, no bound without a model.
 fn assert_unobserved(rows: &[Value], url: &str) {
-    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    let names: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(names, ["tokio-axum", "mine [external]"]);
     let (reference, mine) = (&rows[0], &rows[1]);
+    // The name as given, and the kind in a field of its own.
+    assert_eq!(
+        (&mine["target"], &mine["kind"]),
+        (&"mine".into(), &"external".into())
+    );
+    assert_eq!(reference["kind"], "target");
     assert_eq!(mine["status"], "ok", "{mine}");
     assert_eq!(mine["external"]["verified"], true, "{mine}");
     assert_eq!(mine["external"]["url"], url);

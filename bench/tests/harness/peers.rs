@@ -27,7 +27,7 @@ fn rows(dir: &Path) -> (Value, Vec<Value>) {
 
 fn row<'a>(rows: &'a [Value], target: &str) -> &'a Value {
     rows.iter()
-        .find(|r| r["target"] == target)
+        .find(|r| r["label"] == target)
         .unwrap_or_else(|| panic!("no row {target} in {rows:?}"))
 }
 
@@ -74,7 +74,7 @@ fn a_python_peer_is_measured_as_fully_as_a_target() {
         .output();
     assert!(output.status.success(), "{}", show(&output));
     let (results, rows) = rows(&dir);
-    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    let names: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(names, ["sync-pool", "flask-sync [peer]"]);
     let peer = row(&rows, "flask-sync [peer]");
     assert_eq!(peer["status"], "ok", "{peer}");

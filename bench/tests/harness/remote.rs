@@ -47,7 +47,7 @@ fn a_stack_from_bench_up_is_measured_with_remote_and_another_version_is_refused(
     assert!(output.status.success(), "{}", show(&output));
     let results = read_json(&dir.join("results.json"));
     let rows = results["results"].as_array().unwrap();
-    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    let names: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(
         names,
         [
@@ -220,7 +220,7 @@ fn assert_outside_the_ephemeral_range(description_url: &str) {
 /// samples in their process columns.
 fn assert_measured_remotely(description: &Value) {
     let rows = description["results"].as_array().unwrap();
-    let names: Vec<&str> = rows.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    let names: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(
         names,
         [

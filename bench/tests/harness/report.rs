@@ -101,7 +101,7 @@ fn targets_of(results: &serde_json::Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["target"].as_str().unwrap().to_string())
+        .map(|r| r["label"].as_str().unwrap().to_string())
         .collect()
 }
 

@@ -40,7 +40,19 @@ impl Status {
 /// read back from a sweep's `results.jsonl` to resume it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
+    /// The row's label in tables and charts: its name (and its group's suffix), a server the
+    /// harness did not start marked `[external]`, `[peer]` or `[remote HOST]`. `label` in
+    /// results.json (filled from `target` for a file written before it had one).
+    #[serde(rename = "label", default)]
     pub target: String,
+    /// The name as given, without a mark: the target's, or the user's for a server the
+    /// harness did not start (and its group's suffix). `target` in results.json.
+    #[serde(rename = "target")]
+    pub given: String,
+    /// What the row measured: `target`, `external`, `peer`, `remote`, `pgbench` or
+    /// `nginx-static`.
+    #[serde(default)]
+    pub kind: String,
     pub binary: Option<String>,
     pub model: String,
     /// Rows in the same group compare with each other.
@@ -68,11 +80,16 @@ pub struct Row {
     pub saturated: Option<bool>,
     pub db_sessions_peak: Option<i64>,
     pub threads_peak: Option<u64>,
-    /// The watched process and its descendants (an external server's workers): more than
-    /// one makes `rss_peak_mib` the sum of their proportional shares.
+    /// The watched process and its descendants (an external server's workers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes_peak: Option<u64>,
+    /// Resident memory, summed over the watched process and its descendants (a page shared
+    /// between them counts in each): for a target, its one process's RSS.
     pub rss_peak_mib: Option<f64>,
+    /// Proportional resident memory, summed over the same processes (a shared page counts
+    /// once, split between its sharers): the figure to compare a multi-process server by.
+    #[serde(default)]
+    pub pss_peak_mib: Option<f64>,
     pub cpu_ms_per_request: Option<f64>,
     pub postgres_cpu_ms_per_request: Option<f64>,
     pub nginx_cpu_ms_per_request: Option<f64>,
@@ -102,6 +119,28 @@ pub struct Row {
     /// [`short_run`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub short_run: Option<String>,
+}
+
+/// `mine [external] db-restart@5s` → `mine db-restart@5s`: a label without its mark.
+pub fn without_mark(label: &str) -> String {
+    match (label.find(" ["), label.find(']')) {
+        (Some(open), Some(close)) if close > open => {
+            format!("{}{}", &label[..open], &label[close + 1..])
+        }
+        _ => label.to_string(),
+    }
+}
+
+/// The kind of a row's subject, as results.json names it.
+fn kind_of(subject: &Subject) -> &'static str {
+    match subject {
+        Subject::Target(_) => "target",
+        Subject::External(e) if e.remote.is_some() => "remote",
+        Subject::External(e) if e.peer => "peer",
+        Subject::External(_) => "external",
+        Subject::Pgbench => "pgbench",
+        Subject::NginxStatic => "nginx-static",
+    }
 }
 
 /// The share of the measured load a median or mean latency may take before the row is too
@@ -172,6 +211,7 @@ pub struct Round {
     pub beside: Beside,
     pub sessions_peak: Option<i64>,
     pub rss_peak_mib: Option<f64>,
+    pub pss_peak_mib: Option<f64>,
     pub threads_peak: Option<u64>,
     pub processes_peak: Option<u64>,
     pub cpu_s: Option<f64>,
@@ -326,6 +366,8 @@ impl Row {
         let client = ClientCost::of(chosen.tool_cost, m, loop_kind, in_flight);
         Row {
             target: case.label.clone(),
+            given: without_mark(&case.label),
+            kind: kind_of(&case.subject).to_string(),
             binary,
             model,
             group: case.group.clone(),
@@ -346,6 +388,7 @@ impl Row {
             threads_peak: chosen.threads_peak,
             processes_peak: chosen.processes_peak,
             rss_peak_mib: chosen.rss_peak_mib,
+            pss_peak_mib: chosen.pss_peak_mib,
             cpu_ms_per_request: per_request(chosen.cpu_s, answered),
             postgres_cpu_ms_per_request: per_request(chosen.postgres_cpu_s, answered),
             nginx_cpu_ms_per_request: per_request(chosen.nginx_cpu_s, answered),
@@ -373,6 +416,15 @@ impl Row {
 
     pub fn is_ok(&self) -> bool {
         self.status == Status::Ok
+    }
+
+    /// A row read back from a file written before rows had a `label`: its `target` was the
+    /// label.
+    pub fn with_label(mut self) -> Row {
+        if self.target.is_empty() {
+            self.target = self.given.clone();
+        }
+        self
     }
 
     /// Its label without its group's (`tokio-axum`, not `tokio-axum db-restart@5s`).
