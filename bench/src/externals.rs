@@ -88,6 +88,8 @@ pub fn assemble(urls: &[Named<String>], observed: &Observed) -> Result<Vec<Exter
             peer: false,
             binary: None,
             remote: None,
+            upstream_page: None,
+            database: None,
         });
     }
     let known = |out: &[External], flag: &str, name: &str| -> Result<usize, String> {

@@ -378,6 +378,18 @@ pub fn db_delay_sleeps_in_the_statement(server: &Server) -> Result<()> {
 }
 
 /// The upstream page's length, fetched from nginx directly.
+/// What a server's upstream backend fetched: the length it reports, and the length of the
+/// harness's own page at `upstream` (equal when it fetched the run's page).
+pub fn upstream_lengths(direct: SocketAddr, upstream: SocketAddr) -> Result<(u64, usize)> {
+    let response = client::get(direct, "/test?backend=upstream&delay_ms=0")?;
+    let body: serde_json::Value = serde_json::from_slice(&response.body)
+        .with_context(|| format!("its upstream answer is not JSON: {}", response.text()))?;
+    let reported = body["bytes"]
+        .as_u64()
+        .with_context(|| format!("its upstream answer has no bytes: {}", response.text()))?;
+    Ok((reported, upstream_page_length(upstream)?))
+}
+
 fn upstream_page_length(upstream: SocketAddr) -> Result<usize> {
     let page = client::get(upstream, "/upstream?delay_ms=0")?;
     expect_status(&page, 200, "the upstream page itself")?;

@@ -30,6 +30,7 @@ use checks::*;
 use statements::one_statement_per_request;
 
 pub use burst::{burst, burst_with_peaks, statuses, BurstPeaks};
+pub use checks::upstream_lengths;
 pub use verify::{check_external, check_targets, judge, reach, Checked};
 
 /// What a check runs against.

@@ -5,11 +5,13 @@
 //!
 //! - the statements of the roles the server's sessions use; other roles' are other clients',
 //!   never counted and never blamed;
-//! - under the server's roles, when a session of another application was seen meanwhile
-//!   (`pg_stat_activity`, watched every 2 ms on a thread, so that a client that connects,
-//!   runs and leaves is seen too) and the count is not one per request, the check says it
-//!   cannot count ([`CannotCheck`]), naming that client and the statements the server's
-//!   sessions were never seen running, instead of failing the server.
+//! - under the server's roles, when another client may have run statements meanwhile, and
+//!   the count is not one per request, the check says it cannot count ([`CannotCheck`]),
+//!   naming what it saw, instead of failing the server. Two things say another client was
+//!   there: a statement that also ran while no request was sent (half a second of quiet is
+//!   counted first: the server runs nothing unasked, a client that comes and goes keeps
+//!   running), and a session of another application under the server's role
+//!   (`pg_stat_activity`, watched every 2 ms on a thread).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +33,8 @@ struct Seen {
     roles: BTreeSet<(i64, String)>,
     queries: BTreeSet<i64>,
     others: BTreeSet<(String, i64, String)>,
+    /// The statements (role, query id) that ran in the quiet before the requests.
+    quiet: BTreeSet<(i64, i64)>,
 }
 
 impl Seen {
@@ -86,6 +90,9 @@ impl Watch {
     }
 }
 
+/// The quiet before the requests, long enough for a client that runs every 0.1 s to show.
+const QUIET: Duration = Duration::from_millis(500);
+
 pub fn one_statement_per_request(server: &Server) -> Result<()> {
     let mut observer = Observer::connect(&server.database_url)?;
     if !observer.has_statement_stats() {
@@ -95,7 +102,15 @@ pub fn one_statement_per_request(server: &Server) -> Result<()> {
     let expected: i64 = requests.iter().filter(|(_, db)| *db).count() as i64;
     let app = server.app.as_deref();
     let watch = Watch::start(&server.database_url, app)?;
+    // Half a second without a request: what runs then is not the server's doing.
+    let quiet_start = observer.statement_calls()?;
+    std::thread::sleep(QUIET);
     let before = observer.statement_calls()?;
+    let quiet: BTreeSet<(i64, i64)> = before
+        .since(&quiet_start)
+        .iter()
+        .map(|q| (q.role_id, q.query_id))
+        .collect();
     for (target, _) in &requests {
         client::get(server.direct, target)?;
     }
@@ -114,7 +129,8 @@ pub fn one_statement_per_request(server: &Server) -> Result<()> {
     }
     std::thread::sleep(Duration::from_millis(200));
     ran = observer.statement_calls()?.since(&before);
-    let seen = watch.finish()?;
+    let mut seen = watch.finish()?;
+    seen.quiet = quiet;
     judge(&server.name, expected, &ran, &seen)
 }
 
@@ -185,14 +201,25 @@ fn judge(name: &str, expected: i64, ran: &[QueryCalls], seen: &Seen) -> Result<(
         .map(|(app, _, role)| format!("{app} as {role}"))
         .collect();
     let several_roles = ran.iter().map(|q| q.role_id).collect::<BTreeSet<_>>().len() > 1;
-    if !same_role.is_empty() || roles.is_empty() && several_roles {
-        // The statements its sessions were never seen running are the likelier other client's.
+    // What also ran in the quiet is another client's: the server runs nothing unasked.
+    let in_quiet: Vec<&QueryCalls> = own
+        .iter()
+        .copied()
+        .filter(|q| seen.quiet.contains(&(q.role_id, q.query_id)))
+        .collect();
+    if !in_quiet.is_empty() || !same_role.is_empty() || roles.is_empty() && several_roles {
+        // The statements that ran in the quiet, else those its sessions were never seen
+        // running, are the likelier other client's.
         let unseen: Vec<&QueryCalls> = own
             .iter()
             .copied()
             .filter(|q| !seen.queries.contains(&q.query_id))
             .collect();
-        let suspects = if unseen.is_empty() { &own } else { &unseen };
+        let suspects = match (in_quiet.is_empty(), unseen.is_empty()) {
+            (false, _) => &in_quiet,
+            (true, false) => &unseen,
+            (true, true) => &own,
+        };
         let clients = match same_role.is_empty() {
             true => String::new(),
             false => format!(
@@ -253,6 +280,7 @@ mod tests {
                 .iter()
                 .map(|r| ("psql".to_string(), *r, format!("role{r}")))
                 .collect(),
+            quiet: BTreeSet::new(),
         }
     }
 
@@ -298,6 +326,12 @@ mod tests {
         );
         // The same role, one statement per request: nothing to doubt.
         assert_eq!(outcome(&[calls(1, 7, 18)], &both), "pass");
+        // Never seen in pg_stat_activity, but running in the quiet before the requests.
+        let mut quiet = seen(&[1], &[7], &[]);
+        quiet.quiet.insert((1, 5));
+        assert_eq!(outcome(&ran, &quiet), "cannot");
+        // A statement of its own that ran only with the requests is its own.
+        assert_eq!(outcome(&[calls(1, 7, 18), calls(1, 8, 18)], &quiet), "fail");
     }
 
     #[test]

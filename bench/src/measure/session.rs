@@ -54,6 +54,12 @@ impl<'a> Session<'a> {
                     Ok(checked) => unchecked.push((binary.name().to_string(), checked.unchecked)),
                 }
             }
+        }
+        let mut externals: Vec<&mut External> = externals.into_iter().collect();
+        for external in externals.iter_mut() {
+            rests_on(stack, external);
+        }
+        if plan.verify {
             for external in externals {
                 match contract::check_external(stack, external, plan.accept_unchecked) {
                     Err(why) => refused.push((external.name.clone(), why)),
@@ -172,4 +178,25 @@ fn progress_bar(total: u64, show: bool) -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// What an external's rows rest on beside the targets': the database it is checked and
+/// measured on, and the upstream page it fetches (the run's, or one of its own).
+fn rests_on(stack: &Stack, external: &mut External) {
+    external.database = shared::DatabaseUrl::parse(stack.database_url())
+        .ok()
+        .map(|url| url.to_string());
+    external.upstream_page = match contract::upstream_lengths(external.addr, stack.upstream_addr) {
+        Ok((reported, run)) if reported == run as u64 => Some(format!(
+            "the run's page ({run} bytes, {})",
+            stack.upstream_url()
+        )),
+        Ok((reported, run)) => Some(format!(
+            "a page of its own ({reported} bytes; the targets fetch {run} bytes from {})",
+            stack.upstream_url()
+        )),
+        Err(e) => Some(format!(
+            "unknown: its upstream backend did not answer ({e:#})"
+        )),
+    };
 }

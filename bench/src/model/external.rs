@@ -99,6 +99,11 @@ pub struct External {
     pub binary: Option<Binary>,
     /// On a stack another `bench up` started (`--remote`): where, and how it is observed.
     pub remote: Option<RemoteSide>,
+    /// What its rows rest on beside the targets': the upstream page it fetched, in words
+    /// (the run's page, or one of its own and its length).
+    pub upstream_page: Option<String>,
+    /// The database it was checked and measured on (its password left out).
+    pub database: Option<String>,
 }
 
 /// A target of a remote stack, as its description has it.

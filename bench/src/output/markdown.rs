@@ -214,7 +214,7 @@ fn externals(rows: &[Row]) -> String {
             };
             let _ = writeln!(
                 out,
-                "- {}: {}, {checked}.{bound}{}{}",
+                "- {}: {}, {checked}.{bound}{}{}{}{}",
                 r.target,
                 e.url,
                 e.measured_by
@@ -222,7 +222,15 @@ fn externals(rows: &[Row]) -> String {
                     .map_or(String::new(), |by| format!(" Measured by {by}.")),
                 e.unobserved
                     .as_ref()
-                    .map_or(String::new(), |why| format!(" Empty columns: {why}."))
+                    .map_or(String::new(), |why| format!(" Empty columns: {why}.")),
+                e.upstream_page
+                    .as_ref()
+                    .map_or(String::new(), |page| format!(
+                        " Its upstream backend fetched {page}."
+                    )),
+                e.database
+                    .as_ref()
+                    .map_or(String::new(), |db| format!(" Database: {db}.")),
             );
         }
     }

@@ -184,6 +184,8 @@ impl Description {
                         })
                         .collect(),
                 }),
+                upstream_page: None,
+                database: None,
             });
         }
         if remotes.is_empty() {

@@ -337,6 +337,8 @@ impl Stack {
                 peer: true,
                 binary: None,
                 remote: None,
+                upstream_page: None,
+                database: None,
             },
             process,
         };

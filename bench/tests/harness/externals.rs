@@ -166,6 +166,16 @@ fn assert_unobserved(rows: &[Value], url: &str) {
         (&"mine".into(), &"external".into())
     );
     assert_eq!(reference["kind"], "target");
+    // What its row rests on: the page it fetched and the database.
+    let page = mine["external"]["upstream_page"].as_str().unwrap();
+    assert!(page.starts_with("the run's page ("), "{page}");
+    assert!(
+        mine["external"]["database"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgres://postgres@127.0.0.1:"),
+        "{mine}"
+    );
     assert_eq!(mine["status"], "ok", "{mine}");
     assert_eq!(mine["external"]["verified"], true, "{mine}");
     assert_eq!(mine["external"]["url"], url);
@@ -412,8 +422,8 @@ fn a_client_that_comes_and_goes_is_never_counted_as_the_servers() {
     assert!(same.status.success(), "{said}");
     assert!(
         said.contains("CANNOT CHECK  one_statement_per_request")
-            && said.contains("psql as postgres")
-            && said.to_lowercase().contains("`select $1`")
+            && said.to_lowercase().contains("`select $1` ×")
+            && said.contains("as postgres")
             && !said.contains("FAIL"),
         "{said}"
     );

@@ -201,6 +201,12 @@ pub struct ExternalRow {
     /// A target of a remote stack (`--remote`): which host measured what.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_by: Option<String>,
+    /// The upstream page it fetched with the upstream backend: the run's, or its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_page: Option<String>,
+    /// The database it was checked and measured on (without its password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
 }
 
 /// What one round of one case measured, beyond the tool's numbers.
@@ -509,6 +515,8 @@ impl ExternalRow {
             application_name: e.app.clone(),
             unobserved: e.unobserved(s.queries_the_database()),
             measured_by: e.measured_by(),
+            upstream_page: e.upstream_page.clone(),
+            database: e.database.clone(),
         })
     }
 }
