@@ -114,6 +114,14 @@ fn load_paragraph(meta: &Meta) -> String {
 /// tools' ceilings measured in the run.
 fn client_limits(rows: &[Row]) -> String {
     let mut out = String::new();
+    let unchecked: Vec<&Row> = rows.iter().filter(|r| !r.unchecked.is_empty()).collect();
+    if !unchecked.is_empty() {
+        out += "Measured with contract checks that could not be made (`--accept-unchecked`):\n\n";
+        for r in unchecked {
+            let _ = writeln!(out, "- {}: {}", r.target, r.unchecked.join("; "));
+        }
+        out += "\n";
+    }
     let short: Vec<&Row> = rows.iter().filter(|r| r.short_run.is_some()).collect();
     if !short.is_empty() {
         out += "Rows marked short (the measured load was too short for their latencies; lengthen the run with `--duration`):\n\n";
