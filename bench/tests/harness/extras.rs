@@ -63,9 +63,11 @@ fn the_connections_preset_reports_a_per_connection_figure_for_every_target() {
             .as_f64()
             .expect("a per-connection figure");
         // may keeps 1,000 coroutines (stack included) made at start-up: the first 1,000
-        // connections cost it no new memory. sync-pool closes each connection.
+        // connections cost it no new memory. sync-pool closes each connection. Their RSS may
+        // then even give back a page or so meanwhile (-0.02 KiB per connection seen: 4 KiB
+        // over 200): at most 20 KiB in all.
         let free = ["may-green", "sync-pool"].contains(&row["binary"].as_str().unwrap());
-        let least = if free { 0.0 } else { 0.01 };
+        let least = if free { -0.1 } else { 0.01 };
         assert!(per >= least && per < 1024.0, "{}: {per} KiB", row["target"]);
         assert_eq!(idle["health_failed"], 0, "{row}");
         assert!(idle["load_alone_rps"].as_f64().unwrap() > 0.0);
