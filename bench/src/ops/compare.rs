@@ -46,10 +46,14 @@ pub struct Prepared {
 impl Prepared {
     /// A's and B's names.
     pub fn names(&self) -> [String; 2] {
-        self.sides
-            .each_ref()
-            .map(|side| side.name().unwrap_or_default().to_string())
+        names_of(&self.sides)
     }
+}
+
+fn names_of(sides: &[Subject; 2]) -> [String; 2] {
+    sides
+        .each_ref()
+        .map(|side| side.name().unwrap_or_default().to_string())
 }
 
 /// Reaches the externals among the sides, makes the results folder, starts the stack and
@@ -73,9 +77,7 @@ pub fn prepare(request: CompareRequest) -> Result<Prepared> {
         })
         .collect();
     let sides = request.sides;
-    let [a, b] = sides
-        .each_ref()
-        .map(|side| side.name().unwrap_or_default().to_string());
+    let [a, b] = names_of(&sides);
     let out = output::folder::out_dir(request.out.as_deref(), &format!("compare-{a}-{b}"))?;
     let stack = super::prepare::stack(&request.options)?;
     let plan = Plan {

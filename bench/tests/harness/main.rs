@@ -112,6 +112,20 @@ fn assert_format_kept(path: &Path, all: &str, base: &str) {
     );
 }
 
+/// How many SVG charts the folder holds.
+fn svg_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "svg")
+        })
+        .count()
+}
+
 /// The folder's `report.html`: its verdict, a figure per SVG chart of the folder (each with
 /// values on hover), a table, and the command. (the `report` module loads one in a browser.)
 fn assert_report_html(dir: &Path, verdict: &str) {
@@ -123,16 +137,7 @@ fn assert_report_html(dir: &Path, verdict: &str) {
         .and_then(|v| v.split("</p>").next())
         .expect("a verdict");
     assert!(said.contains(verdict), "verdict {said:?} lacks {verdict:?}");
-    let charts = std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "svg")
-        })
-        .count();
+    let charts = svg_files(dir);
     assert!(charts > 0, "no chart in {}", dir.display());
     assert_eq!(
         html.matches("<figure").count(),

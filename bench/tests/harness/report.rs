@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::browser::{screenshot, Browser, Loaded};
 use super::common::{bench, out_dir, read_json, show, Bench};
-use super::lock;
+use super::{lock, svg_files};
 
 /// Sorts the first table by its second column (a click on its head) and reads that column.
 const SORT_BY_SECOND: &str = "(function () { var t = document.querySelector('table.sortable'); t.tHead.rows[0].cells[1].click(); return Array.prototype.map.call(t.tBodies[0].rows, function (r) { return r.cells[1].textContent; }); })()";
@@ -108,16 +108,7 @@ fn targets_of(results: &serde_json::Value) -> Vec<String> {
 /// A figure per SVG file of `dir` in the page, each with every target's name and values on
 /// hover.
 fn assert_a_figure_per_chart(dir: &Path, dom: &str, targets: &[String]) {
-    let svgs = std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "svg")
-        })
-        .count();
+    let svgs = svg_files(dir);
     let figures: Vec<&str> = dom.split("<figure").skip(1).collect();
     assert_eq!(figures.len(), svgs, "a figure per chart file");
     for figure in &figures {

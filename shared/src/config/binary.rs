@@ -152,15 +152,6 @@ impl Model {
         }
     }
 
-    /// Whether `--workers` sizes it: every model but thread per connection, which starts a
-    /// thread per connection (up to `--max-threads`).
-    pub fn takes_workers(self) -> bool {
-        match self {
-            Model::ThreadPerConnection => false,
-            Model::ThreadPool | Model::Tokio | Model::Green | Model::ThreadPerCore => true,
-        }
-    }
-
     /// `--workers` when the flag is absent: the CPU count, or 2 × CPU + 1 for a thread pool
     /// (gunicorn's advice for sync workers).
     pub fn default_workers(self, cpus: usize) -> usize {
