@@ -49,7 +49,8 @@ async def answer_test(config, query, pool, upstream):
             return 504, contract.error_body("upstream did not answer in time")
         except aiohttp.ClientError as e:
             return 502, contract.error_body(f"upstream unreachable: {type(e).__name__}")
-        return 200, contract.upstream_body(page.status, len(body))
+        # The work runs here, on the event loop: every other task of this process waits.
+        return 200, contract.with_work(contract.upstream_body(page.status, len(body)), work.work)
     statement, args = work.statement()
     try:
         async with pool.acquire(timeout=config.pool_timeout_s) as connection:
@@ -60,4 +61,4 @@ async def answer_test(config, query, pool, upstream):
         return 503, contract.error_body(f"database unavailable: {type(e).__name__}")
     if row is None:
         return 404, contract.error_body(f"no row with id {work.id}")
-    return 200, contract.row_body(row["a"], row["b"])
+    return 200, contract.with_work(contract.row_body(row["a"], row["b"]), work.work)

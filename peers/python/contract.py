@@ -5,6 +5,7 @@ What differs between the peers -- how a request waits for PostgreSQL or the upst
 each peer's own file, which is the point of reading them side by side.
 """
 
+import hashlib
 import json
 import os
 import random
@@ -12,6 +13,7 @@ from urllib.parse import unquote
 
 MAX_DELAY_MS = 10_000
 MAX_ID = 2**31 - 1
+MAX_WORK = 100_000
 
 # The two statements of the db backend: one round trip, one pg_stat_statements call.
 SELECT_ROW = "SELECT a, b FROM test WHERE a = $1"
@@ -40,6 +42,7 @@ class Config:
             raise SystemExit(f"BACKEND={self.backend!r}: give db or upstream")
         self.delay_ms = _env_int("DELAY_MS", 0, 0, MAX_DELAY_MS)
         self.rows = _env_int("ROWS", 1_000_000, 1, MAX_ID)
+        self.work = _env_int("WORK", 0, 0, MAX_WORK)
         # This process's share of the DB sessions (each worker process has its own pool).
         self.pool_size = _env_int("POOL_SIZE", 16, 1)
         self.pool_timeout_s = _env_int("POOL_TIMEOUT_MS", 5000, 1) / 1000
@@ -50,7 +53,7 @@ class BadRequest(Exception):
 
 
 def parse_test_query(query):
-    """The /test query as (delay_ms, id, backend), each None when absent; BadRequest when a
+    """The /test query as (delay_ms, id, backend, work), each None when absent; BadRequest when a
     parameter is unknown, repeated, or has a bad value."""
     seen = {}
     for segment in query.split("&") if query else ():
@@ -59,8 +62,8 @@ def parse_test_query(query):
         if "=" not in segment:
             raise BadRequest(f"parameter {segment!r} has no value; write name=value")
         name, value = (unquote(part) for part in segment.split("=", 1))
-        if name not in ("delay_ms", "id", "backend"):
-            raise BadRequest(f"unknown parameter {name!r}; /test takes delay_ms, id and backend")
+        if name not in ("delay_ms", "id", "backend", "work"):
+            raise BadRequest(f"unknown parameter {name!r}; /test takes delay_ms, id, backend and work")
         if name in seen:
             raise BadRequest(f"parameter {name} is repeated; give it once")
         seen[name] = value
@@ -73,10 +76,14 @@ def parse_test_query(query):
     backend = seen.get("backend")
     if backend is not None and backend not in ("db", "upstream"):
         raise BadRequest(f"backend must be db or upstream, got {backend!r}")
+    work = seen.get("work")
+    if work is not None and not (_digits(work) and int(work) <= MAX_WORK):
+        raise BadRequest(f"work must be a whole number from 0 to {MAX_WORK}, got {work!r}")
     return (
         None if delay is None else int(delay),
         None if row is None else int(row),
         backend,
+        None if work is None else int(work),
     )
 
 
@@ -96,10 +103,11 @@ class Work:
     """What a /test request asks for, with the defaults filled in."""
 
     def __init__(self, config, query):
-        delay, row, backend = parse_test_query(query)
+        delay, row, backend, work = parse_test_query(query)
         self.delay_ms = config.delay_ms if delay is None else delay
         self.id = random.randint(1, config.rows) if row is None else row
         self.backend = backend or config.backend
+        self.work = config.work if work is None else work
 
     def statement(self):
         """The statement and its arguments ($1 the id, $2 the sleep in seconds)."""
@@ -115,6 +123,18 @@ def row_body(a, b):
 
 def upstream_body(status, length):
     return b'{"status":%d,"bytes":%d}' % (status, length)
+
+
+def with_work(body, n):
+    """The body after n units of work, in the request's own thread, greenlet or task:
+    SHA-256 chained n times from the body, each round after the first over the last digest
+    repeated to 1 KiB; its hex the last field (docs/contract.md, "Work per request")."""
+    if n == 0:
+        return body
+    digest = hashlib.sha256(body).digest()
+    for _ in range(n - 1):
+        digest = hashlib.sha256(digest * 32).digest()
+    return body[:-1] + b',"work":"' + digest.hex().encode() + b'"}'
 
 
 def error_body(message):

@@ -45,7 +45,7 @@ def make_app(config, upstream, query_row):
                 return reply(504, contract.error_body("upstream did not answer in time"))
             except urllib3.exceptions.HTTPError as e:
                 return reply(502, contract.error_body(f"upstream unreachable: {type(e).__name__}"))
-            return reply(200, contract.upstream_body(page.status, len(page.data)))
+            return reply(200, contract.with_work(contract.upstream_body(page.status, len(page.data)), work.work))
         statement, args = work.statement()
         try:
             row = query_row(contract.psycopg_statement(statement), contract.psycopg_arguments(args))
@@ -53,7 +53,9 @@ def make_app(config, upstream, query_row):
             return reply(503, contract.error_body(str(e)))
         if row is None:
             return reply(404, contract.error_body(f"no row with id {work.id}"))
-        return reply(200, contract.row_body(*row))
+        # The work runs on the request's thread (gunicorn sync) or greenlet (gevent: hashlib
+        # never yields, so the process's other greenlets wait).
+        return reply(200, contract.with_work(contract.row_body(*row), work.work))
 
     @app.errorhandler(contract.BadRequest)
     def bad_request(e):

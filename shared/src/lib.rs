@@ -34,6 +34,7 @@ pub mod sql;
 pub mod start;
 pub mod upstream;
 pub mod wait;
+pub mod work;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -53,7 +54,8 @@ pub mod places;
 pub mod tokio_stack;
 
 pub use config::{
-    Backend, Binary, Config, ConnLimits, DatabaseUrl, DbMode, Model, RequestDefaults, UpstreamUrl,
+    Backend, Binary, Config, ConnLimits, DatabaseUrl, DbMode, Model, Offload, RequestDefaults,
+    UpstreamUrl,
 };
 pub use error::AppError;
 pub use render::DbRow;

@@ -16,10 +16,12 @@ use crate::render::{self, DbRow};
 pub enum Work {
     /// Answer at once, without I/O.
     Reply(Reply),
-    /// Fetch row `id`, with `delay_ms` of `pg_sleep` in the same statement.
-    FetchRow { id: i32, delay_ms: u32 },
-    /// Fetch the upstream page, asking it to wait `delay_ms` first.
-    FetchUpstream { delay_ms: u32 },
+    /// Fetch row `id`, with `delay_ms` of `pg_sleep` in the same statement, then do `work`
+    /// units of work ([`crate::work`]) on its body.
+    FetchRow { id: i32, delay_ms: u32, work: u32 },
+    /// Fetch the upstream page, asking it to wait `delay_ms` first, then do `work` units of
+    /// work on its body.
+    FetchUpstream { delay_ms: u32, work: u32 },
     /// Panic in the handler (`GET /panic` with `--panic-route`): the panic guard's test.
     Panic,
 }
@@ -79,6 +81,18 @@ impl Reply {
         }
     }
 
+    /// This reply after `n` units of work on its body ([`crate::work::with_work`]), on the
+    /// calling thread: a 200 carries the result; an error is answered as it is.
+    pub fn worked(self, n: u32) -> Reply {
+        if n == 0 || self.status != 200 {
+            return self;
+        }
+        Reply {
+            body: crate::work::with_work(self.body, n),
+            ..self
+        }
+    }
+
     /// The reason phrase for the status line.
     pub fn reason(&self) -> &'static str {
         reason_phrase(self.status)
@@ -135,6 +149,7 @@ pub struct TestQuery {
     pub delay_ms: Option<u32>,
     pub id: Option<i32>,
     pub backend: Option<Backend>,
+    pub work: Option<u32>,
 }
 
 /// Routes a request. `path` is the path without the query; `query` is what follows `?`.
@@ -176,7 +191,7 @@ pub fn split_target(target: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Parses the `/test` query: `delay_ms`, `id` and `backend`, each at most once.
+/// Parses the `/test` query: `delay_ms`, `id`, `backend` and `work`, each at most once.
 pub fn parse_test_query(query: Option<&str>) -> Result<TestQuery, AppError> {
     let mut parsed = TestQuery::default();
     for pair in pairs(query) {
@@ -185,9 +200,10 @@ pub fn parse_test_query(query: Option<&str>) -> Result<TestQuery, AppError> {
             "delay_ms" => parsed.delay_ms.replace(parse_delay(&value)?).is_some(),
             "id" => parsed.id.replace(parse_id(&value)?).is_some(),
             "backend" => parsed.backend.replace(parse_backend(&value)?).is_some(),
+            "work" => parsed.work.replace(parse_work(&value)?).is_some(),
             _ => {
                 return Err(AppError::BadParameter(format!(
-                    "unknown parameter {:?}; /test takes delay_ms, id and backend",
+                    "unknown parameter {:?}; /test takes delay_ms, id, backend and work",
                     truncate(&name)
                 )))
             }
@@ -230,6 +246,16 @@ fn parse_delay(value: &str) -> Result<u32, AppError> {
     })
 }
 
+fn parse_work(value: &str) -> Result<u32, AppError> {
+    crate::config::work(value).ok_or_else(|| {
+        AppError::BadParameter(format!(
+            "work must be a whole number from 0 to {}, got {:?}",
+            crate::work::MAX_WORK,
+            truncate(value)
+        ))
+    })
+}
+
 fn parse_id(value: &str) -> Result<i32, AppError> {
     parse_digits(value)
         .filter(|n| (1..=i32::MAX as u64).contains(n))
@@ -263,12 +289,14 @@ pub fn plan(defaults: &RequestDefaults, method: &str, path: &str, query: Option<
         Ok(Route::Health) => Work::Reply(Reply::ok(Bytes::from_static(render::HEALTH_OK))),
         Ok(Route::Test(query)) => {
             let delay_ms = query.delay_ms.unwrap_or(defaults.delay_ms);
+            let work = query.work.unwrap_or(defaults.work);
             match query.backend.unwrap_or(defaults.backend) {
                 Backend::Db => Work::FetchRow {
                     id: query.id.unwrap_or_else(|| fastrand::i32(1..=defaults.rows)),
                     delay_ms,
+                    work,
                 },
-                Backend::Upstream => Work::FetchUpstream { delay_ms },
+                Backend::Upstream => Work::FetchUpstream { delay_ms, work },
             }
         }
         Err(error) => Work::Reply(Reply::error(&error)),
@@ -284,6 +312,7 @@ mod tests {
         delay_ms: 7,
         rows: 10,
         panic_route: false,
+        work: 0,
     };
 
     fn status_of(target: &str) -> u16 {
@@ -298,9 +327,9 @@ mod tests {
     fn test_route_uses_defaults_and_draws_ids_in_range() {
         for _ in 0..200 {
             match plan(&DEFAULTS, "GET", "/test", None) {
-                Work::FetchRow { id, delay_ms } => {
+                Work::FetchRow { id, delay_ms, work } => {
                     assert!((1..=10).contains(&id));
-                    assert_eq!(delay_ms, 7);
+                    assert_eq!((delay_ms, work), (7, 0));
                 }
                 other => panic!("{other:?}"),
             }
@@ -311,7 +340,11 @@ mod tests {
     fn query_parameters_override_the_defaults() {
         assert_eq!(
             plan(&DEFAULTS, "GET", "/test", Some("id=5&delay_ms=0")),
-            Work::FetchRow { id: 5, delay_ms: 0 }
+            Work::FetchRow {
+                id: 5,
+                delay_ms: 0,
+                work: 0
+            }
         );
         assert_eq!(
             plan(
@@ -320,11 +353,18 @@ mod tests {
                 "/test",
                 Some("backend=upstream&delay_ms=100")
             ),
-            Work::FetchUpstream { delay_ms: 100 }
+            Work::FetchUpstream {
+                delay_ms: 100,
+                work: 0
+            }
         );
         assert_eq!(
             plan(&DEFAULTS, "GET", "/test", Some("id=%32")),
-            Work::FetchRow { id: 2, delay_ms: 7 }
+            Work::FetchRow {
+                id: 2,
+                delay_ms: 7,
+                work: 0
+            }
         );
         assert_eq!(
             plan(
@@ -335,7 +375,20 @@ mod tests {
             ),
             Work::FetchRow {
                 id: i32::MAX,
-                delay_ms: 10_000
+                delay_ms: 10_000,
+                work: 0
+            }
+        );
+        assert_eq!(
+            plan(
+                &DEFAULTS,
+                "GET",
+                "/test",
+                Some("work=100000&backend=upstream")
+            ),
+            Work::FetchUpstream {
+                delay_ms: 7,
+                work: 100_000
             }
         );
     }
@@ -357,6 +410,11 @@ mod tests {
             "/test?delay_ms=1&delay_ms=1",
             "/test?backend=redis",
             "/test?backend=db&backend=db",
+            "/test?work=100001",
+            "/test?work=-1",
+            "/test?work=1.5",
+            "/test?work=",
+            "/test?work=1&work=1",
             "/test?id",
             "/test?id=%zz",
             "/json?x=1",

@@ -147,6 +147,15 @@ pub struct Overrides {
     /// Delay per request, in milliseconds (pg_sleep, or nginx's echo_sleep).
     #[arg(long, value_parser = Knob::DelayMs.flag_parser())]
     pub delay_ms: Option<u32>,
+    /// Units of work per request after its row or page (SHA-256 chained N times, 0 to
+    /// 100000): CPU the request holds where its model runs it. `bench` prints what a unit
+    /// costs here.
+    #[arg(long, value_parser = Knob::Work.flag_parser())]
+    pub work: Option<u32>,
+    /// Where the tokio targets run that work: inline on the worker, or blocking, on tokio's
+    /// blocking pool (spawn_blocking). The other targets always run it inline.
+    #[arg(long, value_enum)]
+    pub offload: Option<shared::Offload>,
     /// What /test does.
     #[arg(long, value_enum)]
     pub backend: Option<shared::Backend>,
@@ -208,6 +217,7 @@ impl Overrides {
         let word = |knob, value: Option<String>| value.map(|v| (knob, Value::Word(v)));
         [
             number(Knob::DelayMs, self.delay_ms),
+            number(Knob::Work, self.work),
             number(Knob::Connections, self.connections),
             number(Knob::PoolSize, self.pool_size),
             number(Knob::Workers, self.workers),
@@ -233,6 +243,7 @@ impl Overrides {
         s.warmup_s = self.warmup.unwrap_or(s.warmup_s);
         s.rounds = self.rounds.unwrap_or(s.rounds);
         s.rows = self.rows.unwrap_or(s.rows);
+        s.offload = self.offload.unwrap_or(s.offload);
         s.upstream_keepalive = self
             .upstream_keepalive
             .map_or(s.upstream_keepalive, OnOff::is_on);

@@ -44,6 +44,11 @@ pub struct SweepArgs {
     /// (repeatable; two knobs) [default: the best async or green target / sync-pool].
     #[arg(long, value_name = "A/B")]
     heatmap: Vec<String>,
+    /// Also measure these tokio targets with --offload blocking at every point, as rows
+    /// `NAME offload` beside their own (repeatable) [default: the preset's; cpu-map's
+    /// tokio-axum].
+    #[arg(long, value_name = "TARGET")]
+    also_offload: Vec<String>,
     /// The target every row's `relative` is measured against, at each point.
     #[arg(long, default_value = "sync-pool")]
     baseline: String,
@@ -52,10 +57,26 @@ pub struct SweepArgs {
 pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let scenario = super::find_preset(&args.load.scenario)?;
     super::not_the_soak(&scenario)?;
-    let preset_targets = match scenario.shape {
-        Shape::Sweep { targets, .. } => targets,
-        _ => &[][..],
+    let (preset_targets, preset_offload) = match scenario.shape {
+        Shape::Sweep {
+            targets, offload, ..
+        } => (targets, offload),
+        _ => (&[][..], &[][..]),
     };
+    let offload = if args.also_offload.is_empty() {
+        preset_offload.to_vec()
+    } else {
+        parse_targets("--also-offload", &args.also_offload)?
+    };
+    if let Some(other) = offload
+        .iter()
+        .find(|b| !shared::Offload::Blocking.supported_by(**b))
+    {
+        return Err(UsageError(format!(
+            "--also-offload {other}: only the tokio targets offload their work (tokio-axum, tokio-actix, tokio-hyper)"
+        ))
+        .into());
+    }
     let varies = varies(&args, &scenario)?;
     let mut settings = scenario.settings.clone();
     args.load.overrides.apply(&mut settings);
@@ -103,6 +124,10 @@ pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         settings.duration_s,
         settings.tool
     );
+    let offload: Vec<Binary> = offload
+        .into_iter()
+        .filter(|b| targets.0.contains(b))
+        .collect();
     let plan = SweepPlan {
         base: args.load.plan(scenario, settings, targets, baseline, &out),
         varies,
@@ -110,6 +135,7 @@ pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         slo_p99_ms: args.slo_p99_ms,
         heatmaps,
         resume: args.resume.is_some(),
+        offload,
     };
     let outcome = ops::sweep::sweep(&stack, &plan, tool, interrupted)?;
     print_outcome(&plan, &outcome, &out)

@@ -154,6 +154,11 @@ pub const CHECKS: &[Check] = &[
         kind: Kind::Measured,
     },
     Check {
+        name: "work_is_done_and_its_result_right",
+        run: work_is_done_and_its_result_right,
+        kind: Kind::Measured,
+    },
+    Check {
         name: "one_statement_per_request",
         run: one_statement_per_request,
         kind: Kind::Measured,

@@ -45,6 +45,10 @@ impl<'a> Session<'a> {
         interrupted: &'a AtomicBool,
         rounds: u64,
     ) -> Result<Session<'a>> {
+        let us = crate::observe::machine::calibrate_work();
+        eprintln!(
+            "bench: one unit of work (SHA-256 of 1 KiB; work=N asks for N) costs {us:.3} µs on one thread here"
+        );
         let (mut refused, mut unchecked) = (Vec::new(), Vec::new());
         if plan.verify {
             for (binary, verdict) in contract::check_targets(stack, targets, plan.accept_unchecked)?

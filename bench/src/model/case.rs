@@ -404,7 +404,7 @@ mod tests {
                 assert!(!varies.is_empty(), "{}", scenario.name);
             }
         }
-        let Shape::Sweep { vary, targets } = find("flip-map").unwrap().shape else {
+        let Shape::Sweep { vary, targets, .. } = find("flip-map").unwrap().shape else {
             panic!("flip-map is a sweep");
         };
         let varies: Vec<_> = vary.iter().map(|v| parse_vary(v).unwrap()).collect();

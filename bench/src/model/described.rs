@@ -14,12 +14,15 @@ pub struct Described {
     /// Whether its model is known well enough for a bound: false for an external server
     /// whose model nobody stated (`--external-model`).
     pub bounded: bool,
+    /// How many of its requests can hold a CPU at once (`Settings::cpu_parallel`): for a
+    /// server the harness did not build, the CPUs it may use.
+    pub parallel: u32,
 }
 
 impl Described {
     pub fn of(case: &Case) -> Described {
         let s = &case.settings;
-        let (binary, model, flags, concurrency) = match &case.subject {
+        let (binary, model, flags, concurrency, parallel) = match &case.subject {
             Subject::Target(b) => (
                 Some(b.name().to_string()),
                 b.describe().to_string(),
@@ -28,6 +31,7 @@ impl Described {
                     .map(|(f, v)| format!("{f} {v}"))
                     .collect(),
                 s.effective_concurrency(*b),
+                s.cpu_parallel(*b),
             ),
             Subject::External(e) => match (&e.remote, e.binary) {
                 (Some(remote), Some(binary)) => (
@@ -44,6 +48,8 @@ impl Described {
                         .collect(),
                     s.as_started_with(&remote.flags)
                         .and_then(|at| at.effective_concurrency(binary)),
+                    s.as_started_with(&remote.flags)
+                        .map_or(s.cpus(), |at| at.cpu_parallel(binary)),
                 ),
                 _ => {
                     let stated = e.model.map_or(
@@ -59,6 +65,7 @@ impl Described {
                         flags: e.flags.clone(),
                         concurrency: e.model.and_then(|m| m.concurrency()),
                         bounded: e.model.is_some(),
+                        parallel: s.cpus(),
                     };
                 }
             },
@@ -67,12 +74,14 @@ impl Described {
                 "pgbench: the database alone, same statement".to_string(),
                 Vec::new(),
                 Some(s.connections.min(s.sessions)),
+                s.cpus(),
             ),
             Subject::NginxStatic => (
                 None,
                 "nginx `return 200`: the HTTP path alone".to_string(),
                 Vec::new(),
                 None,
+                s.cpus(),
             ),
         };
         Described {
@@ -81,6 +90,7 @@ impl Described {
             flags,
             concurrency,
             bounded: true,
+            parallel,
         }
     }
 }

@@ -203,7 +203,12 @@ impl External {
                     Backend::Db => "",
                     Backend::Upstream => "&backend=upstream",
                 };
-                format!("http://{addr}/test?delay_ms={}{backend}", s.delay_ms)
+                let work = if s.work > 0 {
+                    format!("&work={}", s.work)
+                } else {
+                    String::new()
+                };
+                format!("http://{addr}/test?delay_ms={}{backend}{work}", s.delay_ms)
             }
         }
     }

@@ -19,6 +19,7 @@ use super::tool::ToolKind;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Knob {
     DelayMs,
+    Work,
     Connections,
     PoolSize,
     Workers,
@@ -29,8 +30,9 @@ pub enum Knob {
 }
 
 impl Knob {
-    pub const ALL: [Knob; 8] = [
+    pub const ALL: [Knob; 9] = [
         Knob::DelayMs,
+        Knob::Work,
         Knob::Connections,
         Knob::PoolSize,
         Knob::Workers,
@@ -44,6 +46,7 @@ impl Knob {
     pub fn name(self) -> &'static str {
         match self {
             Knob::DelayMs => "delay-ms",
+            Knob::Work => "work",
             Knob::Connections => "connections",
             Knob::PoolSize => "pool-size",
             Knob::Workers => "workers",
@@ -67,6 +70,7 @@ impl Knob {
     pub fn range(self) -> Option<RangeInclusive<u32>> {
         match self {
             Knob::DelayMs => Some(0..=shared::config::MAX_DELAY_MS),
+            Knob::Work => Some(0..=shared::work::MAX_WORK),
             Knob::Connections => Some(1..=100_000),
             Knob::PoolSize => Some(1..=10_000),
             Knob::Workers => Some(1..=1024),
@@ -96,7 +100,12 @@ impl Knob {
             Knob::DbMode => DbMode::from_name(text)
                 .map(|_| Value::Word(text.to_string()))
                 .ok_or_else(|| format!("db-mode: {text:?} is not pool or pipelined")),
-            Knob::DelayMs | Knob::Connections | Knob::PoolSize | Knob::Workers | Knob::Rate => {
+            Knob::DelayMs
+            | Knob::Work
+            | Knob::Connections
+            | Knob::PoolSize
+            | Knob::Workers
+            | Knob::Rate => {
                 let range = self.range().unwrap_or(0..=u32::MAX);
                 match text.parse::<u32>() {
                     Ok(n) if range.contains(&n) => Ok(Value::Number(n)),
@@ -115,6 +124,7 @@ impl Knob {
     pub fn apply(self, value: &Value, settings: &mut Settings) {
         match (self, value) {
             (Knob::DelayMs, Value::Number(n)) => settings.delay_ms = *n,
+            (Knob::Work, Value::Number(n)) => settings.work = *n,
             (Knob::Connections, Value::Number(n)) => settings.connections = *n,
             (Knob::PoolSize, Value::Number(n)) => settings.sessions = *n,
             (Knob::Workers, Value::Number(n)) => {

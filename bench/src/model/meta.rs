@@ -38,13 +38,35 @@ pub struct Machine {
     pub memory_gib: f64,
     pub kernel: String,
     pub os: String,
+    /// What one unit of `work=N` (a SHA-256 of 1 KiB) costs here, in µs on one thread,
+    /// when the run calibrated it (`observe::machine::calibrate_work`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_us_per_unit: Option<f64>,
+}
+
+/// The calibrated cost of a unit of work, set once per process.
+static WORK_COST: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+/// Keeps `us_per_unit` as this process's cost of a unit of work (the first value set wins),
+/// and returns the one kept.
+pub fn set_work_cost(us_per_unit: f64) -> f64 {
+    *WORK_COST.get_or_init(|| us_per_unit)
+}
+
+/// The cost of a unit of work, once calibrated.
+pub fn work_cost() -> Option<f64> {
+    WORK_COST.get().copied()
 }
 
 impl Machine {
-    /// `2 CPUs (AMD EPYC), 23.5 GiB, Debian GNU/Linux 12, Linux 6.18.0`.
+    /// `2 CPUs (AMD EPYC), 23.5 GiB, Debian GNU/Linux 12, Linux 6.18.0`, and the cost of a
+    /// unit of work when calibrated.
     pub fn describe(&self) -> String {
+        let work = self.work_us_per_unit.map_or(String::new(), |us| {
+            format!("; one unit of work (SHA-256 of 1 KiB) {us:.3} µs on one thread")
+        });
         format!(
-            "{} CPUs ({}), {} GiB, {}, Linux {}",
+            "{} CPUs ({}), {} GiB, {}, Linux {}{work}",
             self.cpus, self.cpu_model, self.memory_gib, self.os, self.kernel
         )
     }

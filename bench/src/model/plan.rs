@@ -49,6 +49,9 @@ pub struct SweepPlan {
     /// Pairs for heatmaps, besides the default (best async or green target / sync-pool).
     pub heatmaps: Vec<(Binary, Binary)>,
     pub resume: bool,
+    /// tokio targets measured a second time at every point with `--offload blocking`, as
+    /// `NAME offload` (`--also-offload`, or the preset's).
+    pub offload: Vec<Binary>,
 }
 
 /// What `bench client` measures.

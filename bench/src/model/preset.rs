@@ -8,7 +8,7 @@
 //! This file is a data table: adding a preset is one entry in [`all`].
 
 use anyhow::{bail, Result};
-use shared::{Backend, Binary, DbMode};
+use shared::{Backend, Binary, DbMode, Offload};
 
 use super::fault::{Fault, FaultKind};
 use super::settings::{Endpoint, Settings, Via};
@@ -48,10 +48,12 @@ pub enum Shape {
     /// so often (`measure::soak`).
     Soak,
     /// A sweep preset, for `bench sweep`: the knobs it varies (`KNOB=V1,V2,…`, as `--vary`
-    /// takes them) and its targets (empty: every built one).
+    /// takes them), its targets (empty: every built one), and the tokio targets it also
+    /// measures with `--offload blocking` (`--also-offload`).
     Sweep {
         vary: &'static [&'static str],
         targets: &'static [Binary],
+        offload: &'static [Binary],
     },
 }
 
@@ -68,6 +70,8 @@ const BASE: Settings = Settings {
     ceiling: false,
     backend: Backend::Db,
     delay_ms: 0,
+    work: 0,
+    offload: Offload::Inline,
     sessions: 100,
     sync_workers: Some(19),
     async_workers: Some(6),
@@ -198,7 +202,43 @@ pub fn all() -> Vec<Preset> {
                     Binary::TokioAxum,
                     Binary::MayGreen,
                 ],
+                offload: &[],
             },
+        },
+        Preset {
+            name: "cpu-map",
+            source: "Grinberg 2020: the amount of I/O a request does decides how I/O-bound or CPU-bound the benchmark is; draw both halves",
+            summary: "sweep: work 0, 300, 1500, 6000 units (SHA-256 of 1 KiB each, 0.75 µs on this machine) × delay 0, 20, 80 ms at c=100, 100 sessions; sync-pool (19 workers), sync-thread, tokio-axum inline and with --offload blocking, may-green, compio-tpc (async workers 6); 5 s per point",
+            settings: Settings {
+                duration_s: 5,
+                warmup_s: 1,
+                ..BASE
+            },
+            shape: Shape::Sweep {
+                vary: &["work=0,300,1500,6000", "delay-ms=0,20,80"],
+                targets: &[
+                    Binary::SyncPool,
+                    Binary::SyncThread,
+                    Binary::TokioAxum,
+                    Binary::MayGreen,
+                    Binary::CompioTpc,
+                ],
+                offload: &[Binary::TokioAxum],
+            },
+        },
+        Preset {
+            name: "paterson-cpu",
+            source: "Paterson 2020's claim as he stated it: no waiting, real work per request, and async's latency variance",
+            summary: "no delay, 1500 units of work per request (1.1 ms of CPU on this machine), c=100, no client keep-alive, nginx without upstream keep-alive, 20 sessions, workers at the CPU count (sync-pool 19); every target; compare the tails (P99 / P50)",
+            settings: Settings {
+                work: 1500,
+                sessions: 20,
+                async_workers: None,
+                client_keepalive: false,
+                upstream_keepalive: false,
+                ..BASE
+            },
+            shape: Shape::None,
         },
         Preset {
             name: "capacity",
@@ -214,6 +254,7 @@ pub fn all() -> Vec<Preset> {
             shape: Shape::Sweep {
                 vary: &["rate=250,500,1000,2000,3000,4000,5000,6000"],
                 targets: &[],
+                offload: &[],
             },
         },
         Preset {
@@ -229,6 +270,7 @@ pub fn all() -> Vec<Preset> {
             shape: Shape::Sweep {
                 vary: &["pool-size=5,10,19,50,100"],
                 targets: &[],
+                offload: &[],
             },
         },
         Preset {

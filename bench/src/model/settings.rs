@@ -5,7 +5,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use shared::{Backend, Binary, DbMode, Model};
+use shared::{Backend, Binary, DbMode, Model, Offload};
 
 use super::fault::{Fault, FaultKind};
 use super::tool::ToolKind;
@@ -91,6 +91,16 @@ fn backend_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Backe
         .ok_or_else(|| serde::de::Error::custom(format!("unknown backend {name:?}")))
 }
 
+fn offload_name<S: Serializer>(offload: &Offload, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(offload.name())
+}
+
+fn offload_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Offload, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    Offload::from_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown offload {name:?}")))
+}
+
 fn db_mode_name<S: Serializer>(mode: &DbMode, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(mode.name())
 }
@@ -134,6 +144,16 @@ pub struct Settings {
     )]
     pub backend: Backend,
     pub delay_ms: u32,
+    /// Units of work per request after its I/O (`work=N`: SHA-256 chained N times).
+    #[serde(default)]
+    pub work: u32,
+    /// Where the tokio targets run that work (`--offload`; the others always inline).
+    #[serde(
+        default,
+        serialize_with = "offload_name",
+        deserialize_with = "offload_from_name"
+    )]
+    pub offload: Offload,
     /// DB sessions in total, as in Grinberg's pgbouncer; each target's `--pool-size`.
     pub sessions: u32,
     /// `--workers` of sync-pool (each one a worker, as gunicorn's sync workers).
@@ -208,6 +228,12 @@ impl Settings {
         if binary.pipelines() {
             flags.push((DB_MODE.to_string(), self.db_mode.name().to_string()));
         }
+        if self.work > 0 {
+            flags.push(("--work".to_string(), self.work.to_string()));
+        }
+        if self.offload != Offload::Inline && self.offload.supported_by(binary) {
+            flags.push(("--offload".to_string(), self.offload.name().to_string()));
+        }
         if self.idle_connections > 0 {
             flags.push(("--keep-alive-timeout-ms".to_string(), "0".to_string()));
             // The budget keeps about half the descriptors for upstream fetches;
@@ -224,6 +250,33 @@ impl Settings {
     pub fn async_worker_count(&self) -> u32 {
         self.async_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+    }
+
+    /// The CPUs a target may use: one when pinned (`--pin`), else the CPUs this process may
+    /// run on, which a target it starts inherits.
+    pub fn cpus(&self) -> u32 {
+        if self.pin {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+        }
+    }
+
+    /// How many of `binary`'s requests can hold a CPU at once: the threads that run its
+    /// requests' work (each event loop, green worker or core thread runs one at a time; the
+    /// sync targets one per thread; tokio's blocking pool, at most 512, with `--offload
+    /// blocking`), and no more than the CPUs it may use.
+    pub fn cpu_parallel(&self, binary: Binary) -> u32 {
+        let threads = match binary.model() {
+            Model::ThreadPool => self.sync_workers.unwrap_or(5),
+            Model::ThreadPerConnection => self.connections.min(1024),
+            Model::Tokio => match self.offload {
+                Offload::Inline => self.async_worker_count(),
+                Offload::Blocking => self.connections.min(512),
+            },
+            Model::Green | Model::ThreadPerCore => self.async_worker_count(),
+        };
+        threads.min(self.cpus())
     }
 
     /// Whether a request runs the DB statement (`/test` with the db backend).
@@ -330,6 +383,71 @@ impl Settings {
     }
 }
 
+/// What bounds a row's throughput: requests waiting (Little's law), or the CPU their work
+/// needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BoundBy {
+    Waiting,
+    Cpu,
+}
+
+impl BoundBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            BoundBy::Waiting => "waiting",
+            BoundBy::Cpu => "cpu",
+        }
+    }
+}
+
+/// The highest throughput a row can reach, and what sets it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bound {
+    pub rps: f64,
+    pub by: BoundBy,
+}
+
+/// The row's bound: the lower of Little's law ([`bound_rps`], over `concurrency`) and the CPU
+/// bound ([`cpu_bound_rps`], over `parallel` requests on CPUs at once and a unit of work's
+/// cost). `None` when neither applies.
+pub fn bound(
+    settings: &Settings,
+    concurrency: Option<u32>,
+    parallel: u32,
+    us_per_unit: Option<f64>,
+) -> Option<Bound> {
+    let waiting = bound_rps(settings, concurrency).map(|rps| Bound {
+        rps,
+        by: BoundBy::Waiting,
+    });
+    let cpu = us_per_unit
+        .and_then(|us| cpu_bound_rps(settings, parallel, us))
+        .map(|rps| Bound {
+            rps,
+            by: BoundBy::Cpu,
+        });
+    match (waiting, cpu) {
+        (Some(w), Some(c)) => Some(if c.rps < w.rps { c } else { w }),
+        (w, c) => w.or(c),
+    }
+}
+
+/// The CPU bound: at most `parallel` requests hold a CPU at once, and each needs its work,
+/// `work` × `us_per_unit` µs (the handler's own CPU, PostgreSQL's and nginx's left out: an
+/// upper bound). `None` without work.
+pub fn cpu_bound_rps(settings: &Settings, parallel: u32, us_per_unit: f64) -> Option<f64> {
+    if settings.work == 0 || settings.path != Endpoint::Test || us_per_unit <= 0.0 {
+        return None;
+    }
+    let seconds = f64::from(settings.work) * us_per_unit / 1e6;
+    let bound = f64::from(parallel.max(1)) / seconds;
+    Some(match settings.rate {
+        Some(rate) => bound.min(f64::from(rate)),
+        None => bound,
+    })
+}
+
 /// Little's law: at most `min(clients, concurrency)` requests are in flight, each takes at
 /// least the delay. `None` when the delay is 0 (no bound worth the name) or for `/json`.
 pub fn bound_rps(settings: &Settings, concurrency: Option<u32>) -> Option<f64> {
@@ -348,6 +466,65 @@ pub fn bound_rps(settings: &Settings, concurrency: Option<u32>) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::model::fault::parse;
+
+    #[test]
+    fn the_bound_is_the_lower_of_waiting_and_the_cpu() {
+        let grinberg = crate::model::preset::find("grinberg").unwrap().settings;
+        let two_cpus = |s: &Settings| Settings {
+            pin: false,
+            ..s.clone()
+        };
+        // No work: Little's law alone, 100 / 20 ms.
+        let none = bound(&grinberg, Some(100), 2, Some(0.1)).unwrap();
+        assert_eq!((none.rps, none.by), (5000.0, BoundBy::Waiting));
+        // 10,000 units of 0.1 µs: 1 ms per request; 2 at once is 2000 req/s, under 5000.
+        let worked = Settings {
+            work: 10_000,
+            ..two_cpus(&grinberg)
+        };
+        let cpu = bound(&worked, Some(100), 2, Some(0.1)).unwrap();
+        assert_eq!(cpu.by, BoundBy::Cpu);
+        assert!((cpu.rps - 2000.0).abs() < 1e-6, "{}", cpu.rps);
+        // Little's law is lower with few clients: 4 / 20 ms = 200 req/s.
+        let few = Settings {
+            connections: 4,
+            ..worked.clone()
+        };
+        assert_eq!(
+            bound(&few, Some(4), 2, Some(0.1)).unwrap().by,
+            BoundBy::Waiting
+        );
+        // No delay: the CPU is the only bound.
+        let zero = Settings {
+            delay_ms: 0,
+            ..worked.clone()
+        };
+        assert_eq!(
+            bound(&zero, Some(100), 1, Some(0.1)).unwrap().rps.round(),
+            1000.0
+        );
+        assert_eq!(bound(&zero, Some(100), 1, None), None);
+        // What can run at once: an event loop per worker; tokio's blocking pool or a
+        // thread per connection as many as the CPUs; pinned, one.
+        let one_worker = Settings {
+            async_workers: Some(1),
+            ..worked.clone()
+        };
+        assert_eq!(one_worker.cpu_parallel(Binary::TokioAxum), 1);
+        let cpus = worked.cpus();
+        let offloaded = Settings {
+            offload: Offload::Blocking,
+            ..one_worker.clone()
+        };
+        assert_eq!(offloaded.cpu_parallel(Binary::TokioAxum), cpus.min(100));
+        assert_eq!(offloaded.cpu_parallel(Binary::MayGreen), 1);
+        assert_eq!(one_worker.cpu_parallel(Binary::SyncThread), cpus);
+        let pinned = Settings {
+            pin: true,
+            ..worked
+        };
+        assert_eq!(pinned.cpu_parallel(Binary::SyncThread), 1);
+    }
 
     #[test]
     fn a_fault_the_run_cannot_have_is_refused_before_the_load() {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
-use shared::Binary;
+use shared::{Binary, Offload};
 
 use crate::measure::session::Session;
 use crate::measure::tools::Tool;
@@ -26,6 +26,7 @@ use crate::model::case::{Case, Subject};
 use crate::model::knob::{order, points, Point};
 use crate::model::plan::SweepPlan;
 use crate::model::row::{set_relative, Row};
+use crate::model::settings::Settings;
 use crate::output::sweep::{read_jsonl, write_sweep, SweepFiles};
 use crate::stack::Stack;
 
@@ -39,21 +40,41 @@ pub struct SweepOutcome {
 }
 
 /// Each point's cases: every target the point applies to (only the tokio targets pipeline:
-/// a point in pipelined mode has no row for the others), in the point's shuffled order.
+/// a point in pipelined mode has no row for the others), in the point's shuffled order, each
+/// of `plan.offload` followed by itself with `--offload blocking`, as `NAME offload`.
 fn cases_at(plan: &SweepPlan, index: usize, point: &Point) -> Vec<Case> {
     let base = &plan.base;
     let mut settings = base.settings.clone();
     point.apply(&mut settings);
-    order(&base.targets, plan.seed, index)
-        .into_iter()
-        .filter(|b| settings.db_mode.supported_by(*b))
-        .map(|binary| Case {
+    let mut cases = Vec::new();
+    for binary in order(&base.targets, plan.seed, index) {
+        if !settings.db_mode.supported_by(binary) {
+            continue;
+        }
+        cases.push(Case {
             label: binary.name().to_string(),
             subject: Subject::Target(binary),
             settings: settings.clone(),
             group: point.label(),
-        })
-        .collect()
+        });
+        if plan.offload.contains(&binary) {
+            cases.push(Case {
+                label: offload_label(binary),
+                subject: Subject::Target(binary),
+                settings: Settings {
+                    offload: Offload::Blocking,
+                    ..settings.clone()
+                },
+                group: point.label(),
+            });
+        }
+    }
+    cases
+}
+
+/// The label of a target's rows with `--offload blocking` beside its own.
+pub fn offload_label(binary: Binary) -> String {
+    format!("{} offload", binary.name())
 }
 
 /// Runs the sweep: every target at every point, rows appended to `results.jsonl` as they
@@ -137,8 +158,9 @@ pub fn sweep(
     })
 }
 
-/// The pairs to draw heatmaps of: those asked for, or the best async or green target (by mean
-/// throughput over the points) against sync-pool.
+/// The pairs to draw heatmaps of: those asked for; with targets measured with offload too,
+/// every async, green or thread-per-core target and each offload series against sync-pool;
+/// else the best async or green target (by mean throughput over the points) against it.
 fn heatmap_pairs(plan: &SweepPlan, rows: &[Row]) -> Vec<(String, String)> {
     if !plan.heatmaps.is_empty() {
         return plan
@@ -149,6 +171,22 @@ fn heatmap_pairs(plan: &SweepPlan, rows: &[Row]) -> Vec<(String, String)> {
     }
     if !plan.base.targets.contains(&Binary::SyncPool) {
         return Vec::new();
+    }
+    if !plan.offload.is_empty() {
+        let sync = || "sync-pool".to_string();
+        return plan
+            .base
+            .targets
+            .iter()
+            .filter(|b| b.model().overlaps_requests())
+            .flat_map(|b| {
+                let mut pairs = vec![(b.name().to_string(), sync())];
+                if plan.offload.contains(b) {
+                    pairs.push((offload_label(*b), sync()));
+                }
+                pairs
+            })
+            .collect();
     }
     let mean = |binary: Binary| {
         let values: Vec<f64> = rows

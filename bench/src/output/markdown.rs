@@ -9,7 +9,7 @@ use super::Section;
 use crate::model::meta::{Meta, SUITE};
 use crate::model::row::ceilings;
 use crate::model::row::Row;
-use crate::model::settings::Endpoint;
+use crate::model::settings::{BoundBy, Endpoint};
 
 /// `report.md` of a run: `sections` are the extras' (each empty when no row has its figures).
 pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> String {
@@ -19,8 +19,10 @@ pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> Strin
     let _ = writeln!(out, "{}\n", load_paragraph(meta));
     out += &table(rows, &meta.baseline);
     out += "\n- **req/s** counts 2xx responses only; with several rounds, the median and (min–max).\n\
-         - **bound** is Little's law, min(clients, what limits the model: pool, workers, threads) / delay; \
-         **efficiency** = req/s / bound. No bound without a delay.\n\
+         - **bound** is Little's law, min(clients, what limits the model: pool, workers, threads) / delay, \
+         or, with `work=N`, the CPU bound when it is lower, marked (CPU): min(the requests that can hold a CPU \
+         at once, the CPUs the target may use) / (N × the calibrated µs per unit, under Machine); \
+         **efficiency** = req/s / bound. No bound without a delay or work.\n\
          - **#DB** is the peak of the target's sessions in `pg_stat_activity`, sampled every 100 ms.\n\
          - **CPU ms/req** is the target's user + system CPU over the measured load, per response; \
          PG and nginx the same for PostgreSQL's backends and the proxy.\n\
@@ -34,6 +36,7 @@ pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> Strin
     out += &failures(rows);
     out += &client_limits(rows);
     out += &per_connection(rows);
+    out += &cpu_tails(rows);
     for section in sections {
         out += &section.markdown(&meta.scenario, rows);
     }
@@ -63,6 +66,53 @@ pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> Strin
     out
 }
 
+/// The rows the CPU bounds (`work=N`, where the CPU bound is below Little's law), with their
+/// tails: a model whose request holds its thread makes the others on that thread wait, which
+/// shows in P99 / P50 (Paterson's latency variance). Empty when no row is CPU-bound.
+pub fn cpu_tails(rows: &[Row]) -> String {
+    let bound: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.is_ok() && r.bound_by == Some(BoundBy::Cpu))
+        .collect();
+    if bound.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "## Where the CPU is the bound: the tails
+
+         Rows whose work per request makes the CPU, not the waiting, their bound. A request that          holds an event loop, a green worker or a core's thread holds every request queued on it;          the kernel preempts a thread per request. P99 / P50 is the spread that causes.
+
+         | target | point | req/s | CPU bound req/s | efficiency | P50 ms | P99 ms | P99 / P50 | CPU ms/req |
+         |---|---|--:|--:|--:|--:|--:|--:|--:|
+",
+    );
+    let f =
+        |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
+    for r in bound {
+        let m = &r.measurement;
+        let ratio = m
+            .p99_ms
+            .zip(m.p50_ms)
+            .filter(|(_, p50)| *p50 > 0.0)
+            .map(|(p99, p50)| p99 / p50);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            r.target,
+            r.point.as_ref().map_or("–".to_string(), |p| p.label()),
+            r.requests_per_sec,
+            f(r.bound_rps, 0),
+            f(r.efficiency, 2),
+            f(m.p50_ms, 1),
+            f(m.p99_ms, 1),
+            f(ratio, 1),
+            f(r.cpu_ms_per_request, 3),
+        );
+    }
+    out.push('\n');
+    out
+}
+
 /// Every failed row's whole reason: the table shows its first line (for a target that died,
 /// how: its exit status or signal, its core, its panic), this its log's last lines too.
 fn failures(rows: &[Row]) -> String {
@@ -89,7 +139,7 @@ fn failures(rows: &[Row]) -> String {
 fn load_paragraph(meta: &Meta) -> String {
     let s = &meta.settings;
     format!(
-        "Load: {} {} connections{}, {} s measured after {} s warm-up, {} round(s); `{}` backend{}, delay {} ms; via {} (upstream keep-alive {}), client keep-alive {}; {} DB sessions{}; sync-pool workers {}, async workers {}{}.",
+        "Load: {} {} connections{}, {} s measured after {} s warm-up, {} round(s); `{}` backend{}, delay {} ms{}; via {} (upstream keep-alive {}), client keep-alive {}; {} DB sessions{}; sync-pool workers {}, async workers {}{}.",
         s.tool,
         s.connections,
         s.rate.map_or(String::new(), |r| format!(" at {r} req/s (open loop)")),
@@ -99,6 +149,11 @@ fn load_paragraph(meta: &Meta) -> String {
         s.backend.name(),
         if s.path == Endpoint::Test { String::new() } else { format!(" ({})", s.path) },
         s.delay_ms,
+        match (s.work, s.offload) {
+            (0, _) => String::new(),
+            (n, shared::Offload::Inline) => format!(", work {n} units after it, inline"),
+            (n, offload) => format!(", work {n} units after it (tokio targets: --offload {offload})"),
+        },
         s.via,
         on_off(s.upstream_keepalive),
         on_off(s.client_keepalive),

@@ -125,7 +125,7 @@ fn charts(
     }
     if let [x, y] = files.varies {
         for (a, b) in &files.heatmaps {
-            let path = out.join(format!("heatmap-{a}-vs-{b}.svg"));
+            let path = out.join(format!("heatmap-{a}-vs-{b}.svg").replace(' ', "-"));
             chart::sweep::heatmap(&path, scenario, x, y, a, b, rows)?;
             charts.push(path);
         }
@@ -172,6 +172,7 @@ fn sweep_report(
         meta.finished
     );
     out += &capacity_section(capacity, files.slo_p99_ms);
+    out += &super::markdown::cpu_tails(rows);
     let capped: Vec<&Row> = rows.iter().filter(|r| r.client.client_bound).collect();
     if !capped.is_empty() {
         out += "## Client-bound points\n\nThe load tool, not the target, may have set these rows' numbers: their `relative` is left out, a capacity stops below them, and the heatmap marks their cells `c`.\n\n";

@@ -87,7 +87,15 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
             cell(Column::P999, f(m.p999_ms, 1)),
             cell(Column::Latency, f(m.max_ms, 1)),
             m.errors.total.to_string(),
-            cell(Column::Bound, f(r.bound_rps, 0)),
+            cell(
+                Column::Bound,
+                match (r.bound_rps, r.bound_by) {
+                    (Some(rps), Some(crate::model::settings::BoundBy::Cpu)) => {
+                        Some(format!("{rps:.0} (CPU)"))
+                    }
+                    (rps, _) => f(rps, 0),
+                },
+            ),
             cell(Column::Bound, f(r.efficiency, 2)),
             cell(Column::Sessions, r.db_sessions_peak.map(|v| v.to_string())),
             cell(Column::Process, f(r.rss_peak_mib, 1)),
@@ -166,7 +174,7 @@ fn why_empty(column: Column, r: &Row) -> String {
         Column::Bound if external.is_some_and(|e| e.model.is_none()) => {
             "no --external-model stated: the harness cannot see what bounds a server it did not build".into()
         }
-        Column::Bound => "nothing in its configuration bounds it (no delay, or no limit on what waits)".into(),
+        Column::Bound => "nothing in its configuration bounds it (no delay and no work, or no limit on what waits)".into(),
         Column::Sessions if not_a_server => "not a server of the contract".into(),
         Column::Sessions if external.is_some_and(|e| e.application_name.is_none()) => {
             "no --external-app NAME=APP given: its sessions cannot be told apart".into()

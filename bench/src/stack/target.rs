@@ -12,7 +12,7 @@ use super::process::{free_port, tail, Process};
 
 /// The environment variables of the contract: cleared before a target starts, so that only
 /// the flags the stack passes apply.
-pub const CONTRACT_ENV: [&str; 15] = [
+pub const CONTRACT_ENV: [&str; 18] = [
     "LISTEN",
     "DATABASE_URL",
     "POOL_SIZE",
@@ -28,6 +28,9 @@ pub const CONTRACT_ENV: [&str; 15] = [
     "KEEP_ALIVE_TIMEOUT_MS",
     "SHUTDOWN_TIMEOUT_MS",
     "PANIC_ROUTE",
+    "DB_MODE",
+    "WORK",
+    "OFFLOAD",
 ];
 
 /// A running target. Dropping it stops it.

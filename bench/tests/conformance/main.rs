@@ -24,6 +24,7 @@ mod http;
 mod lifecycle;
 mod memory;
 mod thread_per_core;
+mod work;
 
 /// The targets under test: every binary of the contract (`Binary::ALL`).
 const TARGETS: &[Binary] = &Binary::ALL;
@@ -239,6 +240,10 @@ const SPECIAL: &[(&str, TargetTest)] = &[
     (
         "db_waiters_are_served_in_arrival_order",
         database::db_waiters_are_served_in_arrival_order,
+    ),
+    (
+        "a_request_that_holds_the_cpu_holds_up_only_its_own_thread",
+        work::a_request_that_holds_the_cpu_holds_up_only_its_own_thread,
     ),
 ];
 

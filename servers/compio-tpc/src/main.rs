@@ -9,6 +9,9 @@
 //!   sessions, PostgreSQL or nginx), which hands the thread to another of its tasks. The I/O
 //!   is submitted to the thread's io_uring and the runtime wakes the task when its completion
 //!   arrives: `LocalApp::respond` in `shared/src/wait/compio.rs`.
+//! - Work (`work=N`): inline, on the core's own thread, inside the request's task: the
+//!   thread's other connections wait until the hash is done, and cannot move to another
+//!   thread.
 //! - Bound: `--pool-size` sessions split across the threads (19 over 2 threads: 10 and 9), so
 //!   a thread whose connections all wait on the database cannot borrow the other's sessions;
 //!   with `--db-mode pipelined`, one connection per thread. Client connections: the process's

@@ -6,6 +6,8 @@
 //!   over postgres-protocol, upstream over httparse), all on `may::net::TcpStream`: a wait
 //!   parks the coroutine and the worker runs another. Nothing blocks the OS thread.
 //!   `GreenApp::respond` in `shared/src/wait/green.rs`.
+//! - Work (`work=N`): inline, in the connection's coroutine on its worker thread: may does
+//!   not preempt, so the worker's other coroutines wait until the hash is done.
 //! - Bound: DB work by `--pool-size` (a may semaphore with `--pool-timeout-ms`, then 503);
 //!   connections by the descriptor budget (the accept coroutine waits at it, and clients queue
 //!   in the backlog), then by memory (one coroutine stack each).

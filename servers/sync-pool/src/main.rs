@@ -5,6 +5,8 @@
 //! - Waiting: a request waits inside a blocking call (the pool's checkout, PostgreSQL, nginx),
 //!   and its worker waits with it: nothing else runs on that worker meanwhile.
 //!   `BlockingApp::respond` in `shared/src/wait/blocking.rs`.
+//! - Work (`work=N`): on the worker's thread, after the I/O; the kernel preempts it like any
+//!   thread, but the worker serves nobody else meanwhile.
 //! - Bound: `--workers` requests at once, whatever the load; the rest queue in the listen
 //!   backlog. Each response says `Connection: close`, so an idle keep-alive client cannot
 //!   hold a worker. The DB pool defaults to `--workers`: more could never be used.

@@ -5,6 +5,8 @@
 //! - Waiting: a request waits inside a blocking call (the pool's checkout, PostgreSQL's answer,
 //!   nginx's answer); the kernel parks the thread and runs others. `BlockingApp::respond` in
 //!   `shared/src/wait/blocking.rs`.
+//! - Work (`work=N`): on the connection's thread, after the I/O; the kernel preempts it, so
+//!   a long hash never holds up another connection.
 //! - Bound: `--max-threads` live connection threads (or the descriptor budget, when lower); at
 //!   the cap the accept loop stops
 //!   accepting, so new connections wait in the listen backlog. DB work is bounded by

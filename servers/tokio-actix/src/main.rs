@@ -5,6 +5,9 @@
 //!   worker it was given (no work stealing).
 //! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
 //!   the worker to another request: `AsyncApp::respond` in `shared/src/wait/tokio.rs`.
+//! - Work (`work=N`): inline, on the worker the connection lives on (its other connections
+//!   wait until the hash is done: nothing moves them to another worker); with
+//!   `--offload blocking`, on tokio's blocking pool (`spawn_blocking`), the worker free.
 //! - Bound: `--pool-size` DB connections, shared by all workers; or, with `--db-mode
 //!   pipelined`, `--workers` connections taken in turn, each query pipelined behind the ones
 //!   already sent on it. Connections: the descriptor budget, shared out as actix's

@@ -4,6 +4,9 @@
 //!   future on it.
 //! - Waiting: a request waits at `.await` (for a pool slot, PostgreSQL or nginx), which hands
 //!   the worker thread to another task: `AsyncApp::respond` in `shared/src/wait/tokio.rs`.
+//! - Work (`work=N`): inline, on the worker thread that polls the request's task (tokio does
+//!   not preempt a poll: that worker's other tasks wait, and only the idle workers steal
+//!   them); with `--offload blocking`, on tokio's blocking pool (`spawn_blocking`).
 //! - Bound: `--pool-size` DB connections; tasks only by the connections, which the accept loop
 //!   keeps within the descriptor budget (a permit each; at it, clients queue in the backlog).
 //!   With `--db-mode pipelined`, `--workers` connections taken in turn, each query pipelined

@@ -243,6 +243,53 @@ impl DbMode {
     }
 }
 
+/// Where the tokio targets run a request's `work=N` (`--offload`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Offload {
+    /// On the worker thread that runs the request's task: the async model as written, where
+    /// a request that holds the CPU holds every other task on that worker.
+    #[default]
+    Inline,
+    /// On tokio's blocking pool (`spawn_blocking`), the remedy tokio's users reach for: the
+    /// worker goes on serving other tasks while a blocking thread hashes.
+    Blocking,
+}
+
+impl Offload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Offload::Inline => "inline",
+            Offload::Blocking => "blocking",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Offload> {
+        match name {
+            "inline" => Some(Offload::Inline),
+            "blocking" => Some(Offload::Blocking),
+            _ => None,
+        }
+    }
+
+    /// Whether `binary` can run its work this way: every target inline, only the tokio
+    /// targets on a blocking pool.
+    pub fn supported_by(self, binary: Binary) -> bool {
+        match binary.model() {
+            Model::Tokio => true,
+            Model::ThreadPerConnection
+            | Model::ThreadPool
+            | Model::Green
+            | Model::ThreadPerCore => self == Offload::Inline,
+        }
+    }
+}
+
+impl fmt::Display for Offload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl fmt::Display for DbMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -14,7 +14,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 mod binary;
 mod url;
 
-pub use binary::{Backend, Binary, DbMode, Model};
+pub use binary::{Backend, Binary, DbMode, Model, Offload};
 pub use url::{decode, DatabaseUrl, UpstreamUrl};
 
 /// The listen backlog of every target (tokio-actix sets it through actix, may-green through
@@ -30,6 +30,14 @@ pub const MAX_DELAY_MS: u32 = 10_000;
 pub fn delay_ms(value: &str) -> Option<u32> {
     parse_digits(value)
         .filter(|n| *n <= u64::from(MAX_DELAY_MS))
+        .map(|n| n as u32)
+}
+
+/// Units of work (`crate::work`): digits only (no sign), at most `MAX_WORK`. The one rule for
+/// the `work` parameter and the `--work` flag.
+pub fn work(value: &str) -> Option<u32> {
+    parse_digits(value)
+        .filter(|n| *n <= u64::from(crate::work::MAX_WORK))
         .map(|n| n as u32)
 }
 
@@ -88,6 +96,17 @@ struct Flags {
     /// DB: pg_sleep length; upstream: the delay asked of nginx. Milliseconds, 0 to 10000.
     #[arg(long, env = "DELAY_MS", default_value_t = 0, value_parser = parse_delay)]
     delay_ms: u32,
+
+    /// Units of work per /test request, after its row or page (SHA-256 chained N times, 0 to
+    /// 100000); the `work` parameter overrides it.
+    #[arg(long, env = "WORK", default_value_t = 0, value_parser = parse_work)]
+    work: u32,
+
+    /// Where the tokio targets run a request's work: `inline`, on the worker thread that runs
+    /// the request, or `blocking`, on tokio's blocking pool (spawn_blocking). The other targets
+    /// only run it inline.
+    #[arg(long, env = "OFFLOAD", value_enum, default_value_t = Offload::Inline)]
+    offload: Offload,
 
     /// The nginx upstream page: http://host[:port]/path.
     #[arg(
@@ -152,6 +171,8 @@ pub struct Config {
     pub descriptors: Option<u64>,
     /// Pooled or pipelined DB connections (tokio targets).
     pub db_mode: DbMode,
+    /// Where a request's work runs (tokio targets).
+    pub offload: Offload,
 }
 
 /// The connection rules that every target keeps, whatever its HTTP layer (the contract's
@@ -188,6 +209,8 @@ pub struct RequestDefaults {
     pub rows: i32,
     /// `GET /panic` panics in the handler (`--panic-route`); otherwise it is a 404.
     pub panic_route: bool,
+    /// Units of work per `/test` request (`--work`).
+    pub work: u32,
 }
 
 /// Descriptors a target keeps besides its connections: stdio, the listener, the runtime's
@@ -264,6 +287,15 @@ impl Config {
                 ),
             ));
         }
+        if !flags.offload.supported_by(binary) {
+            return Err(command.clone().error(
+                clap::error::ErrorKind::ValueValidation,
+                format!(
+                    "invalid value '{}' for '--offload <OFFLOAD>': {} runs a request's work where it runs the request; blocking is for the tokio targets",
+                    flags.offload, binary
+                ),
+            ));
+        }
         let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let workers = flags
             .workers
@@ -285,6 +317,7 @@ impl Config {
                 delay_ms: flags.delay_ms,
                 rows: flags.rows,
                 panic_route: flags.panic_route,
+                work: flags.work,
             },
             limits: ConnLimits {
                 max_head: MAX_HEAD,
@@ -295,6 +328,7 @@ impl Config {
             shutdown_timeout: Duration::from_millis(flags.shutdown_timeout_ms),
             descriptors: None,
             db_mode: flags.db_mode,
+            offload: flags.offload,
         })
     }
 
@@ -311,6 +345,13 @@ impl Config {
                 self.workers
             ),
         };
+        let offload = match self.binary.model() {
+            Model::Tokio => format!(" offload={}", self.offload),
+            Model::ThreadPerConnection
+            | Model::ThreadPool
+            | Model::Green
+            | Model::ThreadPerCore => String::new(),
+        };
         let nofile = self
             .descriptors
             .map_or(String::new(), |n| format!(" nofile={n}"));
@@ -318,7 +359,7 @@ impl Config {
             format!(" connections<={budget} backlog={}", BACKLOG)
         });
         format!(
-            "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}{nofile}{budget}",
+            "{} listening on http://{} ({}); workers={} {db} pool-timeout-ms={} backend={} delay-ms={} work={}{offload} header-timeout-ms={} keep-alive-timeout-ms={} shutdown-timeout-ms={} db={} upstream={}{max_threads}{nofile}{budget}",
             self.binary,
             self.listen,
             self.binary.describe(),
@@ -326,6 +367,7 @@ impl Config {
             self.pool_timeout.as_millis(),
             self.defaults.backend.name(),
             self.defaults.delay_ms,
+            self.defaults.work,
             self.limits.header_timeout.as_millis(),
             self.limits.keep_alive_timeout.map_or(0, |t| t.as_millis()),
             self.shutdown_timeout.as_millis(),
@@ -355,6 +397,15 @@ fn parse_count(value: &str) -> Result<usize, String> {
             "expected a whole number from 1 to 1000000, got {value:?}"
         )),
     }
+}
+
+fn parse_work(value: &str) -> Result<u32, String> {
+    work(value).ok_or_else(|| {
+        format!(
+            "expected a whole number from 0 to {}, got {value:?}",
+            crate::work::MAX_WORK
+        )
+    })
 }
 
 /// The same rule as the `delay_ms` query parameter: digits only, at most [`MAX_DELAY_MS`].
@@ -453,6 +504,40 @@ mod tests {
             .unwrap()
             .summary()
             .contains("db-mode=pipelined (3 connections"));
+    }
+
+    #[test]
+    fn only_the_tokio_targets_offload_work_and_work_is_bounded() {
+        for binary in Binary::ALL {
+            let parsed = parse(binary, &["--offload", "blocking", "--work", "100000"]);
+            match binary.model() {
+                Model::Tokio => {
+                    let config = parsed.unwrap();
+                    assert_eq!(
+                        (config.offload, config.defaults.work),
+                        (Offload::Blocking, 100_000)
+                    );
+                    assert!(config.summary().contains("work=100000 offload=blocking"));
+                }
+                Model::ThreadPerConnection
+                | Model::ThreadPool
+                | Model::Green
+                | Model::ThreadPerCore => {
+                    let message = parsed.unwrap_err();
+                    assert!(message.contains("--offload"), "{message}");
+                    assert!(message.contains(binary.name()), "{message}");
+                    assert!(!message.contains('\n'), "{message}");
+                    assert_eq!(
+                        parse(binary, &["--offload", "inline"]).unwrap().offload,
+                        Offload::Inline
+                    );
+                }
+            }
+        }
+        for bad in ["100001", "-1", "x", ""] {
+            let message = parse(Binary::SyncPool, &["--work", bad]).unwrap_err();
+            assert!(message.contains("--work"), "{message}");
+        }
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub fn fuzz_one(data: &[u8]) {
                 delay_ms: 0,
                 rows: 10,
                 panic_route: false,
+                work: 0,
             };
             match crate::plan(&defaults, method, path, query) {
                 crate::Work::Reply(reply) => reply,

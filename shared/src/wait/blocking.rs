@@ -50,8 +50,14 @@ impl BlockingApp {
         match crate::plan(&self.defaults, method, path, query) {
             Work::Reply(reply) => reply,
             Work::Panic => crate::panics::on_request(self.server),
-            Work::FetchRow { id, delay_ms } => Reply::from_row(self.db.fetch_row(id, delay_ms)),
-            Work::FetchUpstream { delay_ms } => Reply::from_upstream(self.upstream.fetch(delay_ms)),
+            // The work runs here, on the request's thread, which the kernel preempts like any
+            // other: a long hash never holds up another connection's thread.
+            Work::FetchRow { id, delay_ms, work } => {
+                Reply::from_row(self.db.fetch_row(id, delay_ms)).worked(work)
+            }
+            Work::FetchUpstream { delay_ms, work } => {
+                Reply::from_upstream(self.upstream.fetch(delay_ms)).worked(work)
+            }
         }
     }
 

@@ -68,11 +68,13 @@ impl LocalApp {
         match crate::plan(&self.defaults, method, path, query) {
             Work::Reply(reply) => reply,
             Work::Panic => crate::panics::on_request(self.server),
-            Work::FetchRow { id, delay_ms } => {
-                Reply::from_row(self.db.fetch_row(id, delay_ms).await)
+            // The work runs here, on the core's own thread: its other connections wait
+            // until it is done (they cannot move to another thread).
+            Work::FetchRow { id, delay_ms, work } => {
+                Reply::from_row(self.db.fetch_row(id, delay_ms).await).worked(work)
             }
-            Work::FetchUpstream { delay_ms } => {
-                Reply::from_upstream(self.upstream.fetch(delay_ms).await)
+            Work::FetchUpstream { delay_ms, work } => {
+                Reply::from_upstream(self.upstream.fetch(delay_ms).await).worked(work)
             }
         }
     }

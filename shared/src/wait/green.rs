@@ -44,12 +44,17 @@ impl GreenApp {
         match crate::plan(&self.defaults, method, path, query) {
             Work::Reply(reply) => reply,
             Work::Panic => crate::panics::on_request(self.server),
-            Work::FetchRow { id, delay_ms } => Reply::from_row(
+            // The work runs here, in the coroutine, on its worker thread: no other coroutine
+            // of that worker runs until it is done (may does not preempt).
+            Work::FetchRow { id, delay_ms, work } => Reply::from_row(
                 self.db
                     .fetch_row(id, delay_ms)
                     .and_then(|row| row.ok_or(crate::AppError::NoSuchRow(id))),
-            ),
-            Work::FetchUpstream { delay_ms } => Reply::from_upstream(self.upstream.fetch(delay_ms)),
+            )
+            .worked(work),
+            Work::FetchUpstream { delay_ms, work } => {
+                Reply::from_upstream(self.upstream.fetch(delay_ms)).worked(work)
+            }
         }
     }
 

@@ -23,7 +23,7 @@ use crate::pg::Prepared;
 use crate::places::PlacedConnector;
 use crate::request::{Reply, UpstreamReply, Work};
 use crate::upstream::upstream_timeout;
-use crate::{pg, sql, Config, DbMode, DbRow, RequestDefaults, UpstreamUrl};
+use crate::{pg, sql, Config, DbMode, DbRow, Offload, RequestDefaults, UpstreamUrl};
 
 /// What a tokio target's request waits with. Each request is a task; it waits for a pool
 /// slot, for PostgreSQL or for nginx at an `.await`, which hands the worker thread to another
@@ -33,6 +33,8 @@ pub struct AsyncApp {
     pub defaults: RequestDefaults,
     pub db: Database,
     pub upstream: Upstream,
+    /// Where a request's work runs (`--offload`).
+    pub offload: Offload,
 }
 
 impl AsyncApp {
@@ -42,6 +44,7 @@ impl AsyncApp {
             defaults: config.defaults,
             db: Database::new(config)?,
             upstream: Upstream::new(config)?,
+            offload: config.offload,
         })
     }
 
@@ -62,11 +65,35 @@ impl AsyncApp {
         match crate::plan(&self.defaults, method, path, query) {
             Work::Reply(reply) => reply,
             Work::Panic => crate::panics::on_request(self.server),
-            Work::FetchRow { id, delay_ms } => {
-                Reply::from_row(self.db.fetch_row(id, delay_ms).await)
+            Work::FetchRow { id, delay_ms, work } => {
+                let reply = Reply::from_row(self.db.fetch_row(id, delay_ms).await);
+                self.work(reply, work).await
             }
-            Work::FetchUpstream { delay_ms } => {
-                Reply::from_upstream(self.upstream.fetch(delay_ms).await)
+            Work::FetchUpstream { delay_ms, work } => {
+                let reply = Reply::from_upstream(self.upstream.fetch(delay_ms).await);
+                self.work(reply, work).await
+            }
+        }
+    }
+
+    /// `work` units of work on the reply's body, where `--offload` says. Inline, on the worker
+    /// thread that polls this task: no other task of that worker runs until the hash is done
+    /// (tokio does not preempt a poll). `blocking`, on tokio's blocking pool: this task waits
+    /// at an `.await` like for any I/O, and the worker serves the others meanwhile.
+    async fn work(&self, reply: Reply, work: u32) -> Reply {
+        if work == 0 || reply.status != 200 {
+            return reply;
+        }
+        match self.offload {
+            Offload::Inline => reply.worked(work),
+            Offload::Blocking => {
+                let body = reply.body.clone();
+                match tokio::task::spawn_blocking(move || crate::work::with_work(body, work)).await
+                {
+                    Ok(body) => Reply { body, ..reply },
+                    // Only a panic in the hash (or a runtime shutting down) ends it early.
+                    Err(_) => Reply::error(&AppError::Panicked).closing(),
+                }
             }
         }
     }

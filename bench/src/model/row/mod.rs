@@ -9,7 +9,7 @@ use super::case::{Case, Subject};
 use super::client_limit::ClientCost;
 use super::described::Described;
 use super::knob::Point;
-use super::settings::{bound_rps, Settings};
+use super::settings::{bound, BoundBy, Settings};
 pub use super::tool::LoopKind;
 use super::tool::{Measurement, ToolCost};
 
@@ -97,6 +97,9 @@ pub struct Row {
     #[serde(flatten)]
     pub client: ClientCost,
     pub bound_rps: Option<f64>,
+    /// What sets the bound: requests waiting (Little's law) or the CPU their work needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_by: Option<BoundBy>,
     pub efficiency: Option<f64>,
     pub relative: Option<f64>,
     /// `--per-connection` (wrk): how the answers were spread over the connections.
@@ -321,6 +324,7 @@ impl Row {
             flags,
             concurrency,
             bounded,
+            parallel,
         } = Described::of(case);
         let tool_name = match case.subject {
             Subject::Pgbench => "pgbench".to_string(),
@@ -356,7 +360,7 @@ impl Row {
             .rate
             .zip(achieved_rate)
             .map(|(rate, achieved)| achieved < 0.95 * f64::from(rate) || m.unsent > 0);
-        let bound = bound_rps(s, concurrency).filter(|_| bounded);
+        let bound = bound(s, concurrency, parallel, super::meta::work_cost()).filter(|_| bounded);
         let (status, failure) = status_of(failure, &chosen);
         let loop_kind = if s.rate.is_some() {
             LoopKind::Open
@@ -399,8 +403,11 @@ impl Row {
             postgres_cpu_ms_per_request: per_request(chosen.postgres_cpu_s, answered),
             nginx_cpu_ms_per_request: per_request(chosen.nginx_cpu_s, answered),
             client,
-            bound_rps: bound,
-            efficiency: bound.filter(|_| m.seconds > 0.0).map(|b| spread.median / b),
+            bound_rps: bound.map(|b| b.rps),
+            bound_by: bound.map(|b| b.by),
+            efficiency: bound
+                .filter(|_| m.seconds > 0.0)
+                .map(|b| spread.median / b.rps),
             relative: None,
             point: None,
             unchecked: Vec::new(),
