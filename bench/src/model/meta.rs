@@ -38,10 +38,9 @@ pub struct Machine {
     pub memory_gib: f64,
     pub kernel: String,
     pub os: String,
-    /// What one unit of `work=N` (a SHA-256 of 1 KiB) costs here, in µs on one thread,
-    /// when the run calibrated it (`observe::machine::calibrate_work`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub work_us_per_unit: Option<f64>,
+    /// What one unit of `work=N` (a SHA-256 of 1 KiB) costs here, in µs on one thread
+    /// (`observe::machine::calibrate_work`, at the start of a run).
+    pub work_us_per_unit: f64,
 }
 
 /// The calibrated cost of a unit of work, set once per process.
@@ -59,15 +58,11 @@ pub fn work_cost() -> Option<f64> {
 }
 
 impl Machine {
-    /// `2 CPUs (AMD EPYC), 23.5 GiB, Debian GNU/Linux 12, Linux 6.18.0`, and the cost of a
-    /// unit of work when calibrated.
+    /// `2 CPUs (AMD EPYC), 23.5 GiB, Debian GNU/Linux 12, Linux 6.18.0; one unit of work …`.
     pub fn describe(&self) -> String {
-        let work = self.work_us_per_unit.map_or(String::new(), |us| {
-            format!("; one unit of work (SHA-256 of 1 KiB) {us:.3} µs on one thread")
-        });
         format!(
-            "{} CPUs ({}), {} GiB, {}, Linux {}{work}",
-            self.cpus, self.cpu_model, self.memory_gib, self.os, self.kernel
+            "{} CPUs ({}), {} GiB, {}, Linux {}; one unit of work (SHA-256 of 1 KiB) {:.3} µs on one thread",
+            self.cpus, self.cpu_model, self.memory_gib, self.os, self.kernel, self.work_us_per_unit
         )
     }
 }

@@ -78,13 +78,12 @@ pub fn cpu_tails(rows: &[Row]) -> String {
         return String::new();
     }
     let mut out = String::from(
-        "## Where the CPU is the bound: the tails
-
-         Rows whose work per request makes the CPU, not the waiting, their bound. A request that          holds an event loop, a green worker or a core's thread holds every request queued on it;          the kernel preempts a thread per request. P99 / P50 is the spread that causes.
-
-         | target | point | req/s | CPU bound req/s | efficiency | P50 ms | P99 ms | P99 / P50 | CPU ms/req |
-         |---|---|--:|--:|--:|--:|--:|--:|--:|
-",
+        "## Where the CPU is the bound: the tails\n\n\
+         Rows whose work per request makes the CPU, not the waiting, their bound. A request that \
+         holds an event loop, a green worker or a core's thread holds every request queued on it; \
+         the kernel preempts a thread per request. P99 / P50 is the spread that causes.\n\n\
+         | target | point | req/s | CPU bound req/s | efficiency | P50 ms | P99 ms | P99 / P50 | CPU ms/req |\n\
+         |---|---|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     let f =
         |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));

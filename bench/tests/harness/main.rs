@@ -32,6 +32,7 @@ mod run;
 mod soak;
 mod stack;
 mod sweep;
+mod work;
 
 use bench::measure::{tools, Runner};
 use bench::model::case::{Case, Subject};

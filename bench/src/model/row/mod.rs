@@ -98,7 +98,7 @@ pub struct Row {
     pub client: ClientCost,
     pub bound_rps: Option<f64>,
     /// What sets the bound: requests waiting (Little's law) or the CPU their work needs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub bound_by: Option<BoundBy>,
     pub efficiency: Option<f64>,
     pub relative: Option<f64>,
