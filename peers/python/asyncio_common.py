@@ -41,16 +41,21 @@ async def answer_test(config, query, pool, upstream):
     work = contract.Work(config, query)
     if work.backend == "upstream":
         url = contract.upstream_target(config, work.delay_ms)
-        try:
-            timeout = aiohttp.ClientTimeout(total=work.delay_ms / 1000 + 3)
+        timeout = aiohttp.ClientTimeout(total=work.delay_ms / 1000 + 3)
+
+        async def fetch():
             async with upstream.get(url, timeout=timeout) as page:
-                body = await page.read()
+                return page.status, len(await page.read())
+
+        try:
+            # fanout=K: K fetches gathered in this task, their waits overlapped.
+            pages = await asyncio.gather(*(fetch() for _ in range(work.fanout)))
         except asyncio.TimeoutError:
             return 504, contract.error_body("upstream did not answer in time")
         except aiohttp.ClientError as e:
             return 502, contract.error_body(f"upstream unreachable: {type(e).__name__}")
         # The work runs here, on the event loop: every other task of this process waits.
-        return 200, contract.with_work(contract.upstream_body(page.status, len(body)), work.work)
+        return 200, contract.with_work(contract.pages_body(pages), work.work)
     statement, args = work.statement()
     try:
         async with pool.acquire(timeout=config.pool_timeout_s) as connection:

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 MAX_DELAY_MS = 10_000
 MAX_ID = 2**31 - 1
 MAX_WORK = 100_000
+MAX_FANOUT = 16
 
 # The two statements of the db backend: one round trip, one pg_stat_statements call.
 SELECT_ROW = "SELECT a, b FROM test WHERE a = $1"
@@ -53,7 +54,7 @@ class BadRequest(Exception):
 
 
 def parse_test_query(query):
-    """The /test query as (delay_ms, id, backend, work), each None when absent; BadRequest when a
+    """The /test query as (delay_ms, id, backend, work, fanout), each None when absent; BadRequest when a
     parameter is unknown, repeated, or has a bad value."""
     seen = {}
     for segment in query.split("&") if query else ():
@@ -62,8 +63,8 @@ def parse_test_query(query):
         if "=" not in segment:
             raise BadRequest(f"parameter {segment!r} has no value; write name=value")
         name, value = (unquote(part) for part in segment.split("=", 1))
-        if name not in ("delay_ms", "id", "backend", "work"):
-            raise BadRequest(f"unknown parameter {name!r}; /test takes delay_ms, id, backend and work")
+        if name not in ("delay_ms", "id", "backend", "work", "fanout"):
+            raise BadRequest(f"unknown parameter {name!r}; /test takes delay_ms, id, backend, work and fanout")
         if name in seen:
             raise BadRequest(f"parameter {name} is repeated; give it once")
         seen[name] = value
@@ -79,11 +80,15 @@ def parse_test_query(query):
     work = seen.get("work")
     if work is not None and not (_digits(work) and int(work) <= MAX_WORK):
         raise BadRequest(f"work must be a whole number from 0 to {MAX_WORK}, got {work!r}")
+    fanout = seen.get("fanout")
+    if fanout is not None and not (_digits(fanout) and 1 <= int(fanout) <= MAX_FANOUT):
+        raise BadRequest(f"fanout must be a whole number from 1 to {MAX_FANOUT}, got {fanout!r}")
     return (
         None if delay is None else int(delay),
         None if row is None else int(row),
         backend,
         None if work is None else int(work),
+        None if fanout is None else int(fanout),
     )
 
 
@@ -103,11 +108,14 @@ class Work:
     """What a /test request asks for, with the defaults filled in."""
 
     def __init__(self, config, query):
-        delay, row, backend, work = parse_test_query(query)
+        delay, row, backend, work, fanout = parse_test_query(query)
         self.delay_ms = config.delay_ms if delay is None else delay
         self.id = random.randint(1, config.rows) if row is None else row
         self.backend = backend or config.backend
         self.work = config.work if work is None else work
+        self.fanout = 1 if fanout is None else fanout
+        if self.fanout > 1 and self.backend == "db":
+            raise BadRequest("fanout is for the upstream backend (backend=upstream); the db backend fetches one row")
 
     def statement(self):
         """The statement and its arguments ($1 the id, $2 the sleep in seconds)."""
@@ -123,6 +131,16 @@ def row_body(a, b):
 
 def upstream_body(status, length):
     return b'{"status":%d,"bytes":%d}' % (status, length)
+
+
+def pages_body(pages):
+    """The body of fanout=K's pages, each (status, length): with K = 1 the page's, else
+    {"status":S,"bytes":TOTAL,"fanout":K} (S: 200, or the first other status)."""
+    status = next((s for s, _ in pages if s != 200), 200)
+    total = sum(length for _, length in pages)
+    if len(pages) == 1:
+        return upstream_body(status, total)
+    return b'{"status":%d,"bytes":%d,"fanout":%d}' % (status, total, len(pages))
 
 
 def with_work(body, n):

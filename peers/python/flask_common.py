@@ -13,9 +13,15 @@ def reply(status, body):
     return Response(body, status=status, content_type="application/json")
 
 
-def make_app(config, upstream, query_row):
+def one_after_another(calls):
+    """fanout=K as sync code makes it: each fetch after the last (the first failure ends it)."""
+    return [call() for call in calls]
+
+
+def make_app(config, upstream, query_row, together=one_after_another):
     """The app: `upstream` is a urllib3 pool manager; `query_row(statement, args)` returns the
-    row (a, b) or None, or raises contract.Unavailable."""
+    row (a, b) or None, or raises contract.Unavailable; `together(calls)` makes fanout=K's
+    fetches and returns their results (or raises the first failure)."""
     app = Flask(__name__)
 
     def query():
@@ -35,17 +41,22 @@ def make_app(config, upstream, query_row):
     def test():
         work = contract.Work(config, query())
         if work.backend == "upstream":
-            try:
+
+            def fetch():
                 page = upstream.request(
                     "GET",
                     contract.upstream_target(config, work.delay_ms),
                     timeout=work.delay_ms / 1000 + 3,
                 )
+                return page.status, len(page.data)
+
+            try:
+                pages = together([fetch] * work.fanout)
             except urllib3.exceptions.TimeoutError:
                 return reply(504, contract.error_body("upstream did not answer in time"))
             except urllib3.exceptions.HTTPError as e:
                 return reply(502, contract.error_body(f"upstream unreachable: {type(e).__name__}"))
-            return reply(200, contract.with_work(contract.upstream_body(page.status, len(page.data)), work.work))
+            return reply(200, contract.with_work(contract.pages_body(pages), work.work))
         statement, args = work.statement()
         try:
             row = query_row(contract.psycopg_statement(statement), contract.psycopg_arguments(args))

@@ -14,6 +14,7 @@
 
 import queue
 
+import gevent
 import psycogreen.gevent
 import psycopg2
 import urllib3
@@ -80,5 +81,15 @@ def query_row(statement, args):
     return row
 
 
+def greenlets(calls):
+    """fanout=K as gevent code makes it: a greenlet per fetch, joined; each yields to the hub
+    at its socket, so the K waits overlap."""
+    spawned = [gevent.spawn(call) for call in calls]
+    gevent.joinall(spawned)
+    return [greenlet.get() for greenlet in spawned]
+
+
 # A greenlet per connection: the upstream pool keeps as many as they use.
-app = flask_common.make_app(config, urllib3.PoolManager(maxsize=1000, retries=False), query_row)
+app = flask_common.make_app(
+    config, urllib3.PoolManager(maxsize=1000, retries=False), query_row, greenlets
+)

@@ -54,8 +54,8 @@ pub mod places;
 pub mod tokio_stack;
 
 pub use config::{
-    Backend, Binary, Config, ConnLimits, DatabaseUrl, DbMode, Model, Offload, RequestDefaults,
-    UpstreamUrl,
+    Backend, Binary, Config, ConnLimits, DatabaseUrl, DbMode, Fanout, Model, Offload,
+    RequestDefaults, UpstreamUrl,
 };
 pub use error::AppError;
 pub use render::DbRow;

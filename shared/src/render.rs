@@ -38,6 +38,14 @@ pub fn render_upstream(status: u16, bytes: usize) -> Bytes {
     Bytes::from(format!(r#"{{"status":{status},"bytes":{bytes}}}"#))
 }
 
+/// `fanout=K`'s body: `{"status":200,"bytes":TOTAL,"fanout":K}`, the K pages' lengths added.
+/// Its length is fixed for a given page and K.
+pub fn render_fanout(status: u16, bytes: usize, fanout: usize) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"status":{status},"bytes":{bytes},"fanout":{fanout}}}"#
+    ))
+}
+
 /// Writes `a` as ten digits with leading zeros (a sign, if any, takes the first place).
 fn write_padded(out: &mut Vec<u8>, a: i32) {
     if a < 0 {

@@ -19,9 +19,13 @@ pub enum Work {
     /// Fetch row `id`, with `delay_ms` of `pg_sleep` in the same statement, then do `work`
     /// units of work ([`crate::work`]) on its body.
     FetchRow { id: i32, delay_ms: u32, work: u32 },
-    /// Fetch the upstream page, asking it to wait `delay_ms` first, then do `work` units of
-    /// work on its body.
-    FetchUpstream { delay_ms: u32, work: u32 },
+    /// Fetch the upstream page `fanout` times, each asking it to wait `delay_ms` first, the
+    /// way the model makes several fetches at once, then do `work` units of work on the body.
+    FetchUpstream {
+        delay_ms: u32,
+        work: u32,
+        fanout: u8,
+    },
     /// Panic in the handler (`GET /panic` with `--panic-route`): the panic guard's test.
     Panic,
 }
@@ -79,6 +83,30 @@ impl Reply {
             Ok(page) => Reply::ok(render::render_upstream(page.status, page.bytes)),
             Err(error) => Reply::error(&error),
         }
+    }
+
+    /// The reply to `fanout=K`'s K fetches: the first failure's error, or with K = 1 the one
+    /// page's body, else `{"status":S,"bytes":TOTAL,"fanout":K}` (S: 200, or the first other
+    /// status a page had).
+    pub fn from_pages(pages: Vec<Result<UpstreamReply, AppError>>) -> Reply {
+        let fanout = pages.len();
+        let mut status = 200;
+        let mut bytes = 0;
+        for page in pages {
+            match page {
+                Ok(page) => {
+                    if status == 200 {
+                        status = page.status;
+                    }
+                    bytes += page.bytes;
+                }
+                Err(error) => return Reply::error(&error),
+            }
+        }
+        if fanout == 1 {
+            return Reply::ok(render::render_upstream(status, bytes));
+        }
+        Reply::ok(render::render_fanout(status, bytes, fanout))
     }
 
     /// This reply after `n` units of work on its body ([`crate::work::with_work`]), on the
@@ -150,6 +178,7 @@ pub struct TestQuery {
     pub id: Option<i32>,
     pub backend: Option<Backend>,
     pub work: Option<u32>,
+    pub fanout: Option<u8>,
 }
 
 /// Routes a request. `path` is the path without the query; `query` is what follows `?`.
@@ -191,7 +220,8 @@ pub fn split_target(target: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Parses the `/test` query: `delay_ms`, `id`, `backend` and `work`, each at most once.
+/// Parses the `/test` query: `delay_ms`, `id`, `backend`, `work` and `fanout`, each at most
+/// once.
 pub fn parse_test_query(query: Option<&str>) -> Result<TestQuery, AppError> {
     let mut parsed = TestQuery::default();
     for pair in pairs(query) {
@@ -201,9 +231,10 @@ pub fn parse_test_query(query: Option<&str>) -> Result<TestQuery, AppError> {
             "id" => parsed.id.replace(parse_id(&value)?).is_some(),
             "backend" => parsed.backend.replace(parse_backend(&value)?).is_some(),
             "work" => parsed.work.replace(parse_work(&value)?).is_some(),
+            "fanout" => parsed.fanout.replace(parse_fanout(&value)?).is_some(),
             _ => {
                 return Err(AppError::BadParameter(format!(
-                    "unknown parameter {:?}; /test takes delay_ms, id, backend and work",
+                    "unknown parameter {:?}; /test takes delay_ms, id, backend, work and fanout",
                     truncate(&name)
                 )))
             }
@@ -256,6 +287,19 @@ fn parse_work(value: &str) -> Result<u32, AppError> {
     })
 }
 
+fn parse_fanout(value: &str) -> Result<u8, AppError> {
+    parse_digits(value)
+        .filter(|n| (1..=u64::from(crate::config::MAX_FANOUT)).contains(n))
+        .map(|n| n as u8)
+        .ok_or_else(|| {
+            AppError::BadParameter(format!(
+                "fanout must be a whole number from 1 to {}, got {:?}",
+                crate::config::MAX_FANOUT,
+                truncate(value)
+            ))
+        })
+}
+
 fn parse_id(value: &str) -> Result<i32, AppError> {
     parse_digits(value)
         .filter(|n| (1..=i32::MAX as u64).contains(n))
@@ -291,12 +335,21 @@ pub fn plan(defaults: &RequestDefaults, method: &str, path: &str, query: Option<
             let delay_ms = query.delay_ms.unwrap_or(defaults.delay_ms);
             let work = query.work.unwrap_or(defaults.work);
             match query.backend.unwrap_or(defaults.backend) {
+                Backend::Db if query.fanout.is_some_and(|k| k > 1) => {
+                    Work::Reply(Reply::error(&AppError::BadParameter(
+                        "fanout is for the upstream backend (backend=upstream); the db backend fetches one row".into(),
+                    )))
+                }
                 Backend::Db => Work::FetchRow {
                     id: query.id.unwrap_or_else(|| fastrand::i32(1..=defaults.rows)),
                     delay_ms,
                     work,
                 },
-                Backend::Upstream => Work::FetchUpstream { delay_ms, work },
+                Backend::Upstream => Work::FetchUpstream {
+                    delay_ms,
+                    work,
+                    fanout: query.fanout.unwrap_or(1),
+                },
             }
         }
         Err(error) => Work::Reply(Reply::error(&error)),
@@ -355,7 +408,8 @@ mod tests {
             ),
             Work::FetchUpstream {
                 delay_ms: 100,
-                work: 0
+                work: 0,
+                fanout: 1
             }
         );
         assert_eq!(
@@ -388,9 +442,24 @@ mod tests {
             ),
             Work::FetchUpstream {
                 delay_ms: 7,
-                work: 100_000
+                work: 100_000,
+                fanout: 1
             }
         );
+        assert_eq!(
+            plan(
+                &DEFAULTS,
+                "GET",
+                "/test",
+                Some("backend=upstream&fanout=16")
+            ),
+            Work::FetchUpstream {
+                delay_ms: 7,
+                work: 0,
+                fanout: 16
+            }
+        );
+        assert_eq!(status_of("/test?fanout=1"), 200);
     }
 
     #[test]
@@ -415,6 +484,12 @@ mod tests {
             "/test?work=1.5",
             "/test?work=",
             "/test?work=1&work=1",
+            "/test?backend=upstream&fanout=0",
+            "/test?backend=upstream&fanout=17",
+            "/test?backend=upstream&fanout=-1",
+            "/test?backend=upstream&fanout=x",
+            "/test?backend=upstream&fanout=2&fanout=2",
+            "/test?fanout=2",
             "/test?id",
             "/test?id=%zz",
             "/json?x=1",
@@ -472,5 +547,19 @@ mod tests {
         let reply = Reply::from_upstream(Err(AppError::UpstreamTimeout { waited_ms: 10 }));
         assert_eq!(reply.status, 504);
         assert_eq!(reply.reason(), "Gateway Timeout");
+        let page = |bytes| Ok(UpstreamReply { status: 200, bytes });
+        assert_eq!(
+            &Reply::from_pages(vec![page(612)]).body[..],
+            br#"{"status":200,"bytes":612}"#
+        );
+        assert_eq!(
+            &Reply::from_pages(vec![page(612); 4]).body[..],
+            br#"{"status":200,"bytes":2448,"fanout":4}"#
+        );
+        let failed = Reply::from_pages(vec![
+            page(1),
+            Err(AppError::UpstreamTimeout { waited_ms: 1 }),
+        ]);
+        assert_eq!(failed.status, 504);
     }
 }

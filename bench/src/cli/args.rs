@@ -109,9 +109,15 @@ impl LoadArgs {
         let mut settings = scenario.settings.clone();
         self.overrides.apply(&mut settings);
         settings.tool = self.tool.unwrap_or(settings.tool);
+        // A mix runs on bench's own client unless another tool is asked for (and refused).
+        if self.overrides.mix.is_some() && self.tool.is_none() {
+            settings.tool = ToolKind::Bench;
+        }
+        let mixed = settings.mix.is_some() || matches!(scenario.shape, preset::Shape::Mix(_));
         settings
             .tool
             .check_rate(settings.rate)
+            .and_then(|()| settings.tool.check_mix(mixed))
             .map_err(|e| UsageError(format!("{e:#}")))?;
         if settings.per_connection && settings.tool != ToolKind::Wrk {
             return Err(UsageError(format!(
@@ -156,6 +162,19 @@ pub struct Overrides {
     /// blocking pool (spawn_blocking). The other targets always run it inline.
     #[arg(long, value_enum)]
     pub offload: Option<shared::Offload>,
+    /// Upstream pages per request (fanout=K, 1 to 16; the upstream backend): K fetches, made
+    /// the way each model makes several at once.
+    #[arg(long, value_parser = Knob::Fanout.flag_parser())]
+    pub fanout: Option<u32>,
+    /// How the sync targets make those fetches: inline, one after another (what sync code
+    /// does), or threads, a scoped thread each (its --fanout).
+    #[arg(long, value_enum)]
+    pub fanout_with: Option<shared::Fanout>,
+    /// Requests that are not all alike: classes NAME:WEIGHT:PARAM=V[&PARAM=V…],… (e.g.
+    /// fast:90:delay_ms=0,slow:10:delay_ms=200), each request's class drawn by weight; every
+    /// row gets each class's req/s, errors and latencies. Runs on bench's own client.
+    #[arg(long, value_name = "NAME:WEIGHT:PARAM=V,…", value_parser = crate::model::mix::parse)]
+    pub mix: Option<crate::model::mix::Mix>,
     /// What /test does.
     #[arg(long, value_enum)]
     pub backend: Option<shared::Backend>,
@@ -218,6 +237,7 @@ impl Overrides {
         [
             number(Knob::DelayMs, self.delay_ms),
             number(Knob::Work, self.work),
+            number(Knob::Fanout, self.fanout),
             number(Knob::Connections, self.connections),
             number(Knob::PoolSize, self.pool_size),
             number(Knob::Workers, self.workers),
@@ -244,6 +264,10 @@ impl Overrides {
         s.rounds = self.rounds.unwrap_or(s.rounds);
         s.rows = self.rows.unwrap_or(s.rows);
         s.offload = self.offload.unwrap_or(s.offload);
+        s.fanout_with = self.fanout_with.unwrap_or(s.fanout_with);
+        if let Some(mix) = &self.mix {
+            s.mix = Some(mix.clone());
+        }
         s.upstream_keepalive = self
             .upstream_keepalive
             .map_or(s.upstream_keepalive, OnOff::is_on);

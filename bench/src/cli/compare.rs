@@ -85,6 +85,7 @@ fn request(args: &CompareArgs) -> Result<CompareRequest> {
     super::not_the_soak(&scenario)?;
     settings
         .check_faults(args.database_url.is_none())
+        .and_then(|()| settings.check_load())
         .map_err(UsageError)?;
     if args.load.overrides.rounds.is_none() {
         settings.rounds = 3;

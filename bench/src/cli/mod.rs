@@ -11,6 +11,7 @@ mod client;
 mod compare;
 mod describe;
 mod diff;
+mod load;
 mod report;
 mod run;
 mod scenarios;
@@ -68,6 +69,9 @@ enum Command {
     Diff(diff::DiffArgs),
     /// List the presets, their parameters and the article each comes from.
     Scenarios,
+    /// bench's own load client (--tool bench, the one that loads a --mix): a closed loop of a
+    /// thread per connection, printing one JSON measurement with each class's figures.
+    Load(load::LoadArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::exec(args),
         Command::Diff(args) => diff::exec(args),
         Command::Scenarios => scenarios::exec(),
+        Command::Load(args) => load::exec(args),
     };
     match result {
         Ok(code) => code,

@@ -97,7 +97,10 @@ fn request(args: &RunArgs) -> Result<RunRequest> {
     let targets = parse_targets("--targets", &args.stack.targets)?;
     let private_db = args.stack.database_url.is_none();
     for case in case::expand(&scenario, &settings, &targets) {
-        case.settings.check_faults(private_db).map_err(UsageError)?;
+        case.settings
+            .check_faults(private_db)
+            .and_then(|()| case.settings.check_load())
+            .map_err(UsageError)?;
     }
     check_soak(args, &scenario, &settings)?;
     if matches!(scenario.shape, Shape::Sweep { .. }) {

@@ -82,10 +82,23 @@ pub fn exec(args: SweepArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     args.load.overrides.apply(&mut settings);
     // A varied rate needs an open-loop tool (`tool_for`); so does a rate given as a flag.
     settings.tool = knob::tool_for(&varies, args.load.tool, settings.tool)?;
+    if settings.mix.is_some() && args.load.tool.is_none() {
+        settings.tool = crate::model::tool::ToolKind::Bench;
+    }
     settings.tool.check_rate(settings.rate)?;
+    settings
+        .tool
+        .check_mix(settings.mix.is_some())
+        .map_err(|e| UsageError(format!("{e:#}")))?;
     settings
         .check_faults(args.stack.database_url.is_none())
         .map_err(UsageError)?;
+    for point in knob::points(&varies) {
+        let mut at = settings.clone();
+        point.apply(&mut at);
+        at.check_load()
+            .map_err(|e| UsageError(format!("at {}: {e}", point.label())))?;
+    }
     let tool = tools::locate(settings.tool)?;
     let baseline = parse_targets("--baseline", std::slice::from_ref(&args.baseline))?[0]
         .name()

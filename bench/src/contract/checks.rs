@@ -10,7 +10,7 @@ use super::{CannotCheck, Server};
 use crate::client::{self, Response};
 use crate::observe::Observer;
 
-fn expect_status(response: &Response, status: u16, what: &str) -> Result<()> {
+pub(super) fn expect_status(response: &Response, status: u16, what: &str) -> Result<()> {
     ensure!(
         response.status == status,
         "{what}: expected {status}, got {} {} with body {}",
@@ -42,7 +42,7 @@ fn expect_error(response: &Response, status: u16, what: &str) -> Result<()> {
     expect_json_content_type(response, what)
 }
 
-fn expect_json_content_type(response: &Response, what: &str) -> Result<()> {
+pub(super) fn expect_json_content_type(response: &Response, what: &str) -> Result<()> {
     let content_type = response.header("content-type").unwrap_or("(none)");
     ensure!(
         content_type.eq_ignore_ascii_case("application/json"),
@@ -190,46 +190,8 @@ pub fn json_and_health_answer_fixed_bodies(server: &Server) -> Result<()> {
     Ok(())
 }
 
-/// `work=N` on both backends: the body of `work=0` (byte for byte the body without the
-/// parameter), then SHA-256 chained N times from it, its hex the body's last field. The result
-/// is recomputed here, so a server that skips or shortens the work is caught.
-pub fn work_is_done_and_its_result_right(server: &Server) -> Result<()> {
-    let plain = client::get(server.direct, "/test?id=7")?;
-    expect_status(&plain, 200, "/test?id=7")?;
-    let zero = client::get(server.direct, "/test?id=7&work=0")?;
-    expect_status(&zero, 200, "/test?id=7&work=0")?;
-    ensure!(
-        zero.body == plain.body,
-        "/test?id=7&work=0: body {:?}, expected today's {:?}",
-        zero.text(),
-        plain.text()
-    );
-    let targets = [
-        ("/test?id=7&work=1", 1),
-        ("/test?id=7&work=1000", 1000),
-        ("/test?id=7&work=100000", shared::work::MAX_WORK),
-        ("/test?backend=upstream&delay_ms=0&work=5", 5),
-    ];
-    for (target, n) in targets {
-        let response = client::get(server.direct, target)?;
-        expect_status(&response, 200, target)?;
-        expect_json_content_type(&response, target)?;
-        shared::work::check(&response.body, n).map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
-        if target.contains("id=7") {
-            let base = &plain.body[..plain.body.len() - 1];
-            ensure!(
-                response.body.starts_with(base),
-                "{target}: the body before the work field is {:?}, expected the row's {:?}",
-                response.text(),
-                plain.text()
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Every bad parameter the contract names.
-pub const BAD_PARAMETERS: [&str; 15] = [
+pub const BAD_PARAMETERS: [&str; 18] = [
     "/test?delay_ms=-1",
     "/test?delay_ms=10001",
     "/test?delay_ms=abc",
@@ -244,6 +206,9 @@ pub const BAD_PARAMETERS: [&str; 15] = [
     "/test?work=100001",
     "/test?work=-1",
     "/test?work=1&work=1",
+    "/test?backend=upstream&fanout=0",
+    "/test?backend=upstream&fanout=17",
+    "/test?backend=db&fanout=2",
     "/json?x=1",
 ];
 

@@ -17,6 +17,7 @@
 
 mod burst;
 mod checks;
+mod requests;
 mod statements;
 mod verify;
 
@@ -27,6 +28,7 @@ use shared::Binary;
 
 use crate::stack::Stack;
 use checks::*;
+use requests::{fanout_reports_k_pages_and_their_bytes, work_is_done_and_its_result_right};
 use statements::one_statement_per_request;
 
 pub use burst::{burst, burst_with_peaks, statuses, BurstPeaks};
@@ -151,6 +153,11 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "upstream_backend_reports_status_and_length",
         run: upstream_backend_reports_status_and_length,
+        kind: Kind::Measured,
+    },
+    Check {
+        name: "fanout_reports_k_pages_and_their_bytes",
+        run: fanout_reports_k_pages_and_their_bytes,
         kind: Kind::Measured,
     },
     Check {

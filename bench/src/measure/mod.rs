@@ -11,6 +11,7 @@
 //! row, and the run goes on.
 
 pub mod extras;
+pub mod load;
 pub mod paced;
 pub mod runner;
 pub mod sample;

@@ -139,7 +139,7 @@ impl<'a> Runner<'a> {
         let round = self.round_http(
             s,
             &Target {
-                url: format!("http://{addr}{}", s.path.path()),
+                url: format!("http://{addr}{}{}", s.path.path(), s.load_query()),
                 watched: Watched {
                     pid: Some(target.pid()),
                     tree: false,

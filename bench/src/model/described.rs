@@ -3,6 +3,7 @@
 //! from the model its user stated, a peer's from the harness).
 
 use super::case::{Case, Subject};
+use super::settings::{bound, Bound, Settings};
 
 /// What a row says about its subject: the binary, the model, the flags it was started with,
 /// and the concurrency that bounds it.
@@ -17,11 +18,41 @@ pub struct Described {
     /// How many of its requests can hold a CPU at once (`Settings::cpu_parallel`): for a
     /// server the harness did not build, the CPUs it may use.
     pub parallel: u32,
+    /// A request's mean wait in ms (`Settings::wait_ms`), for Little's law.
+    pub wait_ms: f64,
 }
 
 impl Described {
+    /// The requests a closed loop of `s` can have in flight on it: its connections, or fewer
+    /// when the model takes fewer at once (sync-thread's threads; the rest wait in its
+    /// backlog, not in the client).
+    pub fn in_flight(&self, s: &Settings) -> u32 {
+        self.concurrency
+            .filter(|_| self.bounded)
+            .map_or(s.connections, |c| c.min(s.connections))
+    }
+
+    /// The bound of a row of it with settings `s`: the lower of Little's law over its
+    /// concurrency and mean wait and the CPU bound (`settings::bound`); none when its model
+    /// is not known.
+    pub fn bound(&self, s: &Settings) -> Option<Bound> {
+        bound(
+            s,
+            self.concurrency,
+            self.parallel,
+            super::meta::work_cost(),
+            self.wait_ms,
+        )
+        .filter(|_| self.bounded)
+    }
+
     pub fn of(case: &Case) -> Described {
         let s = &case.settings;
+        let wait_ms = match &case.subject {
+            Subject::Target(b) => s.wait_ms(Some(*b)),
+            Subject::External(e) => s.wait_ms(e.binary),
+            Subject::Pgbench | Subject::NginxStatic => s.wait_ms(None),
+        };
         let (binary, model, flags, concurrency, parallel) = match &case.subject {
             Subject::Target(b) => (
                 Some(b.name().to_string()),
@@ -66,6 +97,7 @@ impl Described {
                         concurrency: e.model.and_then(|m| m.concurrency()),
                         bounded: e.model.is_some(),
                         parallel: s.cpus(),
+                        wait_ms,
                     };
                 }
             },
@@ -91,6 +123,7 @@ impl Described {
             concurrency,
             bounded: true,
             parallel,
+            wait_ms,
         }
     }
 }

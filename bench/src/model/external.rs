@@ -203,11 +203,14 @@ impl External {
                     Backend::Db => "",
                     Backend::Upstream => "&backend=upstream",
                 };
-                let work = if s.work > 0 {
+                let mut work = if s.work > 0 {
                     format!("&work={}", s.work)
                 } else {
                     String::new()
                 };
+                if s.fanout > 1 {
+                    work += &format!("&fanout={}", s.fanout);
+                }
                 format!("http://{addr}/test?delay_ms={}{backend}{work}", s.delay_ms)
             }
         }

@@ -20,6 +20,7 @@ use super::tool::ToolKind;
 pub enum Knob {
     DelayMs,
     Work,
+    Fanout,
     Connections,
     PoolSize,
     Workers,
@@ -30,9 +31,10 @@ pub enum Knob {
 }
 
 impl Knob {
-    pub const ALL: [Knob; 9] = [
+    pub const ALL: [Knob; 10] = [
         Knob::DelayMs,
         Knob::Work,
+        Knob::Fanout,
         Knob::Connections,
         Knob::PoolSize,
         Knob::Workers,
@@ -47,6 +49,7 @@ impl Knob {
         match self {
             Knob::DelayMs => "delay-ms",
             Knob::Work => "work",
+            Knob::Fanout => "fanout",
             Knob::Connections => "connections",
             Knob::PoolSize => "pool-size",
             Knob::Workers => "workers",
@@ -71,6 +74,7 @@ impl Knob {
         match self {
             Knob::DelayMs => Some(0..=shared::config::MAX_DELAY_MS),
             Knob::Work => Some(0..=shared::work::MAX_WORK),
+            Knob::Fanout => Some(1..=u32::from(shared::config::MAX_FANOUT)),
             Knob::Connections => Some(1..=100_000),
             Knob::PoolSize => Some(1..=10_000),
             Knob::Workers => Some(1..=1024),
@@ -102,6 +106,7 @@ impl Knob {
                 .ok_or_else(|| format!("db-mode: {text:?} is not pool or pipelined")),
             Knob::DelayMs
             | Knob::Work
+            | Knob::Fanout
             | Knob::Connections
             | Knob::PoolSize
             | Knob::Workers
@@ -125,6 +130,7 @@ impl Knob {
         match (self, value) {
             (Knob::DelayMs, Value::Number(n)) => settings.delay_ms = *n,
             (Knob::Work, Value::Number(n)) => settings.work = *n,
+            (Knob::Fanout, Value::Number(n)) => settings.fanout = *n as u8,
             (Knob::Connections, Value::Number(n)) => settings.connections = *n,
             (Knob::PoolSize, Value::Number(n)) => settings.sessions = *n,
             (Knob::Workers, Value::Number(n)) => {

@@ -19,6 +19,7 @@ pub mod external;
 pub mod fault;
 pub mod knob;
 pub mod meta;
+pub mod mix;
 pub mod plan;
 pub mod preset;
 pub mod row;

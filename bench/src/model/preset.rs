@@ -8,7 +8,7 @@
 //! This file is a data table: adding a preset is one entry in [`all`].
 
 use anyhow::{bail, Result};
-use shared::{Backend, Binary, DbMode, Offload};
+use shared::{Backend, Binary, DbMode, Fanout, Offload};
 
 use super::fault::{Fault, FaultKind};
 use super::settings::{Endpoint, Settings, Via};
@@ -44,6 +44,12 @@ pub enum Shape {
     SlowClients,
     /// Every target holding each of these numbers of idle connections: one group each.
     Connections(&'static [u32]),
+    /// Every target at each of these `fanout=K`, one group each, the sync targets also with
+    /// `--fanout threads`.
+    Fanout(&'static [u8]),
+    /// Every target with this mix (`--mix` replaces it), and with its first class alone: two
+    /// groups, so that the first class is compared with and without the others.
+    Mix(&'static str),
     /// Every target at once, for a long time, under its own paced client, with faults every
     /// so often (`measure::soak`).
     Soak,
@@ -72,6 +78,9 @@ const BASE: Settings = Settings {
     delay_ms: 0,
     work: 0,
     offload: Offload::Inline,
+    fanout: 1,
+    fanout_with: Fanout::Inline,
+    mix: None,
     sessions: 100,
     sync_workers: Some(19),
     async_workers: Some(6),
@@ -225,6 +234,30 @@ pub fn all() -> Vec<Preset> {
                 ],
                 offload: &[Binary::TokioAxum],
             },
+        },
+        Preset {
+            name: "mix",
+            source: "a slow request among fast ones: head-of-line blocking, the figure one overall percentile hides",
+            summary: "Grinberg's clients and sessions (c=100, 100 sessions, sync 19 workers, async 6); 90% of requests at 0 ms and 10% at 200 ms, then the fast class alone; every target, bench's own client recording each class",
+            settings: Settings {
+                tool: ToolKind::Bench,
+                duration_s: 8,
+                ..BASE
+            },
+            shape: Shape::Mix("fast:90:delay_ms=0,slow:10:delay_ms=200"),
+        },
+        Preset {
+            name: "fanout",
+            source: "seed 003's question on the server: a request that needs K upstream pages (the most common reason teams move to async)",
+            summary: "upstream backend, each page after 50 ms, K = 1, 4 and 16 pages per request, c=100; every target (the sync ones fetch a request's pages one after another), plus sync-thread and sync-pool with --fanout threads",
+            settings: Settings {
+                backend: Backend::Upstream,
+                delay_ms: 50,
+                duration_s: 5,
+                warmup_s: 1,
+                ..BASE
+            },
+            shape: Shape::Fanout(&[1, 4, 16]),
         },
         Preset {
             name: "paterson-cpu",

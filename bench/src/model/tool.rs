@@ -31,9 +31,14 @@ pub enum ToolKind {
     Ab,
     /// hey: closed loop, or a rate per worker.
     Hey,
+    /// bench's own client (`bench load`): closed loop, a thread per connection, every
+    /// request's latency recorded in its class; the one tool that loads a mix (`--mix`).
+    Bench,
 }
 
 impl ToolKind {
+    /// The load tools installed beside the harness (the limits preset measures each against
+    /// nginx alone); bench's own client is [`ToolKind::Bench`].
     pub const ALL: [ToolKind; 4] = [ToolKind::Wrk, ToolKind::Oha, ToolKind::Ab, ToolKind::Hey];
 
     pub fn name(self) -> &'static str {
@@ -42,17 +47,38 @@ impl ToolKind {
             ToolKind::Oha => "oha",
             ToolKind::Ab => "ab",
             ToolKind::Hey => "hey",
+            ToolKind::Bench => "bench",
         }
     }
 
-    /// The Debian package that has it; oha comes from crates.io instead.
+    /// The Debian package that has it; oha comes from crates.io instead, and bench's own
+    /// client is this program.
     pub fn package(self) -> Option<&'static str> {
         match self {
             ToolKind::Wrk => Some("wrk"),
             ToolKind::Ab => Some("apache2-utils"),
             ToolKind::Hey => Some("hey"),
-            ToolKind::Oha => None,
+            ToolKind::Oha | ToolKind::Bench => None,
         }
+    }
+
+    /// Whether it can load a mix of request classes and record each class's latency.
+    pub fn loads_a_mix(self) -> bool {
+        match self {
+            ToolKind::Bench => true,
+            ToolKind::Wrk | ToolKind::Oha | ToolKind::Ab | ToolKind::Hey => false,
+        }
+    }
+
+    /// Refuses a mix the tool cannot load.
+    pub fn check_mix(self, mixed: bool) -> Result<()> {
+        if mixed && !self.loads_a_mix() {
+            bail!(
+                "--mix runs on bench's own client, which records each request's class; {} gives one spectrum for all requests: use --tool bench (the default with --mix)",
+                self.name()
+            );
+        }
+        Ok(())
     }
 
     /// The flag that makes it print its version, if it has one.
@@ -61,7 +87,7 @@ impl ToolKind {
             ToolKind::Wrk => Some("-v"),
             ToolKind::Ab => Some("-V"),
             ToolKind::Oha => Some("--version"),
-            ToolKind::Hey => None,
+            ToolKind::Hey | ToolKind::Bench => None,
         }
     }
 
@@ -75,6 +101,8 @@ impl ToolKind {
             // ab is one event loop; oha's runtime and hey's Go scheduler use every CPU.
             ToolKind::Ab => 1,
             ToolKind::Oha | ToolKind::Hey => cpus,
+            // bench load: a thread per connection.
+            ToolKind::Bench => connections.max(1),
         }
     }
 
@@ -148,6 +176,21 @@ pub struct Measurement {
     /// connection). Summarised in the row as `connection_requests`.
     #[serde(skip)]
     pub per_connection: Vec<u64>,
+    /// A mix (`--mix`, bench's own client): each class's figures, in the mix's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassMeasurement>,
+}
+
+/// One class of a mix, measured on its own: its requests' throughput, latencies and errors.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClassMeasurement {
+    pub name: String,
+    pub weight: u32,
+    /// Its requests' query.
+    pub query: String,
+    pub requests_per_sec: f64,
+    #[serde(flatten)]
+    pub measurement: Measurement,
 }
 
 impl Measurement {

@@ -25,7 +25,7 @@ struct Run {
 }
 
 fn sequential(url: &UpstreamUrl, n: u32, delay_ms: u32) -> Run {
-    let client = shared::wait::blocking::Upstream::new(url);
+    let client = shared::wait::blocking::Upstream::new(url, None);
     let started = Instant::now();
     let errors = (0..n).filter(|_| !ok(client.fetch(delay_ms))).count() as u64;
     Run {
@@ -46,7 +46,7 @@ fn threads(url: &UpstreamUrl, n: u32, delay_ms: u32, t: u32) -> Run {
         for _ in 0..t {
             scope.spawn(|| {
                 // Each thread its own client, so its own keep-alive connection.
-                let client = shared::wait::blocking::Upstream::new(url);
+                let client = shared::wait::blocking::Upstream::new(url, None);
                 while next.fetch_add(1, Ordering::SeqCst) < n {
                     if !ok(client.fetch(delay_ms)) {
                         errors.fetch_add(1, Ordering::SeqCst);
@@ -89,7 +89,7 @@ fn tokio_gather(url: &UpstreamUrl, n: u32, delay_ms: u32) -> Result<Run> {
 }
 
 fn may_green(url: &UpstreamUrl, n: u32, delay_ms: u32) -> Run {
-    let client = Arc::new(shared::green::upstream::Upstream::new(url));
+    let client = Arc::new(shared::green::upstream::Upstream::new(url, None));
     let errors = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let coroutines: Vec<_> = (0..n)

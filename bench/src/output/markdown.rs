@@ -37,6 +37,7 @@ pub fn run_report(meta: &Meta, rows: &[Row], sections: &[&dyn Section]) -> Strin
     out += &client_limits(rows);
     out += &per_connection(rows);
     out += &cpu_tails(rows);
+    out += &super::mix::section(rows);
     for section in sections {
         out += &section.markdown(&meta.scenario, rows);
     }

@@ -16,6 +16,7 @@ pub mod diff;
 pub mod folder;
 pub mod html;
 pub mod markdown;
+pub mod mix;
 pub mod soak;
 pub mod sweep;
 pub mod table;

@@ -87,15 +87,7 @@ pub fn table(rows: &[Row], baseline: &str) -> String {
             cell(Column::P999, f(m.p999_ms, 1)),
             cell(Column::Latency, f(m.max_ms, 1)),
             m.errors.total.to_string(),
-            cell(
-                Column::Bound,
-                match (r.bound_rps, r.bound_by) {
-                    (Some(rps), Some(crate::model::settings::BoundBy::Cpu)) => {
-                        Some(format!("{rps:.0} (CPU)"))
-                    }
-                    (rps, _) => f(rps, 0),
-                },
-            ),
+            cell(Column::Bound, bound_cell(r)),
             cell(Column::Bound, f(r.efficiency, 2)),
             cell(Column::Sessions, r.db_sessions_peak.map(|v| v.to_string())),
             cell(Column::Process, f(r.rss_peak_mib, 1)),
@@ -155,6 +147,14 @@ impl Column {
             Column::Tool => "tool CPU and busy+wait",
             Column::Implied => "implied c",
         }
+    }
+}
+
+/// The bound, marked `(CPU)` when the CPU sets it.
+fn bound_cell(r: &Row) -> Option<String> {
+    match (r.bound_rps, r.bound_by) {
+        (Some(rps), Some(crate::model::settings::BoundBy::Cpu)) => Some(format!("{rps:.0} (CPU)")),
+        (rps, _) => rps.map(|v| format!("{v:.0}")),
     }
 }
 

@@ -15,6 +15,9 @@ pub fn run(scenario: &str, baseline: &str, rows: &[Row]) -> String {
     if let Some(soak) = soak(scenario, rows, failed) {
         return soak;
     }
+    if let Some(mix) = super::mix::verdict(scenario, rows) {
+        return mix;
+    }
     let mut groups: Vec<(&str, Vec<&Row>)> = Vec::new();
     for row in rows.iter().filter(|r| r.is_ok()) {
         match groups.iter_mut().find(|(g, _)| *g == row.group) {

@@ -173,11 +173,20 @@ impl Budgeted {
     const LIMIT: u64 = 300;
 
     fn start(world: &World, binary: Binary) -> Result<Budgeted> {
+        Budgeted::start_with(world, binary, &[])
+    }
+
+    fn start_with(
+        world: &World,
+        binary: Binary,
+        extra: &[(&'static str, &'static str)],
+    ) -> Result<Budgeted> {
         let stack = world.stack()?;
         let mut flags = vec![
             ("--upstream-url", stack.upstream_url()),
             ("--backend", "upstream".to_string()),
         ];
+        flags.extend(extra.iter().map(|(f, v)| (*f, v.to_string())));
         if binary.model() == Model::ThreadPool {
             flags.push(("--workers", "50".to_string()));
         }
@@ -215,11 +224,11 @@ impl Budgeted {
         })
     }
 
-    /// `clients` connect at once and ask for a 300 ms fetch; every one must be answered 200.
+    /// `clients` connect at once and ask for `target`; every one must be answered 200.
     /// Returns the peak of fetches in flight at nginx meanwhile.
-    fn burst_all_200(&self, clients: usize) -> Result<i64> {
+    fn burst_all_200(&self, target: &str, clients: usize) -> Result<i64> {
         let binary = self.server.name.as_str();
-        let peaks = contract::burst_with_peaks(&self.server, "/test?delay_ms=300", clients)?;
+        let peaks = contract::burst_with_peaks(&self.server, target, clients)?;
         let failed: Vec<String> = peaks
             .responses
             .iter()
@@ -251,7 +260,7 @@ pub(crate) fn a_spent_descriptor_budget_queues_clients_and_answers_every_one(
 ) -> Result<()> {
     const CLIENTS: usize = 300;
     let b = Budgeted::start(world, binary)?;
-    let in_flight = b.burst_all_200(CLIENTS)?;
+    let in_flight = b.burst_all_200("/test?delay_ms=300", CLIENTS)?;
     ensure!(
         in_flight > 0 && in_flight as u64 <= b.holds,
         "{binary}: {in_flight} fetches in flight at nginx, with a budget of {} connections",
@@ -259,6 +268,33 @@ pub(crate) fn a_spent_descriptor_budget_queues_clients_and_answers_every_one(
     );
     eprintln!(
         "  {binary}: budget {}, peak {in_flight} fetches in flight, {CLIENTS} answered 200",
+        b.budget
+    );
+    Ok(())
+}
+
+/// The budget holds with 16 fetches per request (`fanout=16`, sync targets with `--fanout
+/// threads`, so that every model has them in flight at once): 300 clients at once with the
+/// limit of 300 descriptors, 100 ms fetches, and every one is answered 200; the fetches in flight
+/// at nginx never pass the budget's upstream part (B + B/8): a fetch with no place waits.
+pub(crate) fn a_spent_budget_holds_with_16_fetches_per_request(
+    world: &World,
+    binary: Binary,
+) -> Result<()> {
+    const CLIENTS: usize = 300;
+    let extra: &[(&str, &str)] = match binary.model() {
+        Model::ThreadPerConnection | Model::ThreadPool => &[("--fanout", "threads")],
+        Model::Tokio | Model::Green | Model::ThreadPerCore => &[],
+    };
+    let b = Budgeted::start_with(world, binary, extra)?;
+    let in_flight = b.burst_all_200("/test?delay_ms=100&fanout=16", CLIENTS)?;
+    let upstream_part = b.budget + b.budget / 8;
+    ensure!(
+        in_flight > 16 && in_flight as u64 <= upstream_part,
+        "{binary}: {in_flight} fetches in flight at nginx, with an upstream part of {upstream_part}"
+    );
+    eprintln!(
+        "  {binary}: budget {}, peak {in_flight} fetches in flight with fanout=16, {CLIENTS} answered 200",
         b.budget
     );
     Ok(())
@@ -295,7 +331,7 @@ pub(crate) fn clients_that_hang_up_mid_fetch_leave_no_5xx_for_the_next(
     drop(gone);
     // (nginx keeps a hung-up fetch in flight until its delay is over, whether or not the
     // target still holds the connection: its count says nothing of the target's descriptors.)
-    let in_flight = b.burst_all_200(CLIENTS)?;
+    let in_flight = b.burst_all_200("/test?delay_ms=300", CLIENTS)?;
     eprintln!(
         "  {binary}: {} hung up mid-fetch, then {CLIENTS} answered 200 (nginx had {in_flight} fetches in flight at most)",
         b.holds

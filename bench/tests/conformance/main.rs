@@ -197,6 +197,10 @@ const SPECIAL: &[(&str, TargetTest)] = &[
         descriptors::a_spent_descriptor_budget_queues_clients_and_answers_every_one,
     ),
     (
+        "a_spent_budget_holds_with_16_fetches_per_request",
+        descriptors::a_spent_budget_holds_with_16_fetches_per_request,
+    ),
+    (
         "clients_that_hang_up_mid_fetch_leave_no_5xx_for_the_next",
         descriptors::clients_that_hang_up_mid_fetch_leave_no_5xx_for_the_next,
     ),

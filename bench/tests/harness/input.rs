@@ -101,6 +101,9 @@ fn every_numeric_flag_refuses_zero_negative_huge_and_junk_in_one_line() {
         (run, "--duration", false),
         (run, "--warmup", true),
         (run, "--delay-ms", true),
+        (run, "--work", true),
+        (compare, "--work", true),
+        (sweep, "--work", true),
         (run, "--pool-size", false),
         (run, "--workers", false),
         (run, "--slow-clients", true),
@@ -144,6 +147,7 @@ fn every_numeric_flag_refuses_zero_negative_huge_and_junk_in_one_line() {
         "workers=-1",
         "rate=99999999999",
         "pool-size=junk",
+        "work=100001",
     ] {
         let output = bench(&["sweep", "--scenario", "quick", "--vary", vary]);
         let stderr = String::from_utf8_lossy(&output.stderr);

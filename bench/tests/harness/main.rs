@@ -25,6 +25,7 @@ mod extras;
 mod faults;
 mod input;
 mod limits;
+mod mix;
 mod peers;
 mod remote;
 mod report;

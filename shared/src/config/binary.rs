@@ -290,6 +290,48 @@ impl fmt::Display for Offload {
     }
 }
 
+/// How the sync targets make a request's `fanout=K` fetches (`--fanout`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Fanout {
+    /// The model's own way: one after another on the request's thread in the sync targets
+    /// (the code a sync user writes); at once in the others (tasks joined, coroutines).
+    #[default]
+    Inline,
+    /// The sync remedy: a scoped thread per fetch, joined.
+    Threads,
+}
+
+impl Fanout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fanout::Inline => "inline",
+            Fanout::Threads => "threads",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Fanout> {
+        match name {
+            "inline" => Some(Fanout::Inline),
+            "threads" => Some(Fanout::Threads),
+            _ => None,
+        }
+    }
+
+    /// Whether `binary` can make its fetches this way: only the sync targets take threads.
+    pub fn supported_by(self, binary: Binary) -> bool {
+        match binary.model() {
+            Model::ThreadPerConnection | Model::ThreadPool => true,
+            Model::Tokio | Model::Green | Model::ThreadPerCore => self == Fanout::Inline,
+        }
+    }
+}
+
+impl fmt::Display for Fanout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl fmt::Display for DbMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -9,7 +9,7 @@ use std::time::Duration;
 use may::net::TcpStream;
 use may::sync::Mutex;
 
-use crate::upstream::{Connection, IdleLock, KeepAliveClient};
+use crate::upstream::{Connection, Gate, IdleLock, KeepAliveClient};
 
 impl Connection for TcpStream {
     fn connect(addr: &SocketAddr, timeout: Duration) -> io::Result<Self> {
@@ -29,5 +29,23 @@ impl<C> IdleLock<C> for Mutex<Vec<C>> {
     }
 }
 
-/// may-green's upstream client: may's sockets, may's lock.
-pub type Upstream = KeepAliveClient<TcpStream, Mutex<Vec<TcpStream>>>;
+/// may's semaphore as the places for fetches in flight: a fetch that waits for one parks its
+/// coroutine.
+pub struct GreenGate(may::sync::Semphore);
+
+impl Gate for GreenGate {
+    fn with_places(places: usize) -> GreenGate {
+        GreenGate(may::sync::Semphore::new(places))
+    }
+
+    fn enter(&self) {
+        self.0.wait();
+    }
+
+    fn leave(&self) {
+        self.0.post();
+    }
+}
+
+/// may-green's upstream client: may's sockets, may's lock, may's semaphore.
+pub type Upstream = KeepAliveClient<TcpStream, Mutex<Vec<TcpStream>>, GreenGate>;

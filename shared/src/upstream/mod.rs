@@ -91,26 +91,79 @@ impl<C> IdleLock<C> for std::sync::Mutex<Vec<C>> {
     }
 }
 
+/// Places for fetches in flight: at most the number given, and a fetch that finds none waits
+/// for one (std's condition variable for the sync targets, may's semaphore for may-green).
+/// With `fanout=K` a connection can have K fetches in flight; the places keep their
+/// connections within the descriptor budget's upstream part.
+pub trait Gate {
+    fn with_places(places: usize) -> Self;
+    fn enter(&self);
+    fn leave(&self);
+}
+
+/// The sync targets' places: a count and a condition variable.
+pub struct BlockingGate {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Gate for BlockingGate {
+    fn with_places(places: usize) -> BlockingGate {
+        BlockingGate {
+            free: std::sync::Mutex::new(places),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn enter(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+    }
+
+    fn leave(&self) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.freed.notify_one();
+    }
+}
+
+/// A place held for one fetch, given back when dropped (a panic included).
+struct Place<'a, G: Gate>(&'a G);
+
+impl<G: Gate> Drop for Place<'_, G> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
 /// A keep-alive client of the upstream page: [`fetch`] over connections of type `C`, up to
-/// [`MAX_IDLE`] of them kept idle behind the lock `L`.
-pub struct KeepAliveClient<C, L> {
+/// [`MAX_IDLE`] of them kept idle behind the lock `L`, at most as many fetches in flight as
+/// the gate `G` has places.
+pub struct KeepAliveClient<C, L, G> {
     url: UpstreamUrl,
     idle: L,
+    gate: G,
     connection: PhantomData<fn() -> C>,
 }
 
-impl<C: Connection, L: IdleLock<C>> KeepAliveClient<C, L> {
-    pub fn new(url: &UpstreamUrl) -> KeepAliveClient<C, L> {
+impl<C: Connection, L: IdleLock<C>, G: Gate> KeepAliveClient<C, L, G> {
+    /// A client with `places` fetches in flight at most (`None`: no limit).
+    pub fn new(url: &UpstreamUrl, places: Option<usize>) -> KeepAliveClient<C, L, G> {
         KeepAliveClient {
             url: url.clone(),
             idle: L::default(),
+            gate: G::with_places(places.unwrap_or(usize::MAX / 2)),
             connection: PhantomData,
         }
     }
 
     /// One GET with `?delay_ms=N`, read to the end and counted; 504 past the timeout, 502 on
-    /// any other failure.
+    /// any other failure. It waits for a place first.
     pub fn fetch(&self, delay_ms: u32) -> Result<UpstreamReply, AppError> {
+        self.gate.enter();
+        let _place = Place(&self.gate);
         fetch(
             &self.url,
             delay_ms,

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use postgres::{NoTls, Statement};
 
 use crate::error::AppError;
-use crate::request::{Reply, Work};
-use crate::upstream::KeepAliveClient;
-use crate::{pg, sql, Config, DbRow, RequestDefaults};
+use crate::request::{Reply, UpstreamReply, Work};
+use crate::upstream::{BlockingGate, KeepAliveClient};
+use crate::{pg, sql, Config, DbRow, Fanout, RequestDefaults};
 
 /// What a sync target's request waits with: its own thread does every wait.
 pub struct BlockingApp {
@@ -31,6 +31,8 @@ pub struct BlockingApp {
     pub defaults: RequestDefaults,
     pub db: Database,
     pub upstream: Upstream,
+    /// How a request's fanout fetches are made (`--fanout`).
+    pub fanout: Fanout,
 }
 
 impl BlockingApp {
@@ -39,7 +41,9 @@ impl BlockingApp {
             server: config.binary.name(),
             defaults: config.defaults,
             db: Database::new(config),
-            upstream: Upstream::new(&config.upstream),
+            // A fetch in flight per client connection: the budget's upstream part.
+            upstream: Upstream::new(&config.upstream, config.connection_budget()),
+            fanout: config.fanout,
         }
     }
 
@@ -55,9 +59,48 @@ impl BlockingApp {
             Work::FetchRow { id, delay_ms, work } => {
                 Reply::from_row(self.db.fetch_row(id, delay_ms)).worked(work)
             }
-            Work::FetchUpstream { delay_ms, work } => {
-                Reply::from_upstream(self.upstream.fetch(delay_ms)).worked(work)
+            Work::FetchUpstream {
+                delay_ms,
+                work,
+                fanout,
+            } => Reply::from_pages(self.fetch_pages(delay_ms, fanout)).worked(work),
+        }
+    }
+
+    /// `fanout=K`'s pages, as sync code makes them: one after another on this thread (the
+    /// first failure ends it), or with `--fanout threads` a scoped thread for each but the
+    /// first, which this thread fetches, all joined.
+    fn fetch_pages(&self, delay_ms: u32, fanout: u8) -> Vec<Result<UpstreamReply, AppError>> {
+        match self.fanout {
+            Fanout::Inline => {
+                let mut pages = Vec::with_capacity(usize::from(fanout));
+                for _ in 0..fanout {
+                    let page = self.upstream.fetch(delay_ms);
+                    let failed = page.is_err();
+                    pages.push(page);
+                    if failed {
+                        break;
+                    }
+                }
+                pages
             }
+            Fanout::Threads => std::thread::scope(|scope| {
+                let others: Vec<_> = (1..fanout)
+                    .map(|_| {
+                        std::thread::Builder::new()
+                            .spawn_scoped(scope, || self.upstream.fetch(delay_ms))
+                    })
+                    .collect();
+                let mut pages = vec![self.upstream.fetch(delay_ms)];
+                for other in others {
+                    pages.push(match other {
+                        Ok(thread) => thread.join().unwrap_or(Err(AppError::Panicked)),
+                        // No thread for it: fetched here, after the others started.
+                        Err(_) => self.upstream.fetch(delay_ms),
+                    });
+                }
+                pages
+            }),
         }
     }
 
@@ -73,7 +116,7 @@ impl BlockingApp {
 
 /// The keep-alive client of the upstream page: std's sockets, std's mutex around the idle
 /// ones ([`crate::upstream::KeepAliveClient`], may-green's with may's).
-pub type Upstream = KeepAliveClient<TcpStream, Mutex<Vec<TcpStream>>>;
+pub type Upstream = KeepAliveClient<TcpStream, Mutex<Vec<TcpStream>>, BlockingGate>;
 
 /// A pooled connection with both statements prepared.
 pub struct PreparedClient {

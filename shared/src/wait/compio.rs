@@ -73,8 +73,14 @@ impl LocalApp {
             Work::FetchRow { id, delay_ms, work } => {
                 Reply::from_row(self.db.fetch_row(id, delay_ms).await).worked(work)
             }
-            Work::FetchUpstream { delay_ms, work } => {
-                Reply::from_upstream(self.upstream.fetch(delay_ms).await).worked(work)
+            // fanout=K: K futures joined in this task, on this thread's own connections.
+            Work::FetchUpstream {
+                delay_ms,
+                work,
+                fanout,
+            } => {
+                let fetches = (0..fanout).map(|_| self.upstream.fetch(delay_ms));
+                Reply::from_pages(futures_util::future::join_all(fetches).await).worked(work)
             }
         }
     }

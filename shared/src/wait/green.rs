@@ -12,7 +12,7 @@ use may::sync::{Mutex, Semphore};
 use crate::error::AppError;
 use crate::green::pg::{ConnectParams, Connection, PgError};
 use crate::green::upstream::Upstream;
-use crate::request::{Reply, Work};
+use crate::request::{Reply, UpstreamReply, Work};
 use crate::{Config, DbRow, RequestDefaults};
 
 /// What may-green's request waits with: cooperative clients, whose waits park the coroutine.
@@ -32,7 +32,8 @@ impl GreenApp {
             server: config.binary.name(),
             defaults: config.defaults,
             db: Pool::new(params, config.pool_size, config.pool_timeout),
-            upstream: Upstream::new(&config.upstream),
+            // A fetch in flight per client connection: the budget's upstream part.
+            upstream: Upstream::new(&config.upstream, config.connection_budget()),
         })
     }
 
@@ -52,10 +53,30 @@ impl GreenApp {
                     .and_then(|row| row.ok_or(crate::AppError::NoSuchRow(id))),
             )
             .worked(work),
-            Work::FetchUpstream { delay_ms, work } => {
-                Reply::from_upstream(self.upstream.fetch(delay_ms)).worked(work)
-            }
+            Work::FetchUpstream {
+                delay_ms,
+                work,
+                fanout,
+            } => Reply::from_pages(self.fetch_pages(delay_ms, fanout)).worked(work),
         }
+    }
+
+    /// `fanout=K`'s pages, as green code makes them: a coroutine for each but the first, which
+    /// this one fetches, all joined; each parks on its own socket, so the K waits overlap.
+    fn fetch_pages(&self, delay_ms: u32, fanout: u8) -> Vec<Result<UpstreamReply, AppError>> {
+        if fanout == 1 {
+            return vec![self.upstream.fetch(delay_ms)];
+        }
+        may::coroutine::scope(|scope| {
+            // Safety: the coroutines only borrow `self.upstream`, which outlives the scope (it
+            // joins them before returning), and touch no thread-local state.
+            let others: Vec<_> = (1..fanout)
+                .map(|_| unsafe { scope.spawn(|| self.upstream.fetch(delay_ms)) })
+                .collect();
+            let mut pages = vec![self.upstream.fetch(delay_ms)];
+            pages.extend(others.into_iter().map(|other| other.join()));
+            pages
+        })
     }
 
     /// Opens one DB connection (from a coroutine) to report a bad URL or a stopped database

@@ -69,8 +69,14 @@ impl AsyncApp {
                 let reply = Reply::from_row(self.db.fetch_row(id, delay_ms).await);
                 self.work(reply, work).await
             }
-            Work::FetchUpstream { delay_ms, work } => {
-                let reply = Reply::from_upstream(self.upstream.fetch(delay_ms).await);
+            // fanout=K: K futures joined in this task, their waits overlapped.
+            Work::FetchUpstream {
+                delay_ms,
+                work,
+                fanout,
+            } => {
+                let fetches = (0..fanout).map(|_| self.upstream.fetch(delay_ms));
+                let reply = Reply::from_pages(futures_util::future::join_all(fetches).await);
                 self.work(reply, work).await
             }
         }

@@ -39,8 +39,16 @@ pub struct Tool {
 }
 
 /// Finds `kind` (installing oha when missing); a missing tool names its Debian package.
+/// bench's own client is this program.
 pub fn locate(kind: ToolKind) -> Result<Tool> {
     let name = kind.name();
+    if kind == ToolKind::Bench {
+        return Ok(Tool {
+            kind,
+            program: std::env::current_exe().context("cannot find the bench program itself")?,
+            version: format!("bench {} (its own client)", env!("CARGO_PKG_VERSION")),
+        });
+    }
     let home_bin = std::env::var("HOME")
         .map(|home| format!("{home}/.cargo/bin"))
         .unwrap_or_default();
@@ -110,12 +118,14 @@ pub fn command(
     work_dir: &Path,
 ) -> Result<Command> {
     tool.kind.check_rate(settings.rate)?;
+    tool.kind.check_mix(settings.mix.is_some())?;
     let mut command = Command::new(&tool.program);
     match tool.kind {
         ToolKind::Wrk => wrk::args(&mut command, url, settings, seconds, work_dir)?,
         ToolKind::Oha => oha::args(&mut command, url, settings, seconds),
         ToolKind::Ab => ab::args(&mut command, url, settings, seconds),
         ToolKind::Hey => hey::args(&mut command, url, settings, seconds),
+        ToolKind::Bench => super::load::args(&mut command, url, settings, seconds),
     }
     Ok(command)
 }
@@ -211,6 +221,7 @@ pub fn parse(tool: ToolKind, stdout: &str) -> Result<Measurement> {
         ToolKind::Oha => oha::parse(stdout),
         ToolKind::Ab => ab::parse(stdout),
         ToolKind::Hey => hey::parse(stdout),
+        ToolKind::Bench => super::load::parse(stdout),
     }
 }
 

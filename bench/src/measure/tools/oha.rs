@@ -90,6 +90,7 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
         latency_spectrum: spectrum(summary, p),
         errors: errors.with_total(),
         per_connection: Vec::new(),
+        classes: Vec::new(),
     })
 }
 

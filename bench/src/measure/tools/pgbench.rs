@@ -98,6 +98,7 @@ pub fn read_logs(dir: &Path, duration_s: u32) -> Result<Measurement> {
         errors: Errors::default(),
         unsent: 0,
         per_connection: Vec::new(),
+        classes: Vec::new(),
     })
 }
 

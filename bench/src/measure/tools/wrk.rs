@@ -186,6 +186,7 @@ pub fn parse(stdout: &str) -> Result<Measurement> {
         .with_total(),
         unsent: 0,
         per_connection,
+        classes: Vec::new(),
     })
 }
 

@@ -9,7 +9,7 @@ use super::case::{Case, Subject};
 use super::client_limit::ClientCost;
 use super::described::Described;
 use super::knob::Point;
-use super::settings::{bound, BoundBy, Settings};
+use super::settings::{BoundBy, Settings};
 pub use super::tool::LoopKind;
 use super::tool::{Measurement, ToolCost};
 
@@ -318,14 +318,15 @@ impl Row {
     /// The row of `case` from its rounds (none when it failed before the first ended).
     pub fn build(case: &Case, rounds: Vec<Round>, failure: Option<String>) -> Row {
         let s = &case.settings;
+        let described = Described::of(case);
+        let bound = described.bound(s);
+        let in_flight = described.in_flight(s);
         let Described {
             binary,
             model,
             flags,
-            concurrency,
-            bounded,
-            parallel,
-        } = Described::of(case);
+            ..
+        } = described;
         let tool_name = match case.subject {
             Subject::Pgbench => "pgbench".to_string(),
             // The case's tool: the run's, or another for the limits' ceilings.
@@ -360,19 +361,12 @@ impl Row {
             .rate
             .zip(achieved_rate)
             .map(|(rate, achieved)| achieved < 0.95 * f64::from(rate) || m.unsent > 0);
-        let bound = bound(s, concurrency, parallel, super::meta::work_cost()).filter(|_| bounded);
         let (status, failure) = status_of(failure, &chosen);
         let loop_kind = if s.rate.is_some() {
             LoopKind::Open
         } else {
             LoopKind::Closed
         };
-        // The requests a closed loop can have in flight: its connections, or fewer when the
-        // model takes fewer at once (sync-thread's threads; the rest wait in its backlog, not
-        // in the client).
-        let in_flight = concurrency
-            .filter(|_| bounded)
-            .map_or(s.connections, |c| c.min(s.connections));
         let client = ClientCost::of(chosen.tool_cost, m, loop_kind, in_flight);
         Row {
             target: case.label.clone(),

@@ -5,9 +5,10 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use shared::{Backend, Binary, DbMode, Model, Offload};
+use shared::{Backend, Binary, DbMode, Fanout, Model, Offload};
 
 use super::fault::{Fault, FaultKind};
+use super::mix::{Class, Mix};
 use super::tool::ToolKind;
 
 /// The target flags that decide its bound: written by [`Settings::target_flags`], read back
@@ -101,6 +102,20 @@ fn offload_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Offlo
         .ok_or_else(|| serde::de::Error::custom(format!("unknown offload {name:?}")))
 }
 
+fn fanout_name<S: Serializer>(fanout: &Fanout, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(fanout.name())
+}
+
+fn fanout_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Fanout, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    Fanout::from_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown fanout {name:?}")))
+}
+
+fn one() -> u8 {
+    1
+}
+
 fn db_mode_name<S: Serializer>(mode: &DbMode, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(mode.name())
 }
@@ -154,6 +169,21 @@ pub struct Settings {
         deserialize_with = "offload_from_name"
     )]
     pub offload: Offload,
+    /// Upstream pages per request (`fanout=K`, the upstream backend; 1 is one page).
+    #[serde(default = "one")]
+    pub fanout: u8,
+    /// How the sync targets make those fetches (`--fanout-with`: one after another, or a
+    /// thread each); the others make them at once in their own way.
+    #[serde(
+        default,
+        serialize_with = "fanout_name",
+        deserialize_with = "fanout_from_name"
+    )]
+    pub fanout_with: Fanout,
+    /// A mix of request classes (`--mix`), run on bench's own client; `None`: every request
+    /// alike.
+    #[serde(default)]
+    pub mix: Option<Mix>,
     /// DB sessions in total, as in Grinberg's pgbouncer; each target's `--pool-size`.
     pub sessions: u32,
     /// `--workers` of sync-pool (each one a worker, as gunicorn's sync workers).
@@ -234,6 +264,9 @@ impl Settings {
         if self.offload != Offload::Inline && self.offload.supported_by(binary) {
             flags.push(("--offload".to_string(), self.offload.name().to_string()));
         }
+        if self.fanout_with != Fanout::Inline && self.fanout_with.supported_by(binary) {
+            flags.push(("--fanout".to_string(), self.fanout_with.name().to_string()));
+        }
         if self.idle_connections > 0 {
             flags.push(("--keep-alive-timeout-ms".to_string(), "0".to_string()));
             // The budget keeps about half the descriptors for upstream fetches;
@@ -277,6 +310,82 @@ impl Settings {
             Model::Green | Model::ThreadPerCore => self.async_worker_count(),
         };
         threads.min(self.cpus())
+    }
+
+    /// How many delays a request of `binary` with `fanout` pages on `backend` waits one after
+    /// another: K for a sync target's pages fetched inline, else one (the others, and a server
+    /// the harness did not build, as far as it knows, fetch them at once).
+    fn serial_waits(&self, binary: Option<Binary>, backend: Backend, fanout: u8) -> u32 {
+        let Some(binary) = binary else { return 1 };
+        if self.path != Endpoint::Test || backend != Backend::Upstream {
+            return 1;
+        }
+        match (binary.model(), self.fanout_with) {
+            (Model::ThreadPerConnection | Model::ThreadPool, Fanout::Inline) => {
+                u32::from(fanout.max(1))
+            }
+            (Model::ThreadPerConnection | Model::ThreadPool, Fanout::Threads)
+            | (Model::Tokio | Model::Green | Model::ThreadPerCore, _) => 1,
+        }
+    }
+
+    /// A mix class's delay, backend, fanout and work: its own parameters, else the settings'.
+    fn class_load(&self, class: &Class) -> (u32, Backend, u8, u32) {
+        (
+            class.number("delay_ms").unwrap_or(self.delay_ms),
+            class
+                .backend()
+                .and_then(Backend::from_name)
+                .unwrap_or(self.backend),
+            class.number("fanout").map_or(1, |k| k as u8),
+            class.number("work").unwrap_or(self.work),
+        )
+    }
+
+    /// The mean time a request of `binary` waits, in ms: the delay, K times for a sync
+    /// target's `fanout=K` pages fetched one after another; with a mix, the classes' waits
+    /// weighted (Little's law over the mean wait).
+    pub fn wait_ms(&self, binary: Option<Binary>) -> f64 {
+        match &self.mix {
+            None => {
+                f64::from(self.delay_ms)
+                    * f64::from(self.serial_waits(binary, self.backend, self.fanout))
+            }
+            Some(mix) => mix.mean(|class| {
+                let (delay, backend, fanout, _) = self.class_load(class);
+                f64::from(delay) * f64::from(self.serial_waits(binary, backend, fanout))
+            }),
+        }
+    }
+
+    /// The mean units of work per request: the settings', or the mix's classes weighted.
+    pub fn mean_work(&self) -> f64 {
+        match &self.mix {
+            None => f64::from(self.work),
+            Some(mix) => mix.mean(|class| f64::from(self.class_load(class).3)),
+        }
+    }
+
+    /// Why this load cannot run, checked before the stack starts: `fanout` asks for upstream
+    /// pages, which the db backend and `/json` do not fetch.
+    pub fn check_load(&self) -> Result<(), String> {
+        if self.fanout > 1 && (self.backend != Backend::Upstream || self.path != Endpoint::Test) {
+            return Err(format!(
+                "--fanout {}: fanout asks for upstream pages; add --backend upstream (and /test)",
+                self.fanout
+            ));
+        }
+        Ok(())
+    }
+
+    /// The query a reference's load URL carries beyond its flags: `?fanout=K` (the targets
+    /// take no default for it), or nothing.
+    pub fn load_query(&self) -> String {
+        if self.path == Endpoint::Test && self.fanout > 1 {
+            format!("?fanout={}", self.fanout)
+        } else {
+            String::new()
+        }
     }
 
     /// Whether a request runs the DB statement (`/test` with the db backend).
@@ -416,8 +525,9 @@ pub fn bound(
     concurrency: Option<u32>,
     parallel: u32,
     us_per_unit: Option<f64>,
+    wait_ms: f64,
 ) -> Option<Bound> {
-    let waiting = bound_rps(settings, concurrency).map(|rps| Bound {
+    let waiting = little(settings, concurrency, wait_ms).map(|rps| Bound {
         rps,
         by: BoundBy::Waiting,
     });
@@ -435,12 +545,13 @@ pub fn bound(
 
 /// The CPU bound: at most `parallel` requests hold a CPU at once, and each needs its work,
 /// `work` × `us_per_unit` µs (the handler's own CPU, PostgreSQL's and nginx's left out: an
-/// upper bound). `None` without work.
+/// upper bound; with a mix, the classes' mean work). `None` without work.
 pub fn cpu_bound_rps(settings: &Settings, parallel: u32, us_per_unit: f64) -> Option<f64> {
-    if settings.work == 0 || settings.path != Endpoint::Test || us_per_unit <= 0.0 {
+    let work = settings.mean_work();
+    if work <= 0.0 || settings.path != Endpoint::Test || us_per_unit <= 0.0 {
         return None;
     }
-    let seconds = f64::from(settings.work) * us_per_unit / 1e6;
+    let seconds = work * us_per_unit / 1e6;
     let bound = f64::from(parallel.max(1)) / seconds;
     Some(match settings.rate {
         Some(rate) => bound.min(f64::from(rate)),
@@ -451,11 +562,18 @@ pub fn cpu_bound_rps(settings: &Settings, parallel: u32, us_per_unit: f64) -> Op
 /// Little's law: at most `min(clients, concurrency)` requests are in flight, each takes at
 /// least the delay. `None` when the delay is 0 (no bound worth the name) or for `/json`.
 pub fn bound_rps(settings: &Settings, concurrency: Option<u32>) -> Option<f64> {
-    if settings.delay_ms == 0 || settings.path != Endpoint::Test {
+    little(settings, concurrency, settings.wait_ms(None))
+}
+
+/// Little's law over a request's mean wait, `wait_ms` ([`Settings::wait_ms`]: K delays for a
+/// sync target's `fanout=K` pages in turn, the classes' weighted mean for a mix):
+/// min(clients, concurrency) / mean wait.
+fn little(settings: &Settings, concurrency: Option<u32>, wait_ms: f64) -> Option<f64> {
+    if wait_ms <= 0.0 || settings.path != Endpoint::Test {
         return None;
     }
     let in_flight = concurrency.map_or(settings.connections, |c| c.min(settings.connections));
-    let bound = f64::from(in_flight) / (f64::from(settings.delay_ms) / 1000.0);
+    let bound = f64::from(in_flight) / (wait_ms / 1000.0);
     Some(match settings.rate {
         Some(rate) => bound.min(f64::from(rate)),
         None => bound,
@@ -463,102 +581,4 @@ pub fn bound_rps(settings: &Settings, concurrency: Option<u32>) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::fault::parse;
-
-    #[test]
-    fn the_bound_is_the_lower_of_waiting_and_the_cpu() {
-        let grinberg = crate::model::preset::find("grinberg").unwrap().settings;
-        let two_cpus = |s: &Settings| Settings {
-            pin: false,
-            ..s.clone()
-        };
-        // No work: Little's law alone, 100 / 20 ms.
-        let none = bound(&grinberg, Some(100), 2, Some(0.1)).unwrap();
-        assert_eq!((none.rps, none.by), (5000.0, BoundBy::Waiting));
-        // 10,000 units of 0.1 µs: 1 ms per request; 2 at once is 2000 req/s, under 5000.
-        let worked = Settings {
-            work: 10_000,
-            ..two_cpus(&grinberg)
-        };
-        let cpu = bound(&worked, Some(100), 2, Some(0.1)).unwrap();
-        assert_eq!(cpu.by, BoundBy::Cpu);
-        assert!((cpu.rps - 2000.0).abs() < 1e-6, "{}", cpu.rps);
-        // Little's law is lower with few clients: 4 / 20 ms = 200 req/s.
-        let few = Settings {
-            connections: 4,
-            ..worked.clone()
-        };
-        assert_eq!(
-            bound(&few, Some(4), 2, Some(0.1)).unwrap().by,
-            BoundBy::Waiting
-        );
-        // No delay: the CPU is the only bound.
-        let zero = Settings {
-            delay_ms: 0,
-            ..worked.clone()
-        };
-        assert_eq!(
-            bound(&zero, Some(100), 1, Some(0.1)).unwrap().rps.round(),
-            1000.0
-        );
-        assert_eq!(bound(&zero, Some(100), 1, None), None);
-        // What can run at once: an event loop per worker; tokio's blocking pool or a
-        // thread per connection as many as the CPUs; pinned, one.
-        let one_worker = Settings {
-            async_workers: Some(1),
-            ..worked.clone()
-        };
-        assert_eq!(one_worker.cpu_parallel(Binary::TokioAxum), 1);
-        let cpus = worked.cpus();
-        let offloaded = Settings {
-            offload: Offload::Blocking,
-            ..one_worker.clone()
-        };
-        assert_eq!(offloaded.cpu_parallel(Binary::TokioAxum), cpus.min(100));
-        assert_eq!(offloaded.cpu_parallel(Binary::MayGreen), 1);
-        assert_eq!(one_worker.cpu_parallel(Binary::SyncThread), cpus);
-        let pinned = Settings {
-            pin: true,
-            ..worked
-        };
-        assert_eq!(pinned.cpu_parallel(Binary::SyncThread), 1);
-    }
-
-    #[test]
-    fn a_fault_the_run_cannot_have_is_refused_before_the_load() {
-        let grinberg = crate::model::preset::find("grinberg").unwrap().settings;
-        let check = |fault: &str, settings: &Settings, private: bool| {
-            Settings {
-                faults: vec![parse(fault).unwrap()],
-                ..settings.clone()
-            }
-            .check_faults(private)
-        };
-        assert!(check("db-restart", &grinberg, true).is_ok());
-        assert!(check("pool-drain", &grinberg, true)
-            .unwrap_err()
-            .contains("--pgbouncer"));
-        assert!(check("db-stop", &grinberg, false)
-            .unwrap_err()
-            .contains("--database-url"));
-        assert!(check("upstream-stop", &grinberg, true)
-            .unwrap_err()
-            .contains("--backend upstream"));
-        assert!(check("db-stop@8:5", &grinberg, true)
-            .unwrap_err()
-            .contains("before the measured load"));
-        let two = [
-            parse("db-stop@2:3").unwrap(),
-            parse("db-restart@4").unwrap(),
-        ];
-        assert!(Settings {
-            faults: two.to_vec(),
-            ..grinberg.clone()
-        }
-        .check_faults(true)
-        .unwrap_err()
-        .contains("overlaps"));
-    }
-}
+mod tests;
