@@ -23,6 +23,10 @@ pub struct LoadArgs {
     /// Concurrent connections, each a thread with its own closed loop.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     connections: u32,
+    /// Open loop at this many requests per second in all (each connection its share); a
+    /// request's latency counts from when it was due. Without it, a closed loop.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    rate: Option<u32>,
     /// How long to load, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=86_400))]
     seconds: u32,
@@ -41,6 +45,7 @@ pub fn exec(args: LoadArgs) -> Result<ExitCode> {
         path: path.to_string(),
         mix: args.mix,
         connections: args.connections,
+        rate: args.rate,
         seconds: args.seconds,
         keepalive: !args.no_keepalive,
         seed: args.seed,

@@ -1,6 +1,8 @@
-//! bench's own load client (`--tool bench`, run as `bench load`): a closed loop of one thread
-//! per connection, each drawing every request's class from the mix by weight and recording
-//! its latency in that class. It is the tool that can load a mix (`--mix`): wrk, oha, ab and
+//! bench's own load client (`--tool bench`, run as `bench load`): one thread per connection,
+//! each drawing every request's class from the mix by weight and recording its latency in
+//! that class; a closed loop, or an open loop at a rate (`--rate`: each thread keeps its own
+//! schedule, and a request's latency counts from when it was due, so that a late answer is not
+//! hidden by the request it delayed). It is the tool that can load a mix (`--mix`): wrk, oha, ab and
 //! hey give one spectrum for all requests, and a fast class's tail cannot be read from it.
 //!
 //! It runs as a child process, like the other tools, so that the harness accounts its CPU the
@@ -27,6 +29,8 @@ pub struct LoadPlan {
     pub path: String,
     pub mix: Mix,
     pub connections: u32,
+    /// Requests per second in all (open loop); `None`: a closed loop.
+    pub rate: Option<u32>,
     pub seconds: u32,
     pub keepalive: bool,
     pub seed: u64,
@@ -84,6 +88,9 @@ pub fn args(command: &mut Command, url: &str, settings: &Settings, seconds: u32)
     if !settings.client_keepalive {
         command.arg("--no-keepalive");
     }
+    if let Some(rate) = settings.rate {
+        command.args(["--rate", &rate.to_string()]);
+    }
 }
 
 /// Parses what `bench load` printed: its JSON `Measurement`.
@@ -99,6 +106,34 @@ struct Tally {
     errors: Errors,
     /// The length of the class's first 2xx body: every other must have it.
     body_len: Option<usize>,
+    /// Open loop: requests due before the end and not sent.
+    unsent: u64,
+}
+
+impl Tally {
+    /// An answer that took `took_ms`: timed if it is a 2xx as long as the class's first;
+    /// a garbled one (another length) is counted apart, not timed.
+    fn record(&mut self, response: &client::Response, took_ms: f64) {
+        if !(200..300).contains(&response.status) {
+            self.errors.non_2xx += 1;
+        } else if *self.body_len.get_or_insert(response.body.len()) != response.body.len() {
+            self.errors.other += 1;
+        } else {
+            self.latencies_ms.push(took_ms);
+        }
+    }
+}
+
+/// The class a draw in 0..total weight falls in.
+fn draw(mix: &Mix, mut at: u32) -> usize {
+    mix.classes
+        .iter()
+        .position(|c| {
+            let hit = at < c.weight;
+            at = at.saturating_sub(c.weight);
+            hit
+        })
+        .unwrap_or(0)
 }
 
 /// Runs the load and measures it: the overall figures, and each class's.
@@ -119,6 +154,7 @@ pub fn run(plan: &LoadPlan) -> Measurement {
         for (all, one) in tallies.iter_mut().zip(thread) {
             all.latencies_ms.extend(one.latencies_ms);
             add_errors(&mut all.errors, &one.errors);
+            all.unsent += one.unsent;
         }
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -127,6 +163,7 @@ pub fn run(plan: &LoadPlan) -> Measurement {
     for (class, tally) in plan.mix.classes.iter().zip(tallies) {
         overall.latencies_ms.extend(&tally.latencies_ms);
         add_errors(&mut overall.errors, &tally.errors);
+        overall.unsent += tally.unsent;
         let measurement = measure(tally, seconds);
         classes.push(ClassMeasurement {
             name: class.name.clone(),
@@ -167,6 +204,7 @@ fn measure(mut tally: Tally, seconds: f64) -> Measurement {
         mean_ms,
         latency_spectrum,
         errors: tally.errors.with_total(),
+        unsent: tally.unsent,
         ..Measurement::default()
     }
 }
@@ -187,18 +225,28 @@ fn connection(plan: &LoadPlan, index: u32, deadline: Instant, stop: &AtomicBool)
         .collect();
     let mut tallies: Vec<Tally> = plan.mix.classes.iter().map(|_| Tally::default()).collect();
     let mut conn: Option<client::Conn> = None;
+    // Open loop: this thread's share of the rate, its first request spread over the first
+    // interval.
+    let interval = plan
+        .rate
+        .map(|rate| Duration::from_secs(1) * plan.connections.max(1) / rate.max(1));
+    let mut due =
+        Instant::now() + interval.map_or(Duration::ZERO, |i| i * index / plan.connections.max(1));
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-        let mut draw = rng.u32(0..total);
-        let class = plan
-            .mix
-            .classes
-            .iter()
-            .position(|c| {
-                let hit = draw < c.weight;
-                draw = draw.saturating_sub(c.weight);
-                hit
-            })
-            .unwrap_or(0);
+        if interval.is_some() {
+            if due >= deadline {
+                break;
+            }
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let this_due = due;
+        if let Some(interval) = interval {
+            due += interval;
+        }
+        let class = draw(&plan.mix, rng.u32(0..total));
         let tally = &mut tallies[class];
         let open = match conn.take() {
             Some(open) => Ok(open),
@@ -213,7 +261,12 @@ fn connection(plan: &LoadPlan, index: u32, deadline: Instant, stop: &AtomicBool)
             }
         };
         let _ = open.set_read_timeout(Duration::from_secs(u64::from(TIMEOUT_S)));
-        let sent = Instant::now();
+        // Open loop: from when the request was due (it may be sent late, behind a slow one).
+        let sent = if interval.is_some() {
+            this_due
+        } else {
+            Instant::now()
+        };
         let response = match open.get(&targets[class]) {
             Ok(response) => response,
             Err(e) => {
@@ -225,15 +278,7 @@ fn connection(plan: &LoadPlan, index: u32, deadline: Instant, stop: &AtomicBool)
                 continue;
             }
         };
-        let took_ms = sent.elapsed().as_secs_f64() * 1000.0;
-        if !(200..300).contains(&response.status) {
-            tally.errors.non_2xx += 1;
-        } else if *tally.body_len.get_or_insert(response.body.len()) != response.body.len() {
-            // A garbled answer: counted apart, not timed.
-            tally.errors.other += 1;
-        } else {
-            tally.latencies_ms.push(took_ms);
-        }
+        tally.record(&response, sent.elapsed().as_secs_f64() * 1000.0);
         let closes = response
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
@@ -241,5 +286,41 @@ fn connection(plan: &LoadPlan, index: u32, deadline: Instant, stop: &AtomicBool)
             conn = Some(open);
         }
     }
+    // Open loop: what was due before the end and never sent.
+    if let Some(interval) = interval {
+        let mut late = due;
+        while late < deadline {
+            tallies[0].unsent += 1;
+            late += interval;
+        }
+    }
     tallies
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_fall_in_each_class_by_weight_and_queries_get_the_runs_defaults() {
+        let mix = crate::model::mix::parse("fast:90:delay_ms=0,slow:10:delay_ms=200").unwrap();
+        let counts = (0..100).fold([0; 2], |mut n, at| {
+            n[draw(&mix, at)] += 1;
+            n
+        });
+        assert_eq!(counts, [90, 10]);
+        let settings = Settings {
+            mix: Some(crate::model::mix::parse("a:1:,b:1:delay_ms=5&work=3").unwrap()),
+            work: 7,
+            ..crate::model::preset::find("grinberg").unwrap().settings
+        };
+        let completed = mix_of(&settings);
+        assert_eq!(
+            completed.to_string(),
+            "a:1:delay_ms=20&backend=db&work=7,b:1:delay_ms=5&work=3&backend=db"
+        );
+        // Without a mix: one class of every request alike.
+        let plain = mix_of(&crate::model::preset::find("grinberg").unwrap().settings);
+        assert_eq!(plain.to_string(), "all:1:delay_ms=20&backend=db");
+    }
 }

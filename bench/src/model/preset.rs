@@ -238,9 +238,10 @@ pub fn all() -> Vec<Preset> {
         Preset {
             name: "mix",
             source: "a slow request among fast ones: head-of-line blocking, the figure one overall percentile hides",
-            summary: "Grinberg's clients and sessions (c=100, 100 sessions, sync 19 workers, async 6); 90% of requests at 0 ms and 10% at 200 ms, then the fast class alone; every target, bench's own client recording each class",
+            summary: "open loop at 800 req/s on Grinberg's 100 connections and sessions (sync 19 workers, async 6): 90% of requests at 0 ms and 10% at 200 ms, then the fast class alone at its 720 req/s; every target, bench's own client timing each class",
             settings: Settings {
                 tool: ToolKind::Bench,
+                rate: Some(800),
                 duration_s: 8,
                 ..BASE
             },

@@ -108,7 +108,7 @@ impl ToolKind {
 
     /// Whether it can send at a fixed rate (an open loop).
     pub fn holds_a_rate(self) -> bool {
-        matches!(self, ToolKind::Oha | ToolKind::Hey)
+        matches!(self, ToolKind::Oha | ToolKind::Hey | ToolKind::Bench)
     }
 
     /// Refuses a rate the tool cannot hold.

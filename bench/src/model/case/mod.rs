@@ -206,30 +206,7 @@ fn expand_preset(scenario: &Preset, settings: &Settings, targets: &[Binary]) -> 
         }
         Shape::Faults(_) | Shape::Connections(_) => one_per_target(settings, targets),
         Shape::Fanout(counts) => fanout(settings, targets, counts),
-        Shape::Mix(spec) => {
-            let mix = settings
-                .mix
-                .clone()
-                .or_else(|| super::mix::parse(spec).ok())
-                .unwrap_or_else(|| super::mix::Mix {
-                    classes: Vec::new(),
-                });
-            let alone = mix.first_alone();
-            let first = alone.classes.first().map_or("first", |c| c.name.as_str());
-            let groups = [
-                (format!("{first} alone"), alone.clone()),
-                ("mixed".to_string(), mix.clone()),
-            ]
-            .into_iter()
-            .map(|(group, mix)| {
-                let with = Settings {
-                    mix: Some(mix),
-                    ..settings.clone()
-                };
-                (group, with)
-            });
-            groups_of_every_target(groups, targets, ", ")
-        }
+        Shape::Mix(spec) => mix(settings, targets, spec),
         Shape::SlowClients => {
             let k = settings.slow_clients;
             let groups = [
@@ -264,6 +241,46 @@ fn expand_preset(scenario: &Preset, settings: &Settings, targets: &[Binary]) -> 
                 .collect()
         }
     }
+}
+
+/// Every target with the mix (the settings', or the preset's `spec`), and with its first
+/// class alone at that class's share of the rate: two groups, the same load of the first class
+/// with and without the others.
+fn mix(settings: &Settings, targets: &[Binary], spec: &str) -> Vec<Case> {
+    let mix = settings
+        .mix
+        .clone()
+        .or_else(|| super::mix::parse(spec).ok())
+        .unwrap_or_else(|| super::mix::Mix {
+            classes: Vec::new(),
+        });
+    // The first class alone at its own share of the rate: the same load of it,
+    // without the others.
+    let alone = mix.first_alone();
+    let share = |rate: u32| {
+        let first = alone.classes.first().map_or(0, |c| c.weight);
+        (u64::from(rate) * u64::from(first) / u64::from(mix.total_weight().max(1))).max(1) as u32
+    };
+    let first = alone.classes.first().map_or("first", |c| c.name.as_str());
+    let groups = [
+        (
+            format!("{first} alone"),
+            Settings {
+                mix: Some(alone.clone()),
+                rate: settings.rate.map(share),
+                ..settings.clone()
+            },
+        ),
+        (
+            "mixed".to_string(),
+            Settings {
+                mix: Some(mix.clone()),
+                ..settings.clone()
+            },
+        ),
+    ]
+    .into_iter();
+    groups_of_every_target(groups, targets, ", ")
 }
 
 /// One group per K (a `--fanout` on the command line replaces the preset's): every target,
