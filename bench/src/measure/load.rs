@@ -1,8 +1,9 @@
 //! bench's own load client (`--tool bench`, run as `bench load`): one thread per connection,
 //! each drawing every request's class from the mix by weight and recording its latency in
-//! that class; a closed loop, or an open loop at a rate (`--rate`: each thread keeps its own
-//! schedule, and a request's latency counts from when it was due, so that a late answer is not
-//! hidden by the request it delayed). It is the tool that can load a mix (`--mix`): wrk, oha, ab and
+//! that class; a closed loop, or an open loop at a rate (`--rate`: the requests are due at
+//! fixed instants, each taken by the first thread free, so that a slow answer on one
+//! connection never delays a request due meanwhile while another connection is idle; and a
+//! request's latency counts from when it was due, so that one sent late is not flattered). It is the tool that can load a mix (`--mix`): wrk, oha, ab and
 //! hey give one spectrum for all requests, and a fast class's tail cannot be read from it.
 //!
 //! It runs as a child process, like the other tools, so that the harness accounts its CPU the
@@ -10,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,7 +111,33 @@ struct Tally {
     unsent: u64,
 }
 
+/// An open loop's schedule: request `i` is due at `t0 + i × interval`, taken by the first
+/// thread free.
+struct Slots {
+    t0: Instant,
+    next: AtomicU64,
+    interval: Option<Duration>,
+}
+
+impl Slots {
+    /// The next request's due instant (open loop), or now (closed loop).
+    fn take(&self) -> Instant {
+        match self.interval {
+            Some(interval) => {
+                let i = self.next.fetch_add(1, Ordering::SeqCst);
+                self.t0 + interval.mul_f64(i as f64)
+            }
+            None => Instant::now(),
+        }
+    }
+}
+
 impl Tally {
+    /// The requests this tally saw: timed, failed or garbled.
+    fn attempts(&self) -> u64 {
+        self.latencies_ms.len() as u64 + self.errors.clone().with_total().total
+    }
+
     /// An answer that took `took_ms`: timed if it is a 2xx as long as the class's first;
     /// a garbled one (another length) is counted apart, not timed.
     fn record(&mut self, response: &client::Response, took_ms: f64) {
@@ -141,11 +168,17 @@ pub fn run(plan: &LoadPlan) -> Measurement {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(u64::from(plan.seconds));
+    let slots = Arc::new(Slots {
+        t0: started,
+        next: AtomicU64::new(0),
+        interval: plan.rate.map(|rate| Duration::from_secs(1) / rate.max(1)),
+    });
     let handles: Vec<_> = (0..plan.connections.max(1))
         .map(|i| {
             let plan = plan.clone();
             let stop = stop.clone();
-            std::thread::spawn(move || connection(&plan, i, deadline, &stop))
+            let slots = slots.clone();
+            std::thread::spawn(move || connection(&plan, i, deadline, &stop, &slots))
         })
         .collect();
     let mut tallies: Vec<Tally> = plan.mix.classes.iter().map(|_| Tally::default()).collect();
@@ -158,6 +191,14 @@ pub fn run(plan: &LoadPlan) -> Measurement {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    // Open loop: the requests due before the end that no thread was free to send.
+    if let Some(interval) = slots.interval {
+        let due = (deadline - started).as_nanos() / interval.as_nanos().max(1);
+        let sent: u64 = tallies.iter().map(Tally::attempts).sum();
+        if let Some(first) = tallies.first_mut() {
+            first.unsent = (due as u64).saturating_sub(sent);
+        }
+    }
     let mut overall = Tally::default();
     let mut classes = Vec::new();
     for (class, tally) in plan.mix.classes.iter().zip(tallies) {
@@ -209,9 +250,16 @@ fn measure(mut tally: Tally, seconds: f64) -> Measurement {
     }
 }
 
-/// One connection's closed loop until `deadline`: a class drawn by weight, its request, its
+/// One connection's loop until `deadline`: the next request due (or at once, closed loop), a class
+/// drawn by weight, its request, its
 /// answer checked (a 2xx, a body as long as the class's first) and timed.
-fn connection(plan: &LoadPlan, index: u32, deadline: Instant, stop: &AtomicBool) -> Vec<Tally> {
+fn connection(
+    plan: &LoadPlan,
+    index: u32,
+    deadline: Instant,
+    stop: &AtomicBool,
+    slots: &Slots,
+) -> Vec<Tally> {
     let mut rng = fastrand::Rng::with_seed(plan.seed.wrapping_add(u64::from(index)));
     let total = plan.mix.total_weight().max(1);
     let targets: Vec<String> = plan
@@ -225,26 +273,14 @@ fn connection(plan: &LoadPlan, index: u32, deadline: Instant, stop: &AtomicBool)
         .collect();
     let mut tallies: Vec<Tally> = plan.mix.classes.iter().map(|_| Tally::default()).collect();
     let mut conn: Option<client::Conn> = None;
-    // Open loop: this thread's share of the rate, its first request spread over the first
-    // interval.
-    let interval = plan
-        .rate
-        .map(|rate| Duration::from_secs(1) * plan.connections.max(1) / rate.max(1));
-    let mut due =
-        Instant::now() + interval.map_or(Duration::ZERO, |i| i * index / plan.connections.max(1));
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-        if interval.is_some() {
-            if due >= deadline {
-                break;
-            }
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
+        let due = slots.take();
+        if due >= deadline {
+            break;
         }
-        let this_due = due;
-        if let Some(interval) = interval {
-            due += interval;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
         let class = draw(&plan.mix, rng.u32(0..total));
         let tally = &mut tallies[class];
@@ -261,9 +297,10 @@ fn connection(plan: &LoadPlan, index: u32, deadline: Instant, stop: &AtomicBool)
             }
         };
         let _ = open.set_read_timeout(Duration::from_secs(u64::from(TIMEOUT_S)));
-        // Open loop: from when the request was due (it may be sent late, behind a slow one).
-        let sent = if interval.is_some() {
-            this_due
+        // Open loop: from when the request was due (it may be sent late, when every thread
+        // was busy).
+        let sent = if slots.interval.is_some() {
+            due
         } else {
             Instant::now()
         };
@@ -284,14 +321,6 @@ fn connection(plan: &LoadPlan, index: u32, deadline: Instant, stop: &AtomicBool)
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         if plan.keepalive && !closes {
             conn = Some(open);
-        }
-    }
-    // Open loop: what was due before the end and never sent.
-    if let Some(interval) = interval {
-        let mut late = due;
-        while late < deadline {
-            tallies[0].unsent += 1;
-            late += interval;
         }
     }
     tallies
