@@ -250,9 +250,9 @@ fn measure(mut tally: Tally, seconds: f64) -> Measurement {
     }
 }
 
-/// One connection's loop until `deadline`: the next request due (or at once, closed loop), a class
-/// drawn by weight, its request, its
-/// answer checked (a 2xx, a body as long as the class's first) and timed.
+/// One connection's loop until `deadline`: the next request due (or at once, in a closed
+/// loop), a class drawn by weight, its request, its answer checked (a 2xx, a body as long as
+/// the class's first) and timed.
 fn connection(
     plan: &LoadPlan,
     index: u32,
