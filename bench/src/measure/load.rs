@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use crate::client;
 use crate::model::mix::{Class, Mix};
 use crate::model::settings::Settings;
-use crate::model::tool::{spectrum_of_sorted, ClassMeasurement, Errors, Measurement, TIMEOUT_S};
+use crate::model::tool::{ClassMeasurement, Errors, Measurement, TIMEOUT_S};
 
 /// What `bench load` runs.
 #[derive(Clone, Debug)]
@@ -231,22 +231,9 @@ fn add_errors(to: &mut Errors, from: &Errors) {
 
 fn measure(mut tally: Tally, seconds: f64) -> Measurement {
     tally.latencies_ms.sort_by(f64::total_cmp);
-    let sorted = &tally.latencies_ms;
-    let (latency_spectrum, mean_ms) = spectrum_of_sorted(sorted);
-    let at = |p: f64| crate::model::tool::percentile_of_sorted(sorted, p);
     Measurement {
-        ok_responses: sorted.len() as u64,
-        seconds,
-        p50_ms: at(50.0),
-        p90_ms: at(90.0),
-        p99_ms: at(99.0),
-        p999_ms: at(99.9),
-        max_ms: sorted.last().copied(),
-        mean_ms,
-        latency_spectrum,
-        errors: tally.errors.with_total(),
         unsent: tally.unsent,
-        ..Measurement::default()
+        ..Measurement::of_sorted(&tally.latencies_ms, tally.errors, seconds)
     }
 }
 

@@ -343,28 +343,17 @@ fn merge<T: Default + Clone>(into: &mut Vec<T>, more: Vec<T>, add: impl Fn(&mut 
     }
 }
 
-/// The soak's totals as a load tool's measurement: 2xx, their percentiles and mean, errors.
+/// The soak's totals as a load tool's measurement: 2xx, their percentiles, spectrum and mean,
+/// errors.
 fn measurement(sorted: &[f64], errors: &ErrorKinds, seconds: f64) -> Measurement {
-    let at = |p| percentile_of_sorted(sorted, p);
-    Measurement {
-        ok_responses: sorted.len() as u64,
-        seconds,
-        p50_ms: at(50.0),
-        p90_ms: at(90.0),
-        p99_ms: at(99.0),
-        p999_ms: at(99.9),
-        max_ms: sorted.last().copied(),
-        mean_ms: (!sorted.is_empty()).then(|| sorted.iter().sum::<f64>() / sorted.len() as f64),
-        errors: Errors {
-            connect: errors.connect,
-            read: errors.broken,
-            timeout: errors.timeout,
-            non_2xx: errors.non_2xx,
-            ..Errors::default()
-        }
-        .with_total(),
-        ..Measurement::default()
-    }
+    let errors = Errors {
+        connect: errors.connect,
+        read: errors.broken,
+        timeout: errors.timeout,
+        non_2xx: errors.non_2xx,
+        ..Errors::default()
+    };
+    Measurement::of_sorted(sorted, errors, seconds)
 }
 
 #[cfg(test)]

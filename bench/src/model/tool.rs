@@ -194,6 +194,26 @@ pub struct ClassMeasurement {
 }
 
 impl Measurement {
+    /// The figures of a tool that keeps every answer: `sorted`, the latencies of the 2xx in ms
+    /// in order, over `seconds`, with `errors` (bench's own client, the soak's paced ones).
+    pub fn of_sorted(sorted: &[f64], errors: Errors, seconds: f64) -> Measurement {
+        let at = |p| percentile_of_sorted(sorted, p);
+        let (latency_spectrum, mean_ms) = spectrum_of_sorted(sorted);
+        Measurement {
+            ok_responses: sorted.len() as u64,
+            seconds,
+            p50_ms: at(50.0),
+            p90_ms: at(90.0),
+            p99_ms: at(99.0),
+            p999_ms: at(99.9),
+            max_ms: sorted.last().copied(),
+            mean_ms,
+            latency_spectrum,
+            errors: errors.with_total(),
+            ..Measurement::default()
+        }
+    }
+
     pub fn requests_per_sec(&self) -> f64 {
         if self.seconds > 0.0 {
             self.ok_responses as f64 / self.seconds

@@ -149,12 +149,13 @@ pub struct KeepAliveClient<C, L, G> {
 }
 
 impl<C: Connection, L: IdleLock<C>, G: Gate> KeepAliveClient<C, L, G> {
-    /// A client with `places` fetches in flight at most (`None`: no limit).
+    /// A client with `places` fetches in flight at most (`None`: no limit worth the name,
+    /// 2^30, which may's semaphore can count).
     pub fn new(url: &UpstreamUrl, places: Option<usize>) -> KeepAliveClient<C, L, G> {
         KeepAliveClient {
             url: url.clone(),
             idle: L::default(),
-            gate: G::with_places(places.unwrap_or(usize::MAX / 2)),
+            gate: G::with_places(places.unwrap_or(1 << 30)),
             connection: PhantomData,
         }
     }

@@ -163,3 +163,36 @@ fn timeouts_are_504_and_other_failures_502() {
     let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
     assert_eq!(io_error(&refused, Duration::ZERO).status(), 502);
 }
+
+/// The sync targets' gate lets in as many fetches as it has places; the next waits until one
+/// leaves. A client without a limit gets a count every gate can hold.
+#[test]
+fn a_gate_lets_in_its_places_and_the_next_waits_for_one_to_leave() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let gate = Arc::new(BlockingGate::with_places(2));
+    gate.enter();
+    gate.enter();
+    let entered = Arc::new(AtomicBool::new(false));
+    let third = {
+        let (gate, entered) = (gate.clone(), entered.clone());
+        std::thread::spawn(move || {
+            gate.enter();
+            entered.store(true, Ordering::SeqCst);
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(
+        !entered.load(Ordering::SeqCst),
+        "a third fetch got in past 2 places"
+    );
+    gate.leave();
+    third.join().unwrap();
+    assert!(entered.load(Ordering::SeqCst));
+    let url = UpstreamUrl::parse("http://127.0.0.1:9/upstream").unwrap();
+    let _unlimited: KeepAliveClient<
+        std::net::TcpStream,
+        std::sync::Mutex<Vec<std::net::TcpStream>>,
+        BlockingGate,
+    > = KeepAliveClient::new(&url, None);
+}
