@@ -12,7 +12,7 @@ use super::process::{free_port, tail, Process};
 
 /// The environment variables of the contract: cleared before a target starts, so that only
 /// the flags the stack passes apply.
-pub const CONTRACT_ENV: [&str; 18] = [
+pub const CONTRACT_ENV: [&str; 19] = [
     "LISTEN",
     "DATABASE_URL",
     "POOL_SIZE",
@@ -31,6 +31,7 @@ pub const CONTRACT_ENV: [&str; 18] = [
     "DB_MODE",
     "WORK",
     "OFFLOAD",
+    "FANOUT",
 ];
 
 /// A running target. Dropping it stops it.
