@@ -77,14 +77,6 @@ impl Reply {
         }
     }
 
-    /// The reply to an upstream fetch.
-    pub fn from_upstream(result: Result<UpstreamReply, AppError>) -> Reply {
-        match result {
-            Ok(page) => Reply::ok(render::render_upstream(page.status, page.bytes)),
-            Err(error) => Reply::error(&error),
-        }
-    }
-
     /// The reply to `fanout=K`'s K fetches: the first failure's error, or with K = 1 the one
     /// page's body, else `{"status":S,"bytes":TOTAL,"fanout":K}` (S: 200, or the first other
     /// status a page had).
@@ -544,7 +536,7 @@ mod tests {
             b: "x".into(),
         }));
         assert_eq!(&reply.body[..], br#"{"a":"0000000003","b":"x"}"#);
-        let reply = Reply::from_upstream(Err(AppError::UpstreamTimeout { waited_ms: 10 }));
+        let reply = Reply::from_pages(vec![Err(AppError::UpstreamTimeout { waited_ms: 10 })]);
         assert_eq!(reply.status, 504);
         assert_eq!(reply.reason(), "Gateway Timeout");
         let page = |bytes| Ok(UpstreamReply { status: 200, bytes });

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,21 +48,24 @@ pub fn mix_of(settings: &Settings) -> Mix {
             query: Vec::new(),
         }],
     });
-    let defaults = [
+    // Work and fanout only where the run asks for them: 0 and 1 are every server's default.
+    let mut defaults = vec![
         ("delay_ms", settings.delay_ms.to_string()),
         ("backend", settings.backend.name().to_string()),
-        ("work", settings.work.to_string()),
-        ("fanout", settings.fanout.to_string()),
     ];
+    if settings.work > 0 {
+        defaults.push(("work", settings.work.to_string()));
+    }
+    if settings.fanout > 1 {
+        defaults.push(("fanout", settings.fanout.to_string()));
+    }
     Mix {
         classes: mix
             .classes
             .into_iter()
             .map(|mut class| {
                 for (key, value) in &defaults {
-                    let default =
-                        (*key == "work" && value == "0") || (*key == "fanout" && value == "1");
-                    if !default && !class.query.iter().any(|(k, _)| k == key) {
+                    if !class.query.iter().any(|(k, _)| k == key) {
                         class.query.push((key.to_string(), value.clone()));
                     }
                 }
@@ -165,7 +168,6 @@ fn draw(mix: &Mix, mut at: u32) -> usize {
 
 /// Runs the load and measures it: the overall figures, and each class's.
 pub fn run(plan: &LoadPlan) -> Measurement {
-    let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(u64::from(plan.seconds));
     let slots = Arc::new(Slots {
@@ -176,9 +178,8 @@ pub fn run(plan: &LoadPlan) -> Measurement {
     let handles: Vec<_> = (0..plan.connections.max(1))
         .map(|i| {
             let plan = plan.clone();
-            let stop = stop.clone();
             let slots = slots.clone();
-            std::thread::spawn(move || connection(&plan, i, deadline, &stop, &slots))
+            std::thread::spawn(move || connection(&plan, i, deadline, &slots))
         })
         .collect();
     let mut tallies: Vec<Tally> = plan.mix.classes.iter().map(|_| Tally::default()).collect();
@@ -187,7 +188,6 @@ pub fn run(plan: &LoadPlan) -> Measurement {
         for (all, one) in tallies.iter_mut().zip(thread) {
             all.latencies_ms.extend(one.latencies_ms);
             add_errors(&mut all.errors, &one.errors);
-            all.unsent += one.unsent;
         }
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -240,13 +240,7 @@ fn measure(mut tally: Tally, seconds: f64) -> Measurement {
 /// One connection's loop until `deadline`: the next request due (or at once, in a closed
 /// loop), a class drawn by weight, its request, its answer checked (a 2xx, a body as long as
 /// the class's first) and timed.
-fn connection(
-    plan: &LoadPlan,
-    index: u32,
-    deadline: Instant,
-    stop: &AtomicBool,
-    slots: &Slots,
-) -> Vec<Tally> {
+fn connection(plan: &LoadPlan, index: u32, deadline: Instant, slots: &Slots) -> Vec<Tally> {
     let mut rng = fastrand::Rng::with_seed(plan.seed.wrapping_add(u64::from(index)));
     let total = plan.mix.total_weight().max(1);
     let targets: Vec<String> = plan
@@ -260,7 +254,7 @@ fn connection(
         .collect();
     let mut tallies: Vec<Tally> = plan.mix.classes.iter().map(|_| Tally::default()).collect();
     let mut conn: Option<client::Conn> = None;
-    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+    while Instant::now() < deadline {
         let due = slots.take();
         if due >= deadline {
             break;

@@ -82,48 +82,43 @@ impl fmt::Display for Via {
     }
 }
 
-fn backend_name<S: Serializer>(backend: &Backend, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(backend.name())
+/// The target flags' words (`--backend`, `--db-mode`, `--offload`, `--fanout`), which
+/// results.json keeps by name: one pair of serde functions serves them all.
+trait Named: Sized {
+    /// What the word names, for the error on an unknown one.
+    const WHAT: &'static str;
+    fn word(&self) -> &'static str;
+    fn from_word(word: &str) -> Option<Self>;
 }
 
-fn backend_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Backend, D::Error> {
+macro_rules! named {
+    ($($kind:ty => $what:literal),* $(,)?) => {$(
+        impl Named for $kind {
+            const WHAT: &'static str = $what;
+            fn word(&self) -> &'static str {
+                self.name()
+            }
+            fn from_word(word: &str) -> Option<Self> {
+                <$kind>::from_name(word)
+            }
+        }
+    )*};
+}
+
+named!(Backend => "backend", DbMode => "db mode", Offload => "offload", Fanout => "fanout");
+
+fn by_name<T: Named, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value.word())
+}
+
+fn from_name<'de, T: Named, D: Deserializer<'de>>(deserializer: D) -> Result<T, D::Error> {
     let name = String::deserialize(deserializer)?;
-    Backend::from_name(&name)
-        .ok_or_else(|| serde::de::Error::custom(format!("unknown backend {name:?}")))
-}
-
-fn offload_name<S: Serializer>(offload: &Offload, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(offload.name())
-}
-
-fn offload_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Offload, D::Error> {
-    let name = String::deserialize(deserializer)?;
-    Offload::from_name(&name)
-        .ok_or_else(|| serde::de::Error::custom(format!("unknown offload {name:?}")))
-}
-
-fn fanout_name<S: Serializer>(fanout: &Fanout, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(fanout.name())
-}
-
-fn fanout_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Fanout, D::Error> {
-    let name = String::deserialize(deserializer)?;
-    Fanout::from_name(&name)
-        .ok_or_else(|| serde::de::Error::custom(format!("unknown fanout {name:?}")))
+    T::from_word(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown {} {name:?}", T::WHAT)))
 }
 
 fn one() -> u8 {
     1
-}
-
-fn db_mode_name<S: Serializer>(mode: &DbMode, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(mode.name())
-}
-
-fn db_mode_from_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DbMode, D::Error> {
-    let name = String::deserialize(deserializer)?;
-    DbMode::from_name(&name)
-        .ok_or_else(|| serde::de::Error::custom(format!("unknown db mode {name:?}")))
 }
 
 /// What one measured run asks of a target, fully resolved: the row's configuration, in four
@@ -153,32 +148,21 @@ pub struct Settings {
 
     // The target's flags (`Settings::target_flags`).
     /// What `/test` does.
-    #[serde(
-        serialize_with = "backend_name",
-        deserialize_with = "backend_from_name"
-    )]
+    #[serde(serialize_with = "by_name", deserialize_with = "from_name")]
     pub backend: Backend,
     pub delay_ms: u32,
     /// Units of work per request after its I/O (`work=N`: SHA-256 chained N times).
     #[serde(default)]
     pub work: u32,
     /// Where the tokio targets run that work (`--offload`; the others always inline).
-    #[serde(
-        default,
-        serialize_with = "offload_name",
-        deserialize_with = "offload_from_name"
-    )]
+    #[serde(default, serialize_with = "by_name", deserialize_with = "from_name")]
     pub offload: Offload,
     /// Upstream pages per request (`fanout=K`, the upstream backend; 1 is one page).
     #[serde(default = "one")]
     pub fanout: u8,
     /// How the sync targets make those fetches (`--fanout-with`: one after another, or a
     /// thread each); the others make them at once in their own way.
-    #[serde(
-        default,
-        serialize_with = "fanout_name",
-        deserialize_with = "fanout_from_name"
-    )]
+    #[serde(default, serialize_with = "by_name", deserialize_with = "from_name")]
     pub fanout_with: Fanout,
     /// A mix of request classes (`--mix`), run on bench's own client; `None`: every request
     /// alike.
@@ -193,11 +177,7 @@ pub struct Settings {
     /// The targets' `--rows`: random ids are drawn from 1..=rows (pgbench too).
     pub rows: i32,
     /// The tokio targets' `--db-mode` (the others always pool).
-    #[serde(
-        default,
-        serialize_with = "db_mode_name",
-        deserialize_with = "db_mode_from_name"
-    )]
+    #[serde(default, serialize_with = "by_name", deserialize_with = "from_name")]
     pub db_mode: DbMode,
 
     // The topology: what stands between the tool, the target and the database.

@@ -167,3 +167,43 @@ fn a_fault_the_run_cannot_have_is_refused_before_the_load() {
     .unwrap_err()
     .contains("overlaps"));
 }
+
+#[test]
+fn the_flags_words_are_kept_by_name_and_an_unknown_one_is_named() {
+    let settings = Settings {
+        offload: Offload::Blocking,
+        fanout_with: Fanout::Threads,
+        db_mode: DbMode::Pipelined,
+        ..crate::model::preset::find("tsutsumi").unwrap().settings
+    };
+    let json = serde_json::to_value(&settings).unwrap();
+    assert_eq!(
+        (
+            &json["backend"],
+            &json["db_mode"],
+            &json["offload"],
+            &json["fanout_with"]
+        ),
+        (
+            &serde_json::json!("upstream"),
+            &serde_json::json!("pipelined"),
+            &serde_json::json!("blocking"),
+            &serde_json::json!("threads")
+        )
+    );
+    assert_eq!(
+        serde_json::from_value::<Settings>(json.clone()).unwrap(),
+        settings
+    );
+    for (field, said) in [
+        ("backend", "unknown backend"),
+        ("db_mode", "unknown db mode"),
+    ] {
+        let mut bad = json.clone();
+        bad[field] = serde_json::json!("redis");
+        let error = serde_json::from_value::<Settings>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(said), "{error}");
+    }
+}
