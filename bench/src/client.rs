@@ -128,12 +128,23 @@ impl Conn {
 
 /// `method target` on a new connection, which is closed afterwards.
 pub fn request(addr: SocketAddr, method: &str, target: &str) -> Result<Response> {
+    request_with(addr, method, target, "")
+}
+
+/// `method target` with more header lines (each ending in CRLF), on a new connection.
+fn request_with(addr: SocketAddr, method: &str, target: &str, headers: &str) -> Result<Response> {
     let mut conn = Conn::open(addr)?;
     conn.send(
-        format!("{method} {target} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        format!("{method} {target} HTTP/1.1\r\nHost: bench\r\n{headers}Connection: close\r\n\r\n")
             .as_bytes(),
     )?;
     conn.read(method == "HEAD")
+}
+
+/// `GET target` with `Authorization: Bearer TOKEN` when there is a token.
+pub fn get_with_token(addr: SocketAddr, target: &str, token: Option<&str>) -> Result<Response> {
+    let header = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    request_with(addr, "GET", target, &header)
 }
 
 /// `GET target` on a new connection.

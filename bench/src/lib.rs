@@ -9,7 +9,8 @@
 //! - `contract`: the checks every target must pass;
 //! - `stack`: the launcher (PostgreSQL, nginx, pgbouncer, targets);
 //! - `observe` and `client`: counting what runs, and a raw HTTP/1.1 client; `externals`: the
-//!   servers the harness did not start, from their URLs to addresses;
+//!   servers the harness did not start, from their URLs to addresses; `token`: the status
+//!   endpoint's token and a URL's user part that carries it;
 //! - `model`: plain values (settings, presets, cases, knobs, faults, rows), no I/O.
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod ops;
 pub mod output;
 pub mod remote;
 pub mod stack;
+pub mod token;
 
 /// A mistake in how a command was called: exit status 2 and one line, like clap's own. `cli`
 /// refuses flags with it; `ops` refuses what it learns only when it looks (a remote stack's

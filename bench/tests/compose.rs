@@ -343,14 +343,28 @@ fn the_describe_service_serves_a_description_of_every_target() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bench"))
         .args(&args)
         .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("bench describe starts");
+    // Its one line ends with the URL for the load host, the token in its user part.
+    let mut said = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut said,
+    )
+    .unwrap();
+    let (token, _) = bench::remote::split_url(said.trim().rsplit(' ').next().unwrap_or(""));
+    let token = token.unwrap_or_else(|| panic!("bench describe printed no token: {said}"));
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(
+        bench::client::get(addr, "/stack.json").unwrap().status,
+        401,
+        "the description without the token"
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let response = loop {
-        match bench::client::get(addr, "/stack.json") {
+        match bench::client::get_with_token(addr, "/stack.json", Some(token.as_str())) {
             Ok(r) => break r,
             Err(e) if std::time::Instant::now() > deadline => {
                 let _ = child.kill();

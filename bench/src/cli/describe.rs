@@ -30,6 +30,19 @@ pub struct DescribeArgs {
     /// host reaches them.
     #[arg(long = "target", value_name = "NAME=URL[,URL]")]
     targets: Vec<String>,
+    /// The endpoint's token, the first line of this file (at least 16 letters, digits or
+    /// -._~); without it, one is made from /dev/urandom. The URL printed carries it.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
+}
+
+/// The token of a status endpoint: read from `file`, or made; a bad file is a usage error.
+pub(super) fn token(file: Option<&std::path::Path>) -> Result<remote::Token> {
+    match file {
+        Some(path) => remote::Token::from_file(path)
+            .map_err(|why| UsageError(format!("--token-file {why}")).into()),
+        None => remote::Token::generate(),
+    }
 }
 
 pub fn exec(args: DescribeArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
@@ -65,9 +78,11 @@ pub fn exec(args: DescribeArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         args.upstream_url.clone(),
         targets,
     );
-    let _server = remote::StatusServer::serve(args.listen, description)?;
+    let token = token(args.token_file.as_deref())?;
+    let printed = token.as_str().to_string();
+    let _server = remote::StatusServer::serve(args.listen, token, description)?;
     println!(
-        "Serving http://{}/stack.json; from the load host: bench run --remote http://{}:{}/stack.json",
+        "Serving http://{}/stack.json to the bearers of its token; from the load host: bench run --remote http://{printed}@{}:{}/stack.json",
         args.listen,
         args.host,
         args.listen.port()

@@ -27,9 +27,14 @@ pub struct UpArgs {
     upstream_keepalive: OnOff,
     /// Serve the targets, the nginx proxy and the status endpoint on this address, for a load
     /// host elsewhere (`bench run --remote`). Anything but loopback is reachable from the
-    /// network, and so is the private PostgreSQL, with a password.
+    /// network, and so is the private PostgreSQL, to a load role with a password.
     #[arg(long, default_value = "127.0.0.1")]
     listen_host: std::net::IpAddr,
+    /// The status endpoint's token, the first line of this file (at least 16 letters, digits
+    /// or -._~); without it, one is made from /dev/urandom. Either way the URL printed for
+    /// the load host carries it: http://TOKEN@HOST:PORT/stack.json.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
     /// Start the targets with a preset's flags (its pool size, workers and delay), as
     /// `bench run --scenario` would; --flag still overrides them.
     #[arg(long)]
@@ -58,9 +63,10 @@ pub fn exec(args: UpArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         ))
         .into());
     }
+    let token = super::describe::token(args.token_file.as_deref())?;
     if !host.is_loopback() {
         eprintln!(
-            "bench: warning: serving on {host}: the targets, nginx, the status endpoint and PostgreSQL (with a password) are reachable from the network"
+            "bench: warning: serving on {host}: the targets, nginx, the status endpoint (with its token) and PostgreSQL (a load role with a password) are reachable from the network"
         );
     }
     eprintln!("bench: starting the stack");
@@ -74,6 +80,7 @@ pub fn exec(args: UpArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         scenario: args.scenario,
         upstream_keepalive: args.upstream_keepalive.is_on(),
         host,
+        token,
     })?;
     print_up(&up);
     while !interrupted.load(Ordering::SeqCst) {

@@ -193,7 +193,7 @@ impl<'a> Runner<'a> {
                 tree: true,
                 app: external.app.as_deref(),
                 remote: remote
-                    .and_then(|r| r.status)
+                    .and_then(|r| r.status.as_ref())
                     .map(|status| (status, external.name.as_str())),
             },
             nginx_pid: proxy.as_ref().map(|(nginx, _)| nginx.pid()),

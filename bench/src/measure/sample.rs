@@ -16,7 +16,7 @@ pub struct Watched<'a> {
     pub tree: bool,
     pub app: Option<&'a str>,
     /// A target of a remote stack: its status endpoint and its name in the samples.
-    pub remote: Option<(std::net::SocketAddr, &'a str)>,
+    pub remote: Option<(&'a crate::remote::StatusEndpoint, &'a str)>,
 }
 
 impl Watched<'_> {
@@ -26,9 +26,9 @@ impl Watched<'_> {
     pub fn memory_sampler(&self) -> Option<MemorySampler> {
         match (self.remote, self.pid) {
             (Some((status, name)), _) => {
-                let name = name.to_string();
+                let (status, name) = (status.clone(), name.to_string());
                 Some(MemorySampler::start_with(SAMPLE_EVERY, move || {
-                    crate::remote::memory_of(status, &name)
+                    crate::remote::memory_of(&status, &name)
                 }))
             }
             (None, Some(pid)) if self.tree => Some(MemorySampler::start(pid, SAMPLE_EVERY)),
@@ -51,7 +51,7 @@ enum CpuSource {
     /// The measured process (and whether its descendants count), PostgreSQL, nginx.
     Local(Option<(u32, bool)>, Option<u32>, Option<u32>),
     /// The status endpoint and the target's name in its samples.
-    Remote(std::net::SocketAddr, String),
+    Remote(crate::remote::StatusEndpoint, String),
 }
 
 impl CpuWatch {
@@ -65,8 +65,8 @@ impl CpuWatch {
         CpuWatch { source, before }
     }
 
-    pub fn remote(status: std::net::SocketAddr, name: &str) -> CpuWatch {
-        let source = CpuSource::Remote(status, name.to_string());
+    pub fn remote(status: &crate::remote::StatusEndpoint, name: &str) -> CpuWatch {
+        let source = CpuSource::Remote(status.clone(), name.to_string());
         let before = source.read();
         CpuWatch { source, before }
     }
@@ -87,7 +87,7 @@ impl CpuSource {
                 nginx.and_then(|pid| procfs::cpu_seconds(pid, true)),
             ],
             CpuSource::Remote(status, name) => {
-                let samples = crate::remote::fetch_samples(*status).unwrap_or_default();
+                let samples = crate::remote::fetch_samples(status).unwrap_or_default();
                 let cpu = |key: &str| samples.get(key).map(|s| s.cpu_s);
                 [cpu(name), cpu("postgres"), cpu("nginx")]
             }

@@ -112,7 +112,7 @@ pub struct RemoteSide {
     /// The host the stack runs on.
     pub host: String,
     /// Its status endpoint, for RSS, threads and CPU (absent: those columns stay empty).
-    pub status: Option<SocketAddr>,
+    pub status: Option<crate::token::StatusEndpoint>,
     /// The target through the stack's own nginx.
     pub via_nginx: Option<SocketAddr>,
     /// The flags it was started with: name and value.
@@ -245,7 +245,7 @@ impl External {
     pub fn measured_by(&self) -> Option<String> {
         let remote = self.remote.as_ref()?;
         let here = "this host: the load, latencies and DB sessions";
-        Some(match remote.status {
+        Some(match &remote.status {
             Some(status) => format!(
                 "{here}; {} (bench up, http://{status}/samples): RSS, threads and CPU of the target, PostgreSQL and nginx",
                 remote.host

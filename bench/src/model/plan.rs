@@ -73,6 +73,8 @@ pub struct UpPlan {
     pub scenario: Option<String>,
     pub upstream_keepalive: bool,
     pub host: IpAddr,
+    /// The status endpoint's token.
+    pub token: crate::token::Token,
 }
 
 /// How to bring the stack up.

@@ -31,10 +31,12 @@ pub struct Up {
 pub fn up(plan: UpPlan) -> Result<Up> {
     let host = plan.host;
     let stack = Stack::start(&plan.options)?;
-    let database_url = if host.is_loopback() || !stack.postgres.is_embedded() {
-        stack.database_url().to_string()
-    } else {
+    // The private cluster gives the load host a role of its own (never the superuser);
+    // a database of the user's is handed on as given.
+    let database_url = if stack.postgres.is_embedded() {
         stack.postgres.expose(host)?
+    } else {
+        stack.database_url().to_string()
     };
     let mut targets: Vec<Target> = Vec::new();
     for binary in &plan.binaries {
@@ -72,6 +74,7 @@ pub fn up(plan: UpPlan) -> Result<Up> {
         .collect();
     let (status, description) = StatusServer::start(
         host,
+        plan.token,
         |status_url| Description {
             status_url: Some(status_url),
             versions,
@@ -84,11 +87,19 @@ pub fn up(plan: UpPlan) -> Result<Up> {
         },
         watched,
     )?;
+    // Its status URL carries the token and its database URL a password: for its owner only.
     let stack_json = stack.run_dir.join("stack.json");
-    std::fs::write(
-        &stack_json,
-        serde_json::to_string_pretty(&description)? + "\n",
-    )?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&stack_json)?;
+        file.write_all((serde_json::to_string_pretty(&description)? + "\n").as_bytes())?;
+    }
     Ok(Up {
         targets,
         proxied,

@@ -6,11 +6,9 @@
 //! here, the host-side columns from the samples.
 //!
 //! - this file: the description (`stack.json`), and the targets it offers a run;
-//! - `status`: the status endpoint and its samples.
+//! - `status`: the status endpoint and its samples (its token: `crate::token`).
 
 mod status;
-
-use std::net::SocketAddr;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -21,6 +19,7 @@ use crate::externals::{address_of, address_of_any};
 use crate::model::external::{External, RemoteSide};
 use crate::model::meta::SUITE;
 
+pub use crate::token::{split_url, StatusEndpoint, Token};
 pub use status::{fetch_samples, memory_of, ProcessSample, Samples, StatusServer, Watched};
 
 /// This bench's version: a description from another version is refused.
@@ -37,8 +36,9 @@ pub struct Description {
     pub database_url: String,
     /// The upstream page the targets fetch.
     pub upstream_url: String,
-    /// `http://HOST:PORT`: `GET /stack.json` and `GET /samples`. Absent when nothing serves
-    /// samples (a compose deployment: its processes are in other containers).
+    /// `http://TOKEN@HOST:PORT`: `GET /stack.json` and `GET /samples`, with the endpoint's
+    /// token. Absent when nothing serves samples (a compose deployment: its processes are in
+    /// other containers).
     pub status_url: Option<String>,
     pub targets: Vec<DescribedTarget>,
     /// Versions of what shaped the numbers on the stack's host.
@@ -100,15 +100,23 @@ impl Description {
     /// another suite or version, naming both versions.
     pub fn load(source: &str) -> Result<Description> {
         let text = if source.starts_with("http://") {
-            let addr = address_of_any(source)
-                .map_err(|why| anyhow::anyhow!("--remote {source}: {why}"))?;
-            let path = path_of(source);
-            let response = crate::client::get(addr, &path)
-                .with_context(|| format!("--remote {source}: cannot fetch the description"))?;
-            if response.status != 200 {
-                bail!("--remote {source}: answered {}", response.status);
+            let (token, url) = split_url(source);
+            let addr =
+                address_of_any(&url).map_err(|why| anyhow::anyhow!("--remote {url}: {why}"))?;
+            let response = crate::client::get_with_token(
+                addr,
+                &path_of(&url),
+                token.as_ref().map(Token::as_str),
+            )
+            .with_context(|| format!("--remote {url}: cannot fetch the description"))?;
+            match response.status {
+                200 => response.text(),
+                401 if token.is_none() => bail!(
+                    "--remote {url}: the endpoint needs its token: give the URL it printed, http://TOKEN@HOST:PORT/stack.json"
+                ),
+                401 => bail!("--remote {url}: the endpoint refused this token (401): give the URL it printed"),
+                status => bail!("--remote {url}: answered {status}"),
             }
-            response.text()
         } else {
             std::fs::read_to_string(source)
                 .with_context(|| format!("--remote {source}: cannot read the description"))?
@@ -131,11 +139,13 @@ impl Description {
         Ok(())
     }
 
-    /// The status endpoint's address, when there is one.
-    pub fn status_addr(&self) -> Option<SocketAddr> {
-        self.status_url
-            .as_deref()
-            .and_then(|url| address_of_any(url).ok())
+    /// The status endpoint, with its token, when there is one.
+    pub fn status_endpoint(&self) -> Option<StatusEndpoint> {
+        let (token, url) = split_url(self.status_url.as_deref()?);
+        Some(StatusEndpoint {
+            addr: address_of_any(&url).ok()?,
+            token,
+        })
     }
 }
 
@@ -144,7 +154,7 @@ impl Description {
     /// (each with the host it runs on and the flags it was started with); an unknown target
     /// or an unreadable URL is an error, and so is a description with none of `names`.
     pub fn externals(&self, source: &str, names: &[Binary]) -> Result<Vec<External>> {
-        let status = self.status_addr();
+        let status = self.status_endpoint();
         let mut remotes = Vec::new();
         for target in &self.targets {
             let binary = Binary::from_name(&target.name)
@@ -172,7 +182,7 @@ impl Description {
                 binary: Some(binary),
                 remote: Some(RemoteSide {
                     host: self.host.clone(),
-                    status,
+                    status: status.clone(),
                     via_nginx,
                     // As `bench up` wrote them: `--name value`.
                     flags: target
@@ -246,8 +256,10 @@ mod tests {
             pid: std::process::id(),
             children: false,
         };
+        let token = Token::generate().unwrap();
         let (server, served) = StatusServer::start(
             "127.0.0.1".parse().unwrap(),
+            token.clone(),
             |url| Description {
                 status_url: Some(url),
                 ..description()
@@ -255,16 +267,39 @@ mod tests {
             vec![me],
         )
         .unwrap();
-        let got = crate::client::get(server.addr, "/stack.json").unwrap();
+        let bearer = Some(token.as_str());
+        let got = crate::client::get_with_token(server.addr, "/stack.json", bearer).unwrap();
         let parsed: Description = serde_json::from_slice(&got.body).unwrap();
         assert_eq!(parsed, served);
-        assert_eq!(served.status_addr(), Some(server.addr));
-        let samples = fetch_samples(server.addr).unwrap();
+        let endpoint = served.status_endpoint().unwrap();
+        assert_eq!(endpoint.addr, server.addr);
+        assert_eq!(endpoint.token.as_ref(), Some(&token));
+        let samples = fetch_samples(&endpoint).unwrap();
         let me = samples["me"];
         assert!(me.rss_mib > 0.0 && me.threads >= 2, "{me:?}");
         assert_eq!(
-            crate::client::get(server.addr, "/nope").unwrap().status,
+            crate::client::get_with_token(server.addr, "/nope", bearer)
+                .unwrap()
+                .status,
             404
         );
+        // Without the token, or with another, nothing but 401, whatever the request.
+        let other = Token::generate().unwrap();
+        for (path, token) in [
+            ("/stack.json", None),
+            ("/samples", None),
+            ("/nope", None),
+            ("/stack.json", Some(other.as_str())),
+        ] {
+            let refused = crate::client::get_with_token(server.addr, path, token).unwrap();
+            assert_eq!(refused.status, 401, "{path}");
+            assert!(!refused.text().contains("postgres"), "{}", refused.text());
+        }
+        let without = StatusEndpoint {
+            token: None,
+            ..endpoint
+        };
+        let error = fetch_samples(&without).unwrap_err().to_string();
+        assert!(error.contains("401"), "{error}");
     }
 }

@@ -1,7 +1,7 @@
 //! The status endpoint of `bench up` and `bench describe`: `GET /stack.json` (the
 //! description) and `GET /samples` (RSS, threads and CPU of the stack's processes, from this
-//! host's /proc), one request per connection; and the load host's side, which fetches the
-//! samples.
+//! host's /proc), one request per connection, each with the endpoint's token (else 401 and
+//! nothing else); and the load host's side, which fetches the samples.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Description;
 use crate::observe::procfs;
+use crate::token::{StatusEndpoint, Token};
 
 /// One process of the stack's host at one moment.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -66,30 +67,38 @@ pub struct StatusServer {
 
 impl StatusServer {
     /// Serves on `host` at a free port outside the kernel's ephemeral range (as every server
-    /// of the stack: a load's client connections cannot hold it). `describe` gets the
-    /// server's own URL and returns the description to serve.
+    /// of the stack: a load's client connections cannot hold it), to the bearers of `token`.
+    /// `describe` gets the server's own URL, `http://TOKEN@HOST:PORT`, and returns the
+    /// description to serve.
     pub fn start(
         host: IpAddr,
+        token: Token,
         describe: impl FnOnce(String) -> Description,
         watched: Vec<Watched>,
     ) -> Result<(StatusServer, Description)> {
         let listener = crate::stack::process::listen_on_free_port(host)
             .with_context(|| format!("cannot listen on {host} for the status endpoint"))?;
         let addr = listener.local_addr()?;
-        let description = describe(format!("http://{addr}"));
-        let server = StatusServer::run(listener, &description, watched)?;
+        let description = describe(format!("http://{}@{addr}", token.as_str()));
+        let server = StatusServer::run(listener, token, &description, watched)?;
         Ok((server, description))
     }
 
-    /// Serves `description` on `listen` with no samples (`bench describe`).
-    pub fn serve(listen: SocketAddr, description: Description) -> Result<StatusServer> {
+    /// Serves `description` on `listen` with no samples (`bench describe`), to the bearers of
+    /// `token`.
+    pub fn serve(
+        listen: SocketAddr,
+        token: Token,
+        description: Description,
+    ) -> Result<StatusServer> {
         let listener = TcpListener::bind(listen)
             .with_context(|| format!("cannot listen on {listen} for the status endpoint"))?;
-        StatusServer::run(listener, &description, Vec::new())
+        StatusServer::run(listener, token, &description, Vec::new())
     }
 
     fn run(
         listener: TcpListener,
+        token: Token,
         description: &Description,
         watched: Vec<Watched>,
     ) -> Result<StatusServer> {
@@ -104,7 +113,7 @@ impl StatusServer {
                         return;
                     }
                     if let Ok(stream) = stream {
-                        let _ = answer(stream, &json, &watched);
+                        let _ = answer(stream, &token, &json, &watched);
                     }
                 }
             }
@@ -128,21 +137,36 @@ impl Drop for StatusServer {
     }
 }
 
-fn answer(stream: TcpStream, description: &str, watched: &[Watched]) -> std::io::Result<()> {
+fn answer(
+    stream: TcpStream,
+    token: &Token,
+    description: &str,
+    watched: &[Watched],
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut reader = BufReader::new(&stream);
     let mut line = String::new();
     reader.read_line(&mut line)?;
-    // The rest of the head.
-    loop {
+    // The rest of the head, of which only the token matters (at most 100 lines).
+    let mut authorization = None;
+    for _ in 0..100 {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
             break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("authorization") {
+                authorization = Some(value.trim().to_string());
+            }
         }
     }
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, body) = match (method, target) {
+        _ if !token.admits(authorization.as_deref()) => (
+            "401 Unauthorized",
+            "{\"error\":\"this endpoint needs its token: Authorization: Bearer TOKEN (the URL bench printed carries it: http://TOKEN@HOST:PORT/stack.json)\"}\n".to_string(),
+        ),
         ("GET", "/stack.json") => ("200 OK", description.to_string()),
         ("GET", "/samples") => (
             "200 OK",
@@ -167,15 +191,23 @@ fn answer(stream: TcpStream, description: &str, watched: &[Watched]) -> std::io:
 }
 
 /// The samples of a status endpoint now.
-pub fn fetch_samples(status: SocketAddr) -> Result<Samples> {
-    let response = crate::client::get(status, "/samples")
+pub fn fetch_samples(status: &StatusEndpoint) -> Result<Samples> {
+    let token = status.token.as_ref().map(Token::as_str);
+    let response = crate::client::get_with_token(status.addr, "/samples", token)
         .with_context(|| format!("the stack's status endpoint http://{status} did not answer"))?;
+    if response.status != 200 {
+        anyhow::bail!(
+            "http://{status}/samples answered {}: {}",
+            response.status,
+            response.text().trim()
+        );
+    }
     serde_json::from_slice(&response.body)
         .with_context(|| format!("http://{status}/samples is not a sample"))
 }
 
 /// One process's RSS (MiB) and threads in a status endpoint's samples now.
-pub fn memory_of(status: SocketAddr, name: &str) -> Option<procfs::Usage> {
+pub fn memory_of(status: &StatusEndpoint, name: &str) -> Option<procfs::Usage> {
     let sample = *fetch_samples(status).ok()?.get(name)?;
     Some(procfs::Usage {
         rss_mib: sample.rss_mib,

@@ -24,6 +24,29 @@ pub const STATS_SQL: &str = include_str!("../../../sql/stats.sql");
 pub const MD5_ROLE: &str = "bench_md5";
 pub const SCRAM_ROLE: &str = "bench_scram";
 
+/// The role `bench up` hands a load host: it reads the test table, and every session and
+/// statement through `pg_monitor` (pg_stat_activity, pg_stat_statements), and nothing more:
+/// no superuser, no table of its own (not even a temporary one), no program run through
+/// `COPY … PROGRAM`, no other database (pg_hba).
+pub const LOAD_ROLE: &str = "bench_load";
+
+/// Creates the load role, or resets it, with `password` and only its grants.
+fn load_role_sql(database: &str, password: &str) -> String {
+    format!(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{LOAD_ROLE}') THEN
+             CREATE ROLE {LOAD_ROLE};
+           END IF;
+         END $$;
+         ALTER ROLE {LOAD_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+           PASSWORD '{password}';
+         GRANT pg_monitor TO {LOAD_ROLE};
+         GRANT SELECT ON test TO {LOAD_ROLE};
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         REVOKE TEMPORARY ON DATABASE \"{database}\" FROM PUBLIC;"
+    )
+}
+
 /// Settings of the private cluster. `fsync` is off: the data is regenerated at will, and the
 /// benchmark reads only.
 const SETTINGS: &str = "
@@ -76,7 +99,15 @@ impl Postgres {
             .map_err(|e| anyhow::anyhow!("bad --database-url: {e}"))?;
         load_sql(url).with_context(|| format!("cannot prepare the database at {parsed}"))?;
         let mut client = postgres::Client::connect(url, postgres::NoTls)?;
-        if let Err(e) = client.batch_execute(STATS_SQL) {
+        let counted = client
+            .query_one(
+                "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'",
+                &[],
+            )
+            .is_ok_and(|row| row.get::<_, i64>(0) == 1);
+        if counted {
+            // Nothing to create.
+        } else if let Err(e) = client.batch_execute(STATS_SQL) {
             eprintln!("bench: warning: sql/stats.sql failed on {parsed} ({e}); statements cannot be counted");
         }
         Ok(Postgres {
@@ -170,31 +201,50 @@ impl Postgres {
         Ok(())
     }
 
-    /// Makes the private cluster reachable on `host` as well, for a load host elsewhere
-    /// (`bench up --listen-host`): it listens there too, connections from anywhere but
-    /// loopback must give a password (SCRAM), and the `postgres` role gets a random one.
-    /// Restarts the cluster; returns the URL for the load host.
+    /// What a load host gets of the private cluster (`bench up`): the URL of [`LOAD_ROLE`]
+    /// with a new password, and, when `host` is not loopback, the cluster listening there too
+    /// (a restart). Only that role may log in from anywhere but loopback's trusted clients,
+    /// with its password (SCRAM), and only to this database.
     pub fn expose(&self, host: std::net::IpAddr) -> Result<String> {
         let data_dir = self
             .data_dir
             .as_ref()
             .context("only the private cluster can be exposed")?;
-        let password: String = (0..24).map(|_| fastrand::alphanumeric()).collect();
+        let password = crate::token::Token::generate()?.as_str().to_string();
+        let database = self
+            .url
+            .rsplit('/')
+            .next()
+            .unwrap_or("postgres")
+            .to_string();
         let mut client = self.connect()?;
-        // Two calls: ALTER SYSTEM cannot run in the transaction of a multi-statement batch.
-        client.batch_execute(&format!("ALTER ROLE postgres PASSWORD '{password}'"))?;
-        client.batch_execute(&format!(
-            "ALTER SYSTEM SET listen_addresses = '127.0.0.1,{host}'"
-        ))?;
-        drop(client);
+        client.batch_execute(&load_role_sql(&database, &password))?;
+        if !host.is_loopback() {
+            // Apart: ALTER SYSTEM cannot run in the transaction of a multi-statement batch.
+            client.batch_execute(&format!(
+                "ALTER SYSTEM SET listen_addresses = '127.0.0.1,{host}'"
+            ))?;
+        }
+        // The load role's rules come first: pg_hba takes the first line that matches.
         let hba = data_dir.join("pg_hba.conf");
-        let mut rules = fs::read_to_string(&hba)?;
-        rules += "host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n";
+        let rules = format!(
+            "host {database} {LOAD_ROLE} 0.0.0.0/0 scram-sha-256\n\
+             host {database} {LOAD_ROLE} ::/0 scram-sha-256\n\
+             host all {LOAD_ROLE} all reject\n\
+             local all {LOAD_ROLE} reject\n{}",
+            fs::read_to_string(&hba)?
+        );
         fs::write(&hba, rules)?;
-        self.restart()
-            .context("PostgreSQL did not come back listening on the network")?;
+        if host.is_loopback() {
+            client.batch_execute("SELECT pg_reload_conf()")?;
+            drop(client);
+        } else {
+            drop(client);
+            self.restart()
+                .context("PostgreSQL did not come back listening on the network")?;
+        }
         Ok(format!(
-            "postgres://postgres:{password}@{}/postgres",
+            "postgres://{LOAD_ROLE}:{password}@{}/{database}",
             std::net::SocketAddr::new(host, self.port)
         ))
     }
@@ -423,6 +473,18 @@ fn ensure_template(root: &Path, bin: &Path, run_as: Option<RunAs>) -> Result<Pat
 pub fn load_sql(url: &str) -> Result<()> {
     let mut client = postgres::Client::connect(url, postgres::NoTls)
         .with_context(|| format!("cannot connect to {url}"))?;
+    // Loaded already: nothing to do, and a role that may only read (a load host's) is not
+    // asked to create anything.
+    let loaded: bool = client
+        .query_one(
+            "SELECT to_regclass('test') IS NOT NULL AND EXISTS (SELECT 1 FROM test)",
+            &[],
+        )
+        .map(|row| row.get(0))
+        .unwrap_or(false);
+    if loaded {
+        return Ok(());
+    }
     client
         .batch_execute(SCHEMA_SQL)
         .context("sql/schema.sql failed")?;

@@ -43,7 +43,14 @@ fn a_stack_from_bench_up_is_measured_with_remote_and_another_version_is_refused(
         .out(&dir)
         .output();
     let text = get_text(&description_url);
+    // Without its token the endpoint gives nothing but 401; the URL printed carries it.
+    let (token, bare) = bench::remote::split_url(&description_url);
+    let refused = get_status(&bare, None);
+    let samples_refused = get_status(&bare.replace("/stack.json", "/samples"), None);
+    let wrong = get_status(&bare, Some("not-the-token-0123456789"));
     stop(&mut up);
+    assert!(token.is_some(), "{description_url}");
+    assert_eq!((refused, samples_refused, wrong), (401, 401, 401));
     assert!(output.status.success(), "{}", show(&output));
     let results = read_json(&dir.join("results.json"));
     let rows = results["results"].as_array().unwrap();
@@ -104,14 +111,24 @@ fn stop_bench_up(up: &mut std::process::Child) {
     let _ = up.wait();
 }
 
-/// The body of a `GET http://HOST:PORT/path`.
+/// The body of a `GET http://[TOKEN@]HOST:PORT/path`, with the token as a bearer's.
 fn get_text(url: &str) -> String {
+    let (token, url) = bench::remote::split_url(url);
+    get(&url, token.as_ref().map(bench::remote::Token::as_str)).text()
+}
+
+/// The status of a `GET http://HOST:PORT/path` with this bearer token, or none.
+fn get_status(url: &str, token: Option<&str>) -> u16 {
+    get(url, token).status
+}
+
+fn get(url: &str, token: Option<&str>) -> bench::client::Response {
     let addr = bench::externals::address_of_any(url).unwrap();
     let path = url
         .splitn(4, '/')
         .nth(3)
         .map_or("/".into(), |p| format!("/{p}"));
-    bench::client::get(addr, &path).unwrap().text()
+    bench::client::get_with_token(addr, &path, token).unwrap()
 }
 
 /// Two network namespaces joined by a veth pair, on addresses private to the pair: a stack
@@ -183,11 +200,11 @@ impl Drop for TwoHosts {
     }
 }
 
-/// `SELECT 1` with psql from the namespace, at `url`, with no password but the URL's.
-fn psql_in(namespace: &str, url: &str) -> Output {
+/// `sql` with psql from the namespace, at `url`, with no password but the URL's.
+fn psql_in(namespace: &str, url: &str, sql: &str) -> Output {
     let mut command = Command::new("ip");
     command
-        .args(["netns", "exec", namespace, "psql", url, "-Atc", "SELECT 1"])
+        .args(["netns", "exec", namespace, "psql", url, "-Atc", sql])
         .env("PGCONNECT_TIMEOUT", "5")
         .env("PGPASSFILE", "/dev/null")
         .env_remove("PGPASSWORD");
@@ -307,29 +324,88 @@ fn a_stack_host_and_a_load_host_in_two_namespaces_measure_over_the_link() {
         common::BENCH_LIMIT,
     )
     .0;
-    // From the load host: the stack's database, with and without its generated password.
-    let psql = |url: &str| psql_in(&hosts.load_ns, url);
-    let with_password = psql(&database_url);
-    let (user, host) = database_url.split_once('@').unwrap();
-    let without = format!("postgres://postgres@{host}");
-    let without_password = psql(&without);
+    let tried = try_the_load_role(&hosts.load_ns, &database_url);
     stop(&mut up);
-    assert!(
-        user.starts_with("postgres://postgres:") && host.starts_with("10.213.0.1:"),
-        "{database_url}"
-    );
-    assert!(with_password.status.success(), "{}", show(&with_password));
-    assert!(
-        !without_password.status.success(),
-        "{}",
-        show(&without_password)
-    );
-    assert!(
-        String::from_utf8_lossy(&without_password.stderr).contains("password"),
-        "{}",
-        show(&without_password)
-    );
+    assert_only_a_load_role(&database_url, &tried);
     let description = read_json(&dir.join("results.json"));
     assert!(run.status.success(), "{}", show(&run));
     assert_measured_remotely(&description);
+}
+
+/// From the load host: the stack's database as the load role (a read of what a load host
+/// needs, then what it must not do), the superuser, and the role without its password.
+fn try_the_load_role(namespace: &str, database_url: &str) -> Vec<(&'static str, Output)> {
+    let psql = |url: &str, sql: &str| psql_in(namespace, url, sql);
+    let (user, host) = database_url.split_once('@').unwrap();
+    let (_, password) = user.rsplit_once(':').unwrap();
+    let database = host.rsplit('/').next().unwrap();
+    vec![
+        (
+            "reads",
+            psql(
+                database_url,
+                "SELECT b FROM test WHERE a = 1; SELECT count(*) > 0 FROM pg_stat_statements; \
+                 SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name IN ('sync-pool', 'tokio-axum')",
+            ),
+        ),
+        (
+            "the superuser",
+            psql(&format!("postgres://postgres:{password}@{host}"), "SELECT 1"),
+        ),
+        (
+            "the load role without its password",
+            psql(&format!("postgres://bench_load@{host}"), "SELECT 1"),
+        ),
+        (
+            "another database",
+            psql(
+                &database_url.replace(&format!("/{database}"), "/template1"),
+                "SELECT 1",
+            ),
+        ),
+        (
+            "COPY … PROGRAM",
+            psql(database_url, "COPY (SELECT 1) TO PROGRAM 'true'"),
+        ),
+        ("CREATE TABLE", psql(database_url, "CREATE TABLE mine (a int)")),
+        (
+            "CREATE TEMP TABLE",
+            psql(database_url, "CREATE TEMP TABLE mine (a int)"),
+        ),
+    ]
+}
+
+/// The load role read what a load host needs and was refused everything else, and nobody
+/// else got in.
+fn assert_only_a_load_role(database_url: &str, tried: &[(&str, Output)]) {
+    let (user, host) = database_url.split_once('@').unwrap();
+    assert!(
+        user.starts_with("postgres://bench_load:") && host.starts_with("10.213.0.1:"),
+        "{database_url}"
+    );
+    let (_, reads) = &tried[0];
+    assert!(reads.status.success(), "{}", show(reads));
+    let read = String::from_utf8_lossy(&reads.stdout);
+    assert_eq!(
+        read.lines().skip(1).collect::<Vec<_>>(),
+        ["t", "t"],
+        "{read}"
+    );
+    let expected = [
+        ("the superuser", "pg_hba.conf"),
+        ("the load role without its password", "password"),
+        ("another database", "pg_hba.conf"),
+        ("COPY … PROGRAM", "must be superuser"),
+        ("CREATE TABLE", "permission denied"),
+        ("CREATE TEMP TABLE", "permission denied"),
+    ];
+    for ((what, refused), (named, says)) in tried[1..].iter().zip(expected) {
+        assert_eq!(*what, named);
+        assert!(!refused.status.success(), "{what}: {}", show(refused));
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains(says),
+            "{what}: {}",
+            show(refused)
+        );
+    }
 }

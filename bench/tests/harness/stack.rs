@@ -106,33 +106,70 @@ fn the_stack_stops_a_restarted_postgres_before_removing_its_folder() {
     assert!(!dir.exists(), "{} was left behind", dir.display());
 }
 
-/// `bench up --listen-host` with an address other than loopback exposes the private cluster:
-/// it listens there too and the `postgres` role gets a password, which the URL carries.
+/// What `bench up` hands a load host of the private cluster: the load role's URL, with a new
+/// password, which reads the test table and every session and statement, and can do nothing
+/// else: no program, no table, no other database. (Over the network: remote.rs's two hosts.)
 #[test]
-fn exposing_the_private_cluster_gives_a_url_with_a_password() {
+fn the_private_cluster_hands_out_a_load_role_that_reads_and_does_nothing_else() {
     let stack = Stack::start(&StackOptions::from_env()).expect("a stack");
     let url = stack
         .postgres
         .expose("127.0.0.1".parse().unwrap())
         .expect("exposed");
     let port = stack.postgres.port;
-    assert!(url.starts_with("postgres://postgres:"), "{url}");
+    assert!(url.starts_with("postgres://bench_load:"), "{url}");
     assert!(
         url.ends_with(&format!("@127.0.0.1:{port}/postgres")),
         "{url}"
     );
-    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("the URL connects");
-    let listen: String = client
-        .query_one("SHOW listen_addresses", &[])
+    let mut admin = stack.postgres.connect().unwrap();
+    // Apart: CREATE DATABASE cannot run in a multi-statement batch's transaction.
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS other")
+        .unwrap();
+    admin.batch_execute("CREATE DATABASE other").unwrap();
+    let mut load = postgres::Client::connect(&url, postgres::NoTls).expect("the URL connects");
+    let row: String = load
+        .query_one("SELECT b FROM test WHERE a = 1", &[])
         .unwrap()
         .get(0);
-    assert_eq!(listen, "127.0.0.1,127.0.0.1");
-    let has_password: bool = client
+    assert_eq!(row.len(), 20);
+    // pg_monitor: the superuser's own session and statements are visible in full.
+    let seen: i64 = load
         .query_one(
-            "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'postgres'",
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'postgres' AND query IS NOT NULL AND query <> '<insufficient privilege>'",
             &[],
         )
         .unwrap()
         .get(0);
-    assert!(has_password);
+    assert!(seen >= 1, "the load role cannot see the other sessions");
+    load.query("SELECT calls FROM pg_stat_statements LIMIT 1", &[])
+        .expect("pg_stat_statements is readable");
+    for (what, sql) in [
+        ("COPY … PROGRAM", "COPY (SELECT 1) TO PROGRAM 'true'"),
+        ("CREATE TABLE", "CREATE TABLE mine (a int)"),
+        ("CREATE TEMP TABLE", "CREATE TEMP TABLE mine (a int)"),
+        ("a superuser's setting", "ALTER SYSTEM SET work_mem = '1GB'"),
+        ("another role", "CREATE ROLE other"),
+    ] {
+        let error = load.batch_execute(sql).expect_err(what);
+        let said = error
+            .as_db_error()
+            .map_or(String::new(), |e| e.message().to_string());
+        assert!(
+            said.contains("permission denied") || said.contains("must be superuser"),
+            "{what}: {error:?}"
+        );
+    }
+    let elsewhere = url.replace("/postgres", "/other");
+    let refused = postgres::Client::connect(&elsewhere, postgres::NoTls)
+        .err()
+        .expect("another database is refused");
+    assert!(
+        format!("{refused:?}").contains("pg_hba.conf"),
+        "{refused:?}"
+    );
+    let wrong = url.replacen("bench_load:", "bench_load:x", 1);
+    assert!(postgres::Client::connect(&wrong, postgres::NoTls).is_err());
+    admin.batch_execute("DROP DATABASE other").unwrap();
 }
