@@ -49,9 +49,12 @@ fn a_stack_from_bench_up_is_measured_with_remote_and_another_version_is_refused(
     let samples_refused = get_status(&bare.replace("/stack.json", "/samples"), None);
     let wrong = get_status(&bare, Some("not-the-token-0123456789"));
     stop(&mut up);
-    assert!(token.is_some(), "{description_url}");
-    assert_eq!((refused, samples_refused, wrong), (401, 401, 401));
     assert!(output.status.success(), "{}", show(&output));
+    assert_the_token_was_needed_and_kept_out(
+        token.as_ref(),
+        [refused, samples_refused, wrong],
+        &dir,
+    );
     let results = read_json(&dir.join("results.json"));
     let rows = results["results"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
@@ -408,4 +411,24 @@ fn assert_only_a_load_role(database_url: &str, tried: &[(&str, Output)]) {
             show(refused)
         );
     }
+}
+
+/// The endpoint answered 401 without its token and with another (`statuses`), and the
+/// reports of the run in `dir` give the command with the token left out.
+fn assert_the_token_was_needed_and_kept_out(
+    token: Option<&bench::remote::Token>,
+    statuses: [u16; 3],
+    dir: &std::path::Path,
+) {
+    let token = token.expect("the URL bench up printed carries a token");
+    assert_eq!(statuses, [401, 401, 401]);
+    for file in ["results.json", "report.md", "report.html"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(!text.contains(token.as_str()), "{file} holds the token");
+    }
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        page.contains("--remote http://TOKEN@127.0.0.1:"),
+        "report.html gives no command"
+    );
 }

@@ -149,7 +149,8 @@ fn figure(path: &Path) -> Result<String> {
 }
 
 /// The command line this process was started with, quoted for a POSIX shell, the program
-/// by its file name (`bench run --scenario grinberg`).
+/// by its file name (`bench run --scenario grinberg`), and its secrets left out (a report is
+/// shared; see [`redacted`]).
 pub fn command_line() -> String {
     let mut args = std::env::args();
     let program = args
@@ -161,9 +162,30 @@ pub fn command_line() -> String {
         })
         .unwrap_or_else(|| "bench".into());
     std::iter::once(program)
-        .chain(args.map(|a| shell_quote(&a)))
+        .chain(args.map(|a| shell_quote(&redacted(&a))))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `arg` without what a URL's user part keeps secret: a status endpoint's token
+/// (`http://TOKEN@HOST:PORT/…`, as `bench up` prints it) becomes `TOKEN`, a database password
+/// (`postgres://user:PASSWORD@…`) `***`.
+pub fn redacted(arg: &str) -> String {
+    let Some(scheme) = arg.find("://") else {
+        return arg.to_string();
+    };
+    let (head, rest) = arg.split_at(scheme + 3);
+    let authority = rest.find('/').map_or(rest, |end| &rest[..end]);
+    let Some(at) = authority.rfind('@') else {
+        return arg.to_string();
+    };
+    let user = &rest[..at];
+    let hidden = match user.split_once(':') {
+        Some((name, _)) => format!("{name}:***"),
+        None if head.ends_with("http://") || head.ends_with("https://") => "TOKEN".to_string(),
+        None => user.to_string(),
+    };
+    format!("{head}{hidden}{}", &rest[at..])
 }
 
 /// `arg` as one word for a POSIX shell: as is when it is plain, else in single quotes.
@@ -251,6 +273,31 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn a_report_keeps_no_token_and_no_password_of_the_command_line() {
+        assert_eq!(
+            redacted("http://0123456789abcdef01@10.0.0.5:8099/stack.json"),
+            "http://TOKEN@10.0.0.5:8099/stack.json"
+        );
+        assert_eq!(
+            redacted("--remote=http://0123456789abcdef01@[::1]:8099/stack.json"),
+            "--remote=http://TOKEN@[::1]:8099/stack.json"
+        );
+        assert_eq!(
+            redacted("postgres://bench_load:s3cret@10.0.0.5:5432/postgres"),
+            "postgres://bench_load:***@10.0.0.5:5432/postgres"
+        );
+        for plain in [
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "http://127.0.0.1:8001/test",
+            "mine=http://127.0.0.1:9000/test?a=b@c",
+            "--scenario",
+            "user@host",
+        ] {
+            assert_eq!(redacted(plain), plain);
+        }
     }
 
     #[test]
