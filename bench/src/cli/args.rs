@@ -305,6 +305,27 @@ pub const MAX_ROUNDS: i64 = 1000;
 const MAX_SECONDS: u32 = 48 * 3600;
 
 /// `--duration`: a measured load of 1 s to 48 h.
+/// The token of a status endpoint (`bench up`, `bench describe`).
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The status endpoint's token, the first line of this file (at least 16 letters, digits
+    /// or -._~); without it, one is made from /dev/urandom. Either way the URL printed for
+    /// the load host carries it: http://TOKEN@HOST:PORT/stack.json.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    /// The token read from the file, or made; a bad file is a usage error.
+    pub fn token(&self) -> Result<crate::token::Token> {
+        match &self.token_file {
+            Some(path) => crate::token::Token::from_file(path)
+                .map_err(|why| UsageError(format!("--token-file {why}")).into()),
+            None => crate::token::Token::generate(),
+        }
+    }
+}
+
 pub fn parse_duration(text: &str) -> Result<u32, String> {
     parse_seconds(text).and_then(|s| within(text, s, 1, MAX_SECONDS))
 }

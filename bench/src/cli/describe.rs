@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 
+use super::args::TokenArgs;
 use super::{parse_targets, UsageError};
 use crate::remote;
 
@@ -30,19 +31,8 @@ pub struct DescribeArgs {
     /// host reaches them.
     #[arg(long = "target", value_name = "NAME=URL[,URL]")]
     targets: Vec<String>,
-    /// The endpoint's token, the first line of this file (at least 16 letters, digits or
-    /// -._~); without it, one is made from /dev/urandom. The URL printed carries it.
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<std::path::PathBuf>,
-}
-
-/// The token of a status endpoint: read from `file`, or made; a bad file is a usage error.
-pub(super) fn token(file: Option<&std::path::Path>) -> Result<remote::Token> {
-    match file {
-        Some(path) => remote::Token::from_file(path)
-            .map_err(|why| UsageError(format!("--token-file {why}")).into()),
-        None => remote::Token::generate(),
-    }
+    #[command(flatten)]
+    token: TokenArgs,
 }
 
 pub fn exec(args: DescribeArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
@@ -78,7 +68,7 @@ pub fn exec(args: DescribeArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         args.upstream_url.clone(),
         targets,
     );
-    let token = token(args.token_file.as_deref())?;
+    let token = args.token.token()?;
     let printed = token.as_str().to_string();
     let _server = remote::StatusServer::serve(args.listen, token, description)?;
     println!(

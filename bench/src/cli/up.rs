@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use super::args::{OnOff, StackArgs};
+use super::args::{OnOff, StackArgs, TokenArgs};
 use super::UsageError;
 use crate::model::plan::UpPlan;
 use crate::ops;
@@ -30,11 +30,8 @@ pub struct UpArgs {
     /// network, and so is the private PostgreSQL, to a load role with a password.
     #[arg(long, default_value = "127.0.0.1")]
     listen_host: std::net::IpAddr,
-    /// The status endpoint's token, the first line of this file (at least 16 letters, digits
-    /// or -._~); without it, one is made from /dev/urandom. Either way the URL printed for
-    /// the load host carries it: http://TOKEN@HOST:PORT/stack.json.
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    token: TokenArgs,
     /// Start the targets with a preset's flags (its pool size, workers and delay), as
     /// `bench run --scenario` would; --flag still overrides them.
     #[arg(long)]
@@ -63,7 +60,7 @@ pub fn exec(args: UpArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         ))
         .into());
     }
-    let token = super::describe::token(args.token_file.as_deref())?;
+    let token = args.token.token()?;
     if !host.is_loopback() {
         eprintln!(
             "bench: warning: serving on {host}: the targets, nginx, the status endpoint (with its token) and PostgreSQL (a load role with a password) are reachable from the network"

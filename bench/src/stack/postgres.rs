@@ -98,17 +98,12 @@ impl Postgres {
         let parsed = shared::DatabaseUrl::parse(url)
             .map_err(|e| anyhow::anyhow!("bad --database-url: {e}"))?;
         load_sql(url).with_context(|| format!("cannot prepare the database at {parsed}"))?;
-        let mut client = postgres::Client::connect(url, postgres::NoTls)?;
-        let counted = client
-            .query_one(
-                "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'",
-                &[],
-            )
-            .is_ok_and(|row| row.get::<_, i64>(0) == 1);
-        if counted {
-            // Nothing to create.
-        } else if let Err(e) = client.batch_execute(STATS_SQL) {
-            eprintln!("bench: warning: sql/stats.sql failed on {parsed} ({e}); statements cannot be counted");
+        // Created only when missing: a load host's role may not create it, nor need to.
+        if !crate::observe::postgres::Observer::connect(url)?.has_statement_stats() {
+            let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+            if let Err(e) = client.batch_execute(STATS_SQL) {
+                eprintln!("bench: warning: sql/stats.sql failed on {parsed} ({e}); statements cannot be counted");
+            }
         }
         Ok(Postgres {
             url: url.to_string(),
